@@ -1,0 +1,109 @@
+"""Typed settings, read once from the environment (twelve-factor).
+
+Nothing here opens a connection: `Settings.from_env()` only reads variables.
+A setting left unset means the embedded default (see `core.embedded`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processes need to know, in one immutable object."""
+
+    # Where embedded services keep their data and the local object folder lives.
+    home: Path = PROJECT_ROOT / "var"
+    # None means "start / reuse the embedded one" (core.embedded resolves them).
+    database_url: str | None = None
+    redis_url: str | None = None
+    storage_url: str | None = None
+    client_keys: tuple[str, ...] = ()
+    admin_tokens: tuple[str, ...] = ()
+    port: int = 8000
+    # Request limits: bad input gets a 4xx, never a 500 or a hang.
+    max_body_bytes: int = 1_000_000
+    max_strokes: int = 200
+    max_points: int = 20_000
+    max_coordinate: float = 100_000.0
+    max_wait_seconds: float = 10.0
+    # Ports of the embedded services (make run / make test on a bare machine).
+    embedded_postgres_port: int = 5439
+    embedded_redis_port: int = 6390
+    # Worker behaviour.
+    worker_concurrency: int = 2
+    task_soft_time_limit: int = 30
+    model_check_seconds: float = 2.0
+    sweeper_stale_seconds: int = 60
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("DOODLE_HOME") or PROJECT_ROOT / "var")
+        defaults = cls()
+        return cls(
+            home=home,
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            storage_url=env.get("STORAGE_URL") or None,
+            client_keys=_csv(env.get("DOODLE_CLIENT_KEYS")),
+            admin_tokens=_csv(env.get("DOODLE_ADMIN_TOKENS")),
+            port=_int(env, "PORT", defaults.port),
+            max_body_bytes=_int(env, "DOODLE_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_strokes=_int(env, "DOODLE_MAX_STROKES", defaults.max_strokes),
+            max_points=_int(env, "DOODLE_MAX_POINTS", defaults.max_points),
+            embedded_postgres_port=_int(
+                env, "DOODLE_EMBEDDED_POSTGRES_PORT", defaults.embedded_postgres_port
+            ),
+            embedded_redis_port=_int(
+                env, "DOODLE_EMBEDDED_REDIS_PORT", defaults.embedded_redis_port
+            ),
+            worker_concurrency=_int(env, "DOODLE_WORKER_CONCURRENCY", defaults.worker_concurrency),
+            task_soft_time_limit=_int(
+                env, "DOODLE_TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit
+            ),
+            sweeper_stale_seconds=_int(
+                env, "DOODLE_SWEEPER_STALE_SECONDS", defaults.sweeper_stale_seconds
+            ),
+        )
+
+    def with_services(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (used once embedded services are resolved)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    # Resolved URLs: callers use these after core.embedded filled the blanks.
+    @property
+    def db_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not resolved; call core.embedded.resolve() first")
+        return self.database_url
+
+    @property
+    def broker_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not resolved; call core.embedded.resolve() first")
+        return self.redis_url
+
+    @property
+    def object_store_url(self) -> str:
+        return self.storage_url or (self.home / "objects").as_uri()

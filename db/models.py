@@ -1,0 +1,243 @@
+"""SQLAlchemy 2 models: the schema of record.
+
+Migrations in `migrations/versions` are written by hand from these classes;
+`tests/integration/test_migrations.py` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Postgres gets JSONB; other dialects (unused today) would get plain JSON.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class RecognitionStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class InputFormat(str, enum.Enum):
+    simplified = "simplified"
+    raw = "raw"
+    png = "png"
+
+
+class LabelSource(str, enum.Enum):
+    prompt = "prompt"
+    model = "model"
+    reviewer = "reviewer"
+    import_ = "import"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+class Player(Base):
+    """A pseudonymous player, identified by the id the game gives us."""
+
+    __tablename__ = "players"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Hash of the secret the player uses for export / erase requests.
+    secret_hash: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    consents: Mapped[list[Consent]] = relationship(back_populates="player")
+
+
+class Consent(Base):
+    """One grant of consent: which text version, which scopes, until when."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    player_id: Mapped[str] = mapped_column(
+        ForeignKey("players.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[str] = mapped_column(String(32))
+    store: Mapped[bool] = mapped_column(Boolean)
+    train: Mapped[bool] = mapped_column(Boolean)
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    player: Mapped[Player] = relationship(back_populates="consents")
+
+
+class ModelVersion(Base):
+    """A trained network: its classes, where its weights are, where it came from."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    classes: Mapped[list[str]] = mapped_column(Json)
+    architecture: Mapped[str] = mapped_column(String(64), default="quickdraw-cnn-v1")
+    artifact_key: Mapped[str] = mapped_column(String(512))
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 hex of the artifact
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    dataset_manifest: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    source: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class ModelAlias(Base):
+    """A movable name (`production`, `candidate`) pointing at one model version."""
+
+    __tablename__ = "model_aliases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class ModelAliasHistory(Base):
+    """Every move of an alias: who or what moved it, when, from which version to which."""
+
+    __tablename__ = "model_alias_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alias: Mapped[str] = mapped_column(String(32), index=True)
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    to_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    moved_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Recognition(Base):
+    """One doodle sent by a game client, and what the model made of it."""
+
+    __tablename__ = "recognitions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    player_id: Mapped[str | None] = mapped_column(
+        ForeignKey("players.id", ondelete="SET NULL"), index=True
+    )
+    consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    # Snapshot of the consent scopes in force when the doodle arrived.
+    consent_store: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_train: Mapped[bool] = mapped_column(Boolean, default=False)
+    word: Mapped[str | None] = mapped_column(String(64))
+    client_key_id: Mapped[str | None] = mapped_column(String(16))
+    input_format: Mapped[InputFormat] = mapped_column(_enum(InputFormat, "input_format"))
+    # The doodle itself until the worker has handled it: strokes as JSON, or a PNG.
+    # Cleared when done; kept in object storage only with consent to store.
+    payload: Mapped[Any | None] = mapped_column(Json)
+    payload_png: Mapped[bytes | None] = mapped_column()
+    status: Mapped[RecognitionStatus] = mapped_column(
+        _enum(RecognitionStatus, "recognition_status"), default=RecognitionStatus.queued
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    top: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    timings: Mapped[dict[str, float] | None] = mapped_column(Json)
+    strokes_key: Mapped[str | None] = mapped_column(String(512))
+    png_key: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # The sweeper looks for old unfinished work.
+        Index("ix_recognitions_status_created_at", "status", "created_at"),
+    )
+
+
+class Label(Base):
+    """Provenance of every training label: which doodle, what label, from whom."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    recognition_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recognitions.id", ondelete="CASCADE"), index=True
+    )
+    label: Mapped[str] = mapped_column(String(64))
+    source: Mapped[LabelSource] = mapped_column(_enum(LabelSource, "label_source"))
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    parent_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    candidate_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    report: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Erasure(Base):
+    """Receipt of a player's erasure: what was deleted, when (no personal data kept)."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    player_ref: Mapped[str] = mapped_column(String(64))  # a hash of the player id
+    recognitions_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    objects_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(128), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
