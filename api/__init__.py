@@ -1,0 +1,28 @@
+"""The HTTP API: thin on purpose (validate, record, enqueue, answer). Never imports torch."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from api import meta, recognitions
+from api.errors import register_error_handlers
+from api.resources import EXTENSION, Resources
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Flask:
+    """Build the app from resolved settings (URLs filled in; see core.embedded)."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Resources(settings)
+    register_error_handlers(app)
+    app.register_blueprint(meta.bp)
+    app.register_blueprint(recognitions.bp)
+    if not settings.client_keys:
+        log.warning("DOODLE_CLIENT_KEYS is empty: every recognition request will get 401")
+    return app

@@ -52,9 +52,14 @@ class Settings:
     embedded_redis_port: int = 6390
     # Worker behaviour.
     worker_concurrency: int = 2
+    worker_prefetch: int = 4
     task_soft_time_limit: int = 30
+    # Unacked messages of a dead worker are redelivered after this many seconds.
+    broker_visibility_timeout: int = 300
     model_check_seconds: float = 2.0
+    # Unfinished recognitions older than this are re-enqueued by the sweeper.
     sweeper_stale_seconds: int = 60
+    max_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +87,11 @@ class Settings:
             task_soft_time_limit=_int(
                 env, "DOODLE_TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit
             ),
+            worker_prefetch=_int(env, "DOODLE_WORKER_PREFETCH", defaults.worker_prefetch),
+            broker_visibility_timeout=_int(
+                env, "DOODLE_BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout
+            ),
+            max_attempts=_int(env, "DOODLE_MAX_ATTEMPTS", defaults.max_attempts),
             sweeper_stale_seconds=_int(
                 env, "DOODLE_SWEEPER_STALE_SECONDS", defaults.sweeper_stale_seconds
             ),

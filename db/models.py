@@ -158,7 +158,10 @@ class Recognition(Base):
     player_id: Mapped[str | None] = mapped_column(
         ForeignKey("players.id", ondelete="SET NULL"), index=True
     )
-    consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    # Indexed: erasing a player deletes its consents, which sets this to NULL here.
+    consent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consents.id", ondelete="SET NULL"), index=True
+    )
     # Snapshot of the consent scopes in force when the doodle arrived.
     consent_store: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_train: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -182,6 +185,8 @@ class Recognition(Base):
     strokes_key: Mapped[str | None] = mapped_column(String(512))
     png_key: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    # Last time a message was sent for it: the sweeper re-enqueues only long-silent work.
+    enqueued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -1,0 +1,34 @@
+"""API keys of game clients (X-API-Key) and bearer tokens of admins."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from flask import request
+
+from api.errors import Unauthorized
+
+
+def key_id(key: str) -> str:
+    """A short, non-reversible name for a key, safe to store and log."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _matches(candidate: str, allowed: Iterable[str]) -> bool:
+    # Compare against every key, in constant time, so timing tells nothing.
+    found = False
+    for key in allowed:
+        found |= hmac.compare_digest(candidate.encode(), key.encode())
+    return found
+
+
+def require_client_key(allowed: tuple[str, ...]) -> str:
+    """Return the id of the request's valid X-API-Key, or raise Unauthorized."""
+    candidate = request.headers.get("X-API-Key", "")
+    if not candidate:
+        raise Unauthorized("missing X-API-Key header")
+    if not _matches(candidate, allowed):
+        raise Unauthorized("unknown API key")
+    return key_id(candidate)

@@ -1,0 +1,223 @@
+"""The OpenAPI 3.1 description of every route (a test checks it covers the url map)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+STROKES = {
+    "type": "array",
+    "minItems": 1,
+    "description": "Strokes in Quick, Draw! form: [[x...], [y...]] (simplified, 0..255) "
+    "or [[x...], [y...], [t...]] (raw screen pixels with times in ms).",
+    "items": {
+        "type": "array",
+        "minItems": 2,
+        "maxItems": 3,
+        "items": {"type": "array", "minItems": 1, "items": {"type": "number"}},
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "object"},
+                },
+            }
+        },
+    },
+    "Consent": {
+        "type": "object",
+        "required": ["store", "train", "version"],
+        "properties": {
+            "store": {"type": "boolean", "description": "keep the doodle"},
+            "train": {"type": "boolean", "description": "use it to train (needs store)"},
+            "version": {"type": "string", "description": "version of the consent text"},
+        },
+    },
+    "RecognitionRequest": {
+        "type": "object",
+        "required": ["drawing"],
+        "additionalProperties": False,
+        "properties": {
+            "drawing": STROKES,
+            "word": {"type": "string", "maxLength": 64, "description": "prompt shown"},
+            "player_id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"},
+            "consent": {"$ref": "#/components/schemas/Consent"},
+        },
+    },
+    "Guess": {
+        "type": "object",
+        "properties": {"label": {"type": "string"}, "confidence": {"type": "number"}},
+    },
+    "Recognition": {
+        "type": "object",
+        "required": ["id", "status"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "word": {"type": ["string", "null"]},
+            "player_id": {"type": ["string", "null"]},
+            "created_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "prediction": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "label": {"type": "string"},
+                            "confidence": {"type": "number"},
+                            "top": {
+                                "type": "array",
+                                "maxItems": 3,
+                                "items": {"$ref": "#/components/schemas/Guess"},
+                            },
+                        },
+                    },
+                ]
+            },
+            "model_version": {"type": ["integer", "null"]},
+            "timings": {"type": ["object", "null"]},
+            "stored": {"type": "boolean"},
+            "error": {"type": "string"},
+        },
+    },
+}
+
+API_KEY = [{"ApiKey": []}]
+
+
+def openapi_document() -> dict[str, Any]:
+    recognition = _json("the recognition", {"$ref": "#/components/schemas/Recognition"})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Doodle flywheel API",
+            "version": "1",
+            "description": "Send a doodle, get the model's guess. Errors always have the "
+            'shape {"error": {"code", "message", "details"}}.',
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
+        "paths": {
+            "/v1/recognitions": {
+                "post": {
+                    "summary": "Recognise a doodle",
+                    "security": API_KEY,
+                    "parameters": [
+                        {
+                            "name": "Prefer",
+                            "in": "header",
+                            "description": "wait=N (RFC 7240, N <= 10): answer 200 with the "
+                            "result if it is ready within N seconds",
+                            "schema": {"type": "string", "example": "wait=5"},
+                        },
+                        {
+                            "name": "word",
+                            "in": "query",
+                            "description": "prompt shown (PNG bodies only)",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "player_id",
+                            "in": "query",
+                            "description": "player (PNG bodies only)",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/RecognitionRequest"}
+                            },
+                            "image/png": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "responses": {
+                        "200": recognition,
+                        "202": {
+                            **_json("accepted; poll the Location", {"$ref": "#/components/schemas/Recognition"}),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("invalid drawing or fields"),
+                        "401": _error("missing or unknown API key"),
+                        "413": _error("body too large"),
+                        "415": _error("neither JSON nor PNG"),
+                    },
+                }
+            },
+            "/v1/recognitions/{recognition_id}": {
+                "get": {
+                    "summary": "Read a recognition",
+                    "security": API_KEY,
+                    "parameters": [
+                        {
+                            "name": "recognition_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "format": "uuid"},
+                        }
+                    ],
+                    "responses": {
+                        "200": recognition,
+                        "401": _error("missing or unknown API key"),
+                        "404": _error("no such recognition"),
+                    },
+                }
+            },
+            "/v1/words": {
+                "get": {
+                    "summary": "Words the production model knows",
+                    "responses": {
+                        "200": _json(
+                            "the words",
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "words": {"type": "array", "items": {"type": "string"}},
+                                    "model_version": {"type": ["integer", "null"]},
+                                },
+                            },
+                        )
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: Postgres, Redis, object storage, production model",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "a dependency is unavailable"},
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+            },
+        },
+    }

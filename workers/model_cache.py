@@ -1,0 +1,91 @@
+"""The production model, loaded once per worker process and swapped when the alias moves."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.storage import ObjectStorage
+from db import registry
+from ml.network import load_model
+from ml.predict import Predictor
+
+log = logging.getLogger(__name__)
+
+
+class NoModel(RuntimeError):
+    """No version carries the alias yet (run `doodle models import ... --alias production`)."""
+
+
+class ArtifactCorrupt(RuntimeError):
+    """The stored weights do not match the checksum recorded for the version."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version_id: int
+    classes: list[str]
+    predictor: Predictor
+
+
+def load_version(storage: ObjectStorage, artifact_key: str, checksum: str, classes: list[str]):
+    data = storage.get(artifact_key)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != checksum:
+        raise ArtifactCorrupt(f"{artifact_key}: sha256 {actual} != recorded {checksum}")
+    return load_model(data, len(classes))
+
+
+class ModelCache:
+    """Answers `current()` from memory; looks at the alias at most every `check_seconds`."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        storage: ObjectStorage,
+        *,
+        alias: str = "production",
+        check_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session_factory = session_factory
+        self._storage = storage
+        self._alias = alias
+        self._check_seconds = check_seconds
+        self._clock = clock
+        self._loaded: LoadedModel | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> LoadedModel:
+        if self._loaded is None or self._clock() - self._checked_at >= self._check_seconds:
+            with self._lock:
+                self._refresh()
+        assert self._loaded is not None
+        return self._loaded
+
+    def _refresh(self) -> None:
+        with self._session_factory() as s:
+            version = registry.get_alias(s, self._alias)
+            if version is None:
+                raise NoModel(f"no model version has the alias {self._alias!r}")
+            version_id, key, checksum = version.id, version.artifact_key, version.checksum
+            classes = list(version.classes)
+        if self._loaded is None or self._loaded.version_id != version_id:
+            started = time.perf_counter()
+            model = load_version(self._storage, key, checksum, classes)
+            # Swap in one assignment: a request sees either the old or the new model.
+            self._loaded = LoadedModel(version_id, classes, Predictor(model, classes))
+            log.info(
+                "loaded model version %s (%s classes) in %.0f ms",
+                version_id,
+                len(classes),
+                (time.perf_counter() - started) * 1000,
+            )
+        self._checked_at = self._clock()
