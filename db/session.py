@@ -1,0 +1,59 @@
+"""Engines and session factories. Nothing is created at import time.
+
+Callers own their transactions::
+
+    engine = make_engine(settings.db_url)
+    factory = make_session_factory(engine)
+    with factory.begin() as s:
+        registry.move_alias(s, "production", 3, actor="flow:promote")
+
+Helpers in `db` take a `Session` and never commit; the `with` block above does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+DRIVER_SCHEME = "postgresql+psycopg"
+_PLAIN_SCHEMES = ("postgresql", "postgres")
+
+# A web or worker process rarely needs more than a handful of connections at once;
+# Postgres' default max_connections (100) is shared by every replica.
+DEFAULT_POOL = {
+    "pool_size": 5,
+    "max_overflow": 5,
+    "pool_timeout": 30,
+    "pool_recycle": 1800,
+}
+
+
+def normalize_url(url: str) -> str:
+    """`postgres://` and `postgresql://` become the psycopg 3 driver URL; others pass through."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    if scheme in _PLAIN_SCHEMES:
+        return f"{DRIVER_SCHEME}://{rest}"
+    return url
+
+
+def make_engine(url: str, **kw: Any) -> Engine:
+    """An engine on the psycopg 3 driver that checks connections before handing them out.
+
+    Keyword arguments go to `sqlalchemy.create_engine` and override the defaults
+    (e.g. `poolclass=NullPool` in a forking process, or a bigger `pool_size`).
+    """
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if "poolclass" not in kw:
+        options.update(DEFAULT_POOL)
+    options.update(kw)
+    return create_engine(normalize_url(url), **options)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (ids, fields) without a new query."""
+    return sessionmaker(bind=engine, expire_on_commit=False)

@@ -1,0 +1,164 @@
+"""The model registry: versions, aliases and the history of every alias move."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import registry
+from db.models import ModelAlias, ModelVersion
+
+CLASSES = ["cat", "dog", "house"]
+
+
+def _version(s: Session, n: int, **kw: object) -> ModelVersion:
+    return registry.register_model_version(
+        s, classes=CLASSES, artifact_key=f"models/{n}.pt", checksum=f"{n:064x}", **kw
+    )
+
+
+def test_register_model_version(db_session_factory: sessionmaker[Session]) -> None:
+    with db_session_factory.begin() as s:
+        base = _version(s, 1, source="seed")
+        assert base.id is not None  # flushed, not committed
+        child = _version(
+            s,
+            2,
+            parent_id=base.id,
+            metrics={"top1": 0.95},
+            dataset_manifest={"sha256": "ab", "counts": {"cat": 10}},
+            architecture="quickdraw-cnn-v2",
+        )
+        ids = (base.id, child.id)
+
+    with db_session_factory() as s:
+        got = registry.get_version(s, ids[1])
+        assert got is not None
+        assert got.parent_id == ids[0]
+        assert got.classes == CLASSES
+        assert got.metrics == {"top1": 0.95}
+        assert got.dataset_manifest["counts"] == {"cat": 10}
+        assert got.architecture == "quickdraw-cnn-v2"
+        assert got.created_at is not None
+        seed = registry.get_version(s, ids[0])
+        assert seed is not None
+        assert (seed.architecture, seed.metrics, seed.source) == ("quickdraw-cnn-v1", {}, "seed")
+        assert [v.id for v in registry.list_versions(s)] == [ids[1], ids[0]]
+        assert registry.get_version(s, 999) is None
+
+
+def test_helpers_do_not_commit(db_session_factory: sessionmaker[Session]) -> None:
+    with db_session_factory() as s:
+        v = _version(s, 1)
+        registry.move_alias(s, "production", v.id, actor="test")
+        s.rollback()
+    with db_session_factory() as s:
+        assert registry.list_versions(s) == []
+        assert registry.get_alias(s, "production") is None
+        assert registry.alias_history(s, "production") == []
+
+
+def test_move_alias_records_history(db_session_factory: sessionmaker[Session]) -> None:
+    with db_session_factory.begin() as s:
+        v1, v2, v3 = (_version(s, n).id for n in (1, 2, 3))
+
+    with db_session_factory.begin() as s:
+        row = registry.move_alias(s, "production", v1, actor="cli:import", reason="seed")
+        assert isinstance(row, ModelAlias)
+        assert (row.name, row.model_version_id, row.updated_by) == ("production", v1, "cli:import")
+    with db_session_factory.begin() as s:
+        registry.move_alias(s, "candidate", v2, actor="flow:train")
+    with db_session_factory.begin() as s:
+        registry.move_alias(s, "production", v2, actor="flow:promote", reason="top1 +2%")
+    with db_session_factory.begin() as s:
+        row = registry.move_alias(s, "production", v3, actor="admin:ana")
+    assert row.updated_at is not None  # loaded before commit, readable afterwards
+
+    with db_session_factory() as s:
+        current = registry.get_alias(s, "production")
+        assert current is not None and current.id == v3
+        assert registry.get_alias(s, "nope") is None
+
+        history = registry.alias_history(s, "production")
+        assert [(h.from_version_id, h.to_version_id, h.actor, h.reason) for h in history] == [
+            (v2, v3, "admin:ana", ""),
+            (v1, v2, "flow:promote", "top1 +2%"),
+            (None, v1, "cli:import", "seed"),
+        ]
+        assert all(h.alias == "production" and h.moved_at is not None for h in history)
+        assert [
+            (h.from_version_id, h.to_version_id) for h in registry.alias_history(s, "candidate")
+        ] == [(None, v2)]
+        assert registry.aliases_of(s) == {v2: ["candidate"], v3: ["production"]}
+
+
+def test_aliases_of_groups_names(db_session_factory: sessionmaker[Session]) -> None:
+    with db_session_factory.begin() as s:
+        v = _version(s, 1)
+        for name in ("production", "candidate", "baseline"):
+            registry.move_alias(s, name, v.id, actor="test")
+    with db_session_factory() as s:
+        assert registry.aliases_of(s) == {v.id: ["baseline", "candidate", "production"]}
+
+
+def test_move_alias_to_missing_version(db_session_factory: sessionmaker[Session]) -> None:
+    with db_session_factory() as s, pytest.raises(registry.UnknownModelVersion):
+        registry.move_alias(s, "production", 12345, actor="test")
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["existing-alias", "new-alias"])
+def test_concurrent_moves_serialise(
+    db_session_factory: sessionmaker[Session], existing: bool
+) -> None:
+    """Two threads move one alias at once: both land in history, chained from/to.
+
+    Thread A moves the alias and keeps its transaction open for a moment; thread B moves
+    it meanwhile. B must wait for A's commit and record A's version as its `from`
+    (without the row lock it would read the old version: a lost update).
+    """
+    with db_session_factory.begin() as s:
+        v0, v1, v2 = (_version(s, n).id for n in (0, 1, 2))
+        if existing:
+            registry.move_alias(s, "production", v0, actor="seed")
+
+    a_moved = threading.Event()
+    errors: list[BaseException] = []
+
+    def thread_a() -> None:
+        try:
+            with db_session_factory.begin() as s:
+                registry.move_alias(s, "production", v1, actor="worker-a")
+                a_moved.set()
+                time.sleep(0.5)  # B is now blocked on the alias row
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            a_moved.set()
+
+    def thread_b() -> None:
+        try:
+            assert a_moved.wait(timeout=10)
+            with db_session_factory.begin() as s:
+                registry.move_alias(s, "production", v2, actor="worker-b")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+
+    with db_session_factory() as s:
+        history = registry.alias_history(s, "production")
+        moves = [(h.from_version_id, h.to_version_id, h.actor) for h in history]
+        expected = [(v1, v2, "worker-b"), ((v0 if existing else None), v1, "worker-a")]
+        if existing:
+            expected.append((None, v0, "seed"))
+        assert moves == expected
+        current = registry.get_alias(s, "production")
+        assert current is not None and current.id == v2
