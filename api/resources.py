@@ -48,6 +48,15 @@ class Resources:
     def storage(self) -> ObjectStorage:
         return open_storage(self.settings.object_store_url)
 
+    def close(self) -> None:
+        """Release pooled connections (tests; a gunicorn worker just exits)."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if "redis" in self.__dict__:
+            self.redis.close()
+        if "celery" in self.__dict__:
+            self.celery.close()
+
 
 def resources() -> Resources:
     return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]

@@ -2,4 +2,8 @@
 
 pytest_plugins = [
     "tests.fixtures.paths",
+    "tests.fixtures.database",
+    "tests.fixtures.redis",
+    "tests.fixtures.s3",
+    "tests.fixtures.app",
 ]

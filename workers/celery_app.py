@@ -21,7 +21,17 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=settings.worker_prefetch,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "socket_connect_timeout": 2,
+        },
+        # The API must not hang on a dead broker: the durable row and the sweeper cover it.
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
         broker_connection_retry_on_startup=True,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_soft_time_limit + 10,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.storage import ObjectStorage
 from db import registry
-from ml.network import load_model
+from ml.artifacts import load_verified
 from ml.predict import Predictor
 
 log = logging.getLogger(__name__)
@@ -23,23 +22,11 @@ class NoModel(RuntimeError):
     """No version carries the alias yet (run `doodle models import ... --alias production`)."""
 
 
-class ArtifactCorrupt(RuntimeError):
-    """The stored weights do not match the checksum recorded for the version."""
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     version_id: int
     classes: list[str]
     predictor: Predictor
-
-
-def load_version(storage: ObjectStorage, artifact_key: str, checksum: str, classes: list[str]):
-    data = storage.get(artifact_key)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != checksum:
-        raise ArtifactCorrupt(f"{artifact_key}: sha256 {actual} != recorded {checksum}")
-    return load_model(data, len(classes))
 
 
 class ModelCache:
@@ -79,7 +66,7 @@ class ModelCache:
             classes = list(version.classes)
         if self._loaded is None or self._loaded.version_id != version_id:
             started = time.perf_counter()
-            model = load_version(self._storage, key, checksum, classes)
+            model = load_verified(self._storage, key, checksum, classes)
             # Swap in one assignment: a request sees either the old or the new model.
             self._loaded = LoadedModel(version_id, classes, Predictor(model, classes))
             log.info(

@@ -1,0 +1,26 @@
+"""How every command gets its configuration: the environment, with embedded blanks filled."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from core.embedded import EmbeddedServices
+from core.settings import Settings
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contextmanager
+def resolved_settings(*, redis: bool = True) -> Iterator[Settings]:
+    """Settings from the environment; unset DATABASE_URL / REDIS_URL use the embedded
+    servers (shared with a running `make run`, or started for this command alone)."""
+    with EmbeddedServices(Settings.from_env(), redis=redis) as settings:
+        yield settings

@@ -1,0 +1,65 @@
+"""The `doodle` command: one entry point for every process and chore."""
+
+from __future__ import annotations
+
+import click
+
+from cli.context import configure_logging, resolved_settings
+from cli.dev import run_command
+from cli.evaluate import eval_command
+from cli.models import models_group
+from cli.services import api_command, beat_command, sweep_command, worker_command
+
+
+@click.group()
+def cli() -> None:
+    """Doodle flywheel: recognise Quick, Draw! doodles and learn from them."""
+    configure_logging()
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    from db import migrate
+
+    with resolved_settings(redis=False) as settings:
+        migrate.upgrade(settings.db_url, revision)
+        click.echo(f"database at {migrate.current(settings.db_url)}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. base)."""
+    from db import migrate
+
+    with resolved_settings(redis=False) as settings:
+        migrate.downgrade(settings.db_url, revision)
+        click.echo(f"database at {migrate.current(settings.db_url)}")
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Print the database's revision."""
+    from db import migrate
+
+    with resolved_settings(redis=False) as settings:
+        click.echo(migrate.current(settings.db_url) or "empty")
+
+
+cli.add_command(run_command)
+cli.add_command(api_command)
+cli.add_command(worker_command)
+cli.add_command(beat_command)
+cli.add_command(sweep_command)
+cli.add_command(models_group)
+cli.add_command(eval_command)
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,105 @@
+"""`doodle api`, `doodle worker`, `doodle beat`: the long-running processes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from cli.context import resolved_settings
+
+
+def _gunicorn(app: Any, options: dict[str, Any]) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
+@click.command("api")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, default=None, help="Defaults to $PORT, else 8000.")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn processes.")
+@click.option("--threads", type=int, default=16, show_default=True,
+              help="Threads per process (requests that wait for a result hold one).")
+def api_command(host: str, port: int | None, workers: int, threads: int) -> None:
+    """Serve the HTTP API with gunicorn."""
+    from api import create_app
+
+    with resolved_settings() as settings:
+        app = create_app(settings)
+        _gunicorn(
+            app,
+            {
+                "bind": f"{host}:{port or settings.port}",
+                "workers": workers,
+                "threads": threads,
+                "worker_class": "gthread",
+                "timeout": 30,
+                "graceful_timeout": 15,
+                "accesslog": "-",
+                "loglevel": "info",
+            },
+        )
+
+
+@click.command("worker")
+@click.option("--concurrency", type=int, default=None, help="Defaults to DOODLE_WORKER_CONCURRENCY.")
+@click.option("--beat", is_flag=True, help="Also run the periodic sweeper (one per deployment).")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker_command(concurrency: int | None, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker that recognises doodles."""
+    from workers.signatures import QUEUE
+    from workers.tasks import make_worker_app
+
+    with resolved_settings() as settings:
+        app = make_worker_app(settings)
+        argv = [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--queues={QUEUE}",
+            f"--hostname=doodle-{os.getpid()}@%h",
+        ]
+        if beat:
+            argv += ["--beat", f"--schedule={settings.home / 'celerybeat-schedule'}"]
+        app.worker_main(argv)
+
+
+@click.command("beat")
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat_command(loglevel: str) -> None:
+    """Run the periodic scheduler alone (the sweeper of stale recognitions)."""
+    from workers.tasks import make_worker_app
+
+    with resolved_settings() as settings:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        app = make_worker_app(settings)
+        app.start(["beat", f"--loglevel={loglevel}",
+                   f"--schedule={settings.home / 'celerybeat-schedule'}"])
+
+
+@click.command("sweep")
+def sweep_command() -> None:
+    """Re-enqueue stale recognitions once, now."""
+    from workers.recognize import sweep_stale
+    from workers.runtime import WorkerRuntime
+    from workers.signatures import enqueue_recognition
+    from workers.tasks import make_worker_app
+
+    with resolved_settings() as settings:
+        app = make_worker_app(settings)
+        runtime = WorkerRuntime(settings)
+        try:
+            count = sweep_stale(runtime, lambda rid: enqueue_recognition(app, rid))
+        finally:
+            runtime.close()
+    click.echo(f"re-enqueued {count} recognitions")
