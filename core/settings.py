@@ -101,6 +101,11 @@ class Settings:
         """A copy with some fields replaced (used once embedded services are resolved)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    @property
+    def task_time_limit(self) -> int:
+        """Hard limit of a task: past it, a 'running' doodle's worker is presumed dead."""
+        return self.task_soft_time_limit + 10
+
     # Resolved URLs: callers use these after core.embedded filled the blanks.
     @property
     def db_url(self) -> str:

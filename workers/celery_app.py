@@ -34,7 +34,7 @@ def make_celery(settings: Settings) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         task_soft_time_limit=settings.task_soft_time_limit,
-        task_time_limit=settings.task_soft_time_limit + 10,
+        task_time_limit=settings.task_time_limit,
         worker_hijack_root_logger=False,
         beat_schedule={
             "sweep-stale-recognitions": {

@@ -26,6 +26,7 @@ from workers.signatures import done_channel
 log = logging.getLogger(__name__)
 
 DONE_TTL_SECONDS = 120
+BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -42,20 +43,35 @@ class Claimed:
     started_at: dt.datetime
 
 
-def _claim(runtime: WorkerRuntime, recognition_id: uuid.UUID) -> Claimed | RecognitionStatus | None:
-    """Mark the row running and count the attempt, in its own committed transaction."""
+def _claim(
+    runtime: WorkerRuntime, recognition_id: uuid.UUID
+) -> Claimed | RecognitionStatus | str | None:
+    """Mark the row running and count the attempt, in its own committed transaction.
+
+    A row another worker started less than a task time limit ago is BUSY: that worker is
+    still on it (or will be found dead later); counting it as an attempt would let
+    duplicate deliveries exhaust the attempts of a healthy doodle.
+    """
+    settings = runtime.settings
+    now = dt.datetime.now(dt.UTC)
     with runtime.session_factory.begin() as s:
         row = rec.lock_for_processing(s, recognition_id)
         if row is None:
             return None
         if row.status in (RecognitionStatus.done, RecognitionStatus.failed):
             return row.status
+        if (
+            row.status is RecognitionStatus.running
+            and row.started_at is not None
+            and (now - row.started_at).total_seconds() < settings.task_time_limit
+        ):
+            return BUSY
         row.attempts += 1
         if row.attempts > runtime.settings.max_attempts:
             rec.mark_failed(s, row, f"gave up after {runtime.settings.max_attempts} attempts")
             return RecognitionStatus.failed
         row.status = RecognitionStatus.running
-        row.started_at = dt.datetime.now(dt.UTC)
+        row.started_at = now
         return Claimed(
             id=row.id,
             player_id=row.player_id,
@@ -125,9 +141,12 @@ def recognize(runtime: WorkerRuntime, recognition_id: uuid.UUID) -> str:
     if claimed is None:
         log.warning("recognition %s not found; dropping the message", recognition_id)
         return "missing"
+    if claimed == BUSY:
+        return BUSY
     if isinstance(claimed, RecognitionStatus):
         notify_done(runtime, recognition_id)
         return claimed.value
+    assert isinstance(claimed, Claimed)
 
     t0 = time.perf_counter()
     try:

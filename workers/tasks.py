@@ -13,7 +13,7 @@ from core.settings import Settings
 from core.storage import StorageUnavailable
 from workers.celery_app import make_celery
 from workers.model_cache import NoModel
-from workers.recognize import recognize, sweep_stale
+from workers.recognize import BUSY, recognize, sweep_stale
 from workers.runtime import RuntimeHolder
 from workers.signatures import RECOGNIZE, SWEEP, enqueue_recognition
 
@@ -50,7 +50,11 @@ def make_worker_app(settings: Settings) -> Celery:
         except ValueError:
             log.error("dropping message with a malformed recognition id %r", recognition_id)
             return "malformed"
-        return recognize(runtimes.get(), parsed)
+        status = recognize(runtimes.get(), parsed)
+        if status == BUSY:
+            # Another delivery is on it; look again once it must have finished or died.
+            raise self.retry(countdown=settings.task_time_limit, max_retries=None)
+        return status
 
     @app.task(name=SWEEP, ignore_result=True)
     def sweep_task() -> int:
