@@ -103,7 +103,7 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-API_KEY = [{"ApiKey": []}]
+API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
 
 def openapi_document() -> dict[str, Any]:
@@ -158,7 +158,10 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": recognition,
                         "202": {
-                            **_json("accepted; poll the Location", {"$ref": "#/components/schemas/Recognition"}),
+                            **_json(
+                                "accepted; poll the Location",
+                                {"$ref": "#/components/schemas/Recognition"},
+                            ),
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
                         "400": _error("invalid drawing or fields"),
@@ -217,7 +220,10 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/openapi.json": {
-                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI"}},
+                }
             },
         },
     }

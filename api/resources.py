@@ -59,4 +59,4 @@ class Resources:
 
 
 def resources() -> Resources:
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[EXTENSION]

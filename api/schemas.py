@@ -66,11 +66,15 @@ def validate_drawing(drawing: Any, settings: Settings) -> DrawingCheck:
     for i, stroke in enumerate(drawing):
         where = {"field": f"drawing[{i}]"}
         if not isinstance(stroke, list) or len(stroke) not in (2, 3):
-            raise InvalidRequest("each stroke must be [[x...], [y...]] or [[x...], [y...], [t...]]", where)
+            raise InvalidRequest(
+                "each stroke must be [[x...], [y...]] or [[x...], [y...], [t...]]", where
+            )
         if arity is None:
             arity = len(stroke)
         elif len(stroke) != arity:
-            raise InvalidRequest("all strokes must have the same form (with or without times)", where)
+            raise InvalidRequest(
+                "all strokes must have the same form (with or without times)", where
+            )
         rows = stroke
         if not all(isinstance(row, list) for row in rows):
             raise InvalidRequest("each stroke row must be a list of numbers", where)
@@ -138,7 +142,9 @@ def _optional_consent(value: Any, player_id: str | None) -> ConsentGrant | None:
         raise InvalidRequest("unknown consent fields", {"field": "consent", "unknown": unknown})
     store, train, version = value.get("store"), value.get("train"), value.get("version")
     if not isinstance(store, bool) or not isinstance(train, bool):
-        raise InvalidRequest("consent.store and consent.train must be booleans", {"field": "consent"})
+        raise InvalidRequest(
+            "consent.store and consent.train must be booleans", {"field": "consent"}
+        )
     if (
         not isinstance(version, str)
         or not version.strip()
@@ -166,7 +172,9 @@ def parse_json_recognition(body: Any, settings: Settings, client_key_id: str) ->
         raise InvalidRequest("request body must be a JSON object")
     unknown = sorted(set(body) - RECOGNITION_FIELDS)
     if unknown:
-        raise InvalidRequest("unknown fields", {"unknown": unknown, "allowed": sorted(RECOGNITION_FIELDS)})
+        raise InvalidRequest(
+            "unknown fields", {"unknown": unknown, "allowed": sorted(RECOGNITION_FIELDS)}
+        )
     if "drawing" not in body:
         raise InvalidRequest("drawing is required", {"field": "drawing"})
     check = validate_drawing(body["drawing"], settings)
@@ -196,9 +204,7 @@ def validate_png(data: bytes) -> None:
         raise InvalidRequest("PNG image is corrupt", {"reason": str(exc)[:200]}) from exc
 
 
-def parse_png_recognition(
-    data: bytes, args: dict[str, str], client_key_id: str
-) -> NewRecognition:
+def parse_png_recognition(data: bytes, args: dict[str, str], client_key_id: str) -> NewRecognition:
     """A PNG body, as the seed's mobile client sent; `word` and `player_id` come in the query."""
     validate_png(data)
     return NewRecognition(

@@ -17,8 +17,13 @@ BATCH = 256
 
 @click.command("eval")
 @click.option("--drawings", "source", required=True, help="ndjson file or URL (raw or simplified).")
-@click.option("--model", "model_ref", default="production", show_default=True,
-              help="An alias or a version number.")
+@click.option(
+    "--model",
+    "model_ref",
+    default="production",
+    show_default=True,
+    help="An alias or a version number.",
+)
 @click.option("--limit", type=int, default=None, help="Score only the first N drawings.")
 def eval_command(source: str, model_ref: str, limit: int | None) -> None:
     """Print one JSON line: n, top1, top3, map3 and per-word top-1."""
@@ -28,7 +33,7 @@ def eval_command(source: str, model_ref: str, limit: int | None) -> None:
     from ml.predict import Predictor
     from ml.raster import rasterize_batch
     from ml.strokes import to_simplified
-    
+
     with resolved_settings(redis=False) as settings:
         engine = make_engine(settings.db_url)
         try:
@@ -41,13 +46,17 @@ def eval_command(source: str, model_ref: str, limit: int | None) -> None:
                 if version is None:
                     raise click.ClickException(f"no model version {model_ref!r}")
                 classes, key, checksum, version_id = (
-                    list(version.classes), version.artifact_key, version.checksum, version.id
+                    list(version.classes),
+                    version.artifact_key,
+                    version.checksum,
+                    version.id,
                 )
         finally:
             engine.dispose()
         model = load_verified(open_storage(settings.object_store_url), key, checksum, classes)
     predictor = Predictor(model, classes)
-    predictions, truths = [], []
+    predictions: list = []
+    truths: list[str] = []
     drawings = itertools.islice(read_ndjson(source), limit)
     while batch := list(itertools.islice(drawings, BATCH)):
         bitmaps = rasterize_batch(to_simplified(d.strokes) for d in batch)

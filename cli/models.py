@@ -34,7 +34,9 @@ def import_model(
     from ml.network import load_model  # torch only for the commands that need it
 
     if len(set(classes)) != len(classes) or not all(classes):
-        raise click.BadParameter("class names must be non-empty and distinct", param_hint="--classes")
+        raise click.BadParameter(
+            "class names must be non-empty and distinct", param_hint="--classes"
+        )
     engine = make_engine(settings.db_url)
     try:
         sessions = make_session_factory(engine)
@@ -46,7 +48,9 @@ def import_model(
         try:
             load_model(weights, len(classes))  # refuse weights that do not fit the classes
         except Exception as exc:
-            raise click.ClickException(f"weights do not load as a {len(classes)}-class network: {exc}") from exc
+            raise click.ClickException(
+                f"weights do not load as a {len(classes)}-class network: {exc}"
+            ) from exc
         checksum = hashlib.sha256(weights).hexdigest()
         key = keys.model_artifact_key(checksum)
         open_storage(settings.object_store_url).put(key, weights, "application/octet-stream")
@@ -68,7 +72,7 @@ def models_group() -> None:
 
 @models_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--classes", required=True, help='Comma-separated class names, in output order.')
+@click.option("--classes", required=True, help="Comma-separated class names, in output order.")
 @click.option("--alias", default=None, help="Point this alias (e.g. production) at it.")
 @click.option("--if-missing", is_flag=True, help="Do nothing if the alias already exists.")
 def import_command(path: Path, classes: str, alias: str | None, if_missing: bool) -> None:

@@ -13,7 +13,7 @@ from cli.context import resolved_settings
 def _gunicorn(app: Any, options: dict[str, Any]) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -28,8 +28,13 @@ def _gunicorn(app: Any, options: dict[str, Any]) -> None:
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", type=int, default=None, help="Defaults to $PORT, else 8000.")
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn processes.")
-@click.option("--threads", type=int, default=16, show_default=True,
-              help="Threads per process (requests that wait for a result hold one).")
+@click.option(
+    "--threads",
+    type=int,
+    default=16,
+    show_default=True,
+    help="Threads per process (requests that wait for a result hold one).",
+)
 def api_command(host: str, port: int | None, workers: int, threads: int) -> None:
     """Serve the HTTP API with gunicorn."""
     from api import create_app
@@ -52,7 +57,9 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
 
 
 @click.command("worker")
-@click.option("--concurrency", type=int, default=None, help="Defaults to DOODLE_WORKER_CONCURRENCY.")
+@click.option(
+    "--concurrency", type=int, default=None, help="Defaults to DOODLE_WORKER_CONCURRENCY."
+)
 @click.option("--beat", is_flag=True, help="Also run the periodic sweeper (one per deployment).")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_command(concurrency: int | None, beat: bool, loglevel: str) -> None:
@@ -83,8 +90,13 @@ def beat_command(loglevel: str) -> None:
     with resolved_settings() as settings:
         settings.home.mkdir(parents=True, exist_ok=True)
         app = make_worker_app(settings)
-        app.start(["beat", f"--loglevel={loglevel}",
-                   f"--schedule={settings.home / 'celerybeat-schedule'}"])
+        app.start(
+            [
+                "beat",
+                f"--loglevel={loglevel}",
+                f"--schedule={settings.home / 'celerybeat-schedule'}",
+            ]
+        )
 
 
 @click.command("sweep")

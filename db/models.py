@@ -49,20 +49,20 @@ def _now() -> Any:
     return func.now()
 
 
-class RecognitionStatus(str, enum.Enum):
+class RecognitionStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     done = "done"
     failed = "failed"
 
 
-class InputFormat(str, enum.Enum):
+class InputFormat(enum.StrEnum):
     simplified = "simplified"
     raw = "raw"
     png = "png"
 
 
-class LabelSource(str, enum.Enum):
+class LabelSource(enum.StrEnum):
     prompt = "prompt"
     model = "model"
     reviewer = "reviewer"
@@ -93,9 +93,7 @@ class Consent(Base):
     __tablename__ = "consents"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    player_id: Mapped[str] = mapped_column(
-        ForeignKey("players.id", ondelete="CASCADE"), index=True
-    )
+    player_id: Mapped[str] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
     version: Mapped[str] = mapped_column(String(32))
     store: Mapped[bool] = mapped_column(Boolean)
     train: Mapped[bool] = mapped_column(Boolean)
@@ -233,7 +231,9 @@ class Erasure(Base):
     player_ref: Mapped[str] = mapped_column(String(64))  # a hash of the player id
     recognitions_deleted: Mapped[int] = mapped_column(Integer, default=0)
     objects_deleted: Mapped[int] = mapped_column(Integer, default=0)
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    requested_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now()
+    )
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -53,7 +53,9 @@ def _record_consent(s: Session, player_id: str, grant: ConsentGrant) -> Consent:
         grant.train,
     ):
         return current
-    consent = Consent(player_id=player_id, version=grant.version, store=grant.store, train=grant.train)
+    consent = Consent(
+        player_id=player_id, version=grant.version, store=grant.store, train=grant.train
+    )
     s.add(consent)
     s.flush()
     return consent
@@ -150,9 +152,7 @@ def claim_stale(s: Session, older_than: dt.datetime, limit: int = 500) -> list[u
         )
     )
     if ids:
-        s.execute(
-            update(Recognition).where(Recognition.id.in_(ids)).values(enqueued_at=func.now())
-        )
+        s.execute(update(Recognition).where(Recognition.id.in_(ids)).values(enqueued_at=func.now()))
     return ids
 
 

@@ -110,6 +110,7 @@ def _store_objects(
         "simplified": simplified,
     }
     runtime.storage.put(strokes_key, json.dumps(document).encode(), "application/json")
+    assert simplified is not None
     runtime.storage.put(png_key, render_png(simplified), "image/png")
     return strokes_key, png_key
 

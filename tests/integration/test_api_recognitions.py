@@ -32,8 +32,13 @@ def _count(settings_factory) -> int:
 
 
 def _post(client, body, headers=HEADERS, **kw):
-    return client.post("/v1/recognitions", data=json.dumps(body), headers=headers,
-                       content_type="application/json", **kw)
+    return client.post(
+        "/v1/recognitions",
+        data=json.dumps(body),
+        headers=headers,
+        content_type="application/json",
+        **kw,
+    )
 
 
 def _assert_error(response, status: int, code: str | None = None) -> dict:
@@ -46,7 +51,9 @@ def _assert_error(response, status: int, code: str | None = None) -> dict:
     return error
 
 
-def test_post_records_and_answers_202_with_location(client, db_session_factory, apple, seed_version):
+def test_post_records_and_answers_202_with_location(
+    client, db_session_factory, apple, seed_version
+):
     response = _post(client, {"drawing": apple, "word": "Apple"})
     assert response.status_code == 202
     body = response.get_json()
@@ -69,7 +76,7 @@ def test_worker_recognises_and_get_returns_the_result(
     assert body["status"] == "done"
     assert body["prediction"]["label"] == "apple"
     assert 0 < body["prediction"]["confidence"] <= 1
-    assert [g["label"] for g in body["prediction"]["top"]][0] == "apple"
+    assert body["prediction"]["top"][0]["label"] == "apple"
     assert len(body["prediction"]["top"]) == 3
     assert body["model_version"] == seed_version
     assert {"queue_ms", "raster_ms", "inference_ms"} <= set(body["timings"])
@@ -105,7 +112,10 @@ def test_consent_to_store_keeps_strokes_and_png_under_the_players_prefix(
         assert row.consent_store and row.consent_train
         consent = s.get(Consent, row.consent_id)
         assert (consent.player_id, consent.version, consent.store, consent.train) == (
-            "player-1", "2026-11", True, True
+            "player-1",
+            "2026-11",
+            True,
+            True,
         )
     # The same grant again reuses the consent row; a new one records a new grant.
     _post(client, body)
@@ -124,9 +134,10 @@ def test_raw_strokes_with_times_are_simplified_by_the_worker(
     assert response.status_code == 202
     rid = response.get_json()["id"]
     recognize(worker_runtime, uuid.UUID(rid))
-    assert client.get(f"/v1/recognitions/{rid}", headers=HEADERS).get_json()["prediction"][
-        "label"
-    ] == "star"
+    assert (
+        client.get(f"/v1/recognitions/{rid}", headers=HEADERS).get_json()["prediction"]["label"]
+        == "star"
+    )
 
 
 def test_png_body_is_recognised(client, worker_runtime, sample_drawings, seed_version):
@@ -202,7 +213,8 @@ BAD_BODIES = [
     ("consent not object", b'{"drawing": [[[0, 9], [0, 9]]], "player_id": "p", "consent": true}'),
     (
         "consent without player",
-        b'{"drawing": [[[0, 9], [0, 9]]], "consent": {"store": true, "train": false, "version": "1"}}',
+        b'{"drawing": [[[0, 9], [0, 9]]],'
+        b' "consent": {"store": true, "train": false, "version": "1"}}',
     ),
     (
         "train without store",
@@ -211,7 +223,8 @@ BAD_BODIES = [
     ),
     (
         "consent without version",
-        b'{"drawing": [[[0, 9], [0, 9]]], "player_id": "p", "consent": {"store": true, "train": true}}',
+        b'{"drawing": [[[0, 9], [0, 9]]], "player_id": "p",'
+        b' "consent": {"store": true, "train": true}}',
     ),
 ]
 
@@ -248,8 +261,9 @@ def test_non_png_image_and_other_types_are_rejected(client, db_session_factory):
     jpeg = io.BytesIO()
     Image.new("RGB", (10, 10)).save(jpeg, format="JPEG")
     _assert_error(
-        client.post("/v1/recognitions", data=jpeg.getvalue(), headers=HEADERS,
-                    content_type="image/png"),
+        client.post(
+            "/v1/recognitions", data=jpeg.getvalue(), headers=HEADERS, content_type="image/png"
+        ),
         400,
     )
     truncated = render_png([[[0, 255], [0, 255]]])[:60]
