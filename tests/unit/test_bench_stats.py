@@ -1,0 +1,199 @@
+"""The pure statistics helpers of scripts/bench.py (scripts/ is not a package)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_PATH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("doodle_bench_script", BENCH_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+Sample = bench.Sample
+
+
+# --------------------------------------------------------------------------- percentile
+
+
+def test_percentile_interpolates_linearly_like_numpy():
+    np = pytest.importorskip("numpy")
+    values = [13.0, 1.0, 7.5, 2.0, 99.0, 42.0, 3.0]
+    for p in (0, 1, 10, 25, 50, 75, 90, 99, 100):
+        assert bench.percentile(values, p) == pytest.approx(float(np.percentile(values, p)))
+
+
+def test_percentile_edges():
+    assert bench.percentile([5.0], 0) == 5.0
+    assert bench.percentile([5.0], 99) == 5.0
+    assert bench.percentile([1, 2], 50) == 1.5
+    assert bench.percentile(range(1, 101), 100) == 100.0
+    assert bench.percentile(range(1, 101), 0) == 1.0
+    assert bench.percentile(iter([3, 1, 2]), 50) == 2.0  # any iterable, unsorted
+    assert math.isnan(bench.percentile([], 50))
+
+
+@pytest.mark.parametrize("p", [-1, 100.5])
+def test_percentile_rejects_out_of_range(p):
+    with pytest.raises(ValueError):
+        bench.percentile([1.0, 2.0], p)
+
+
+def test_p99_of_1000_is_near_the_top():
+    values = list(range(1000))
+    assert bench.percentile(values, 99) == pytest.approx(989.01)
+
+
+# --------------------------------------------------------------------------- median
+
+
+def test_median_odd_even_and_nan():
+    assert bench.median([3, 1, 2]) == 2.0
+    assert bench.median([4, 1, 3, 2]) == 2.5
+    assert bench.median([1.0, math.nan, 3.0]) == 2.0  # NaN runs are ignored
+    assert math.isnan(bench.median([]))
+    assert math.isnan(bench.median([math.nan]))
+
+
+# --------------------------------------------------------------------------- summarize
+
+
+def test_summarize_counts_throughput_latency_errors_and_accuracy():
+    samples = [
+        Sample(10.0, True, correct=True),
+        Sample(20.0, True, correct=False),
+        Sample(30.0, True, correct=True),
+        Sample(40.0, True, correct=True),
+        Sample(1000.0, False, error="http_202"),
+    ]
+    s = bench.summarize(samples, elapsed_s=2.0)
+    assert s["requests"] == 5
+    assert s["ok"] == 4
+    assert s["errors"] == 1
+    assert s["error_kinds"] == {"http_202": 1}
+    assert s["throughput_rps"] == 2.0  # successful answers only
+    assert s["p50_ms"] == 30.0  # errors count in latency (a timeout must show in p99)
+    assert s["p99_ms"] == pytest.approx(bench.percentile([10, 20, 30, 40, 1000], 99))
+    assert s["max_ms"] == 1000.0
+    assert s["accuracy"] == 0.75  # over successful answers
+    assert "stage_ms" not in s
+
+
+def test_summarize_groups_error_kinds_and_handles_all_failed():
+    samples = [
+        Sample(5.0, False, error="ConnectionRefusedError"),
+        Sample(6.0, False, error="ConnectionRefusedError"),
+        Sample(7.0, False),
+    ]
+    s = bench.summarize(samples, elapsed_s=1.0)
+    assert s["error_kinds"] == {"ConnectionRefusedError": 2, "error": 1}
+    assert s["throughput_rps"] == 0.0
+    assert math.isnan(s["accuracy"])
+
+
+def test_summarize_empty_and_bad_elapsed():
+    s = bench.summarize([], elapsed_s=1.0)
+    assert s["requests"] == 0 and math.isnan(s["p99_ms"]) and math.isnan(s["accuracy"])
+    with pytest.raises(ValueError):
+        bench.summarize([], elapsed_s=0.0)
+
+
+def test_summarize_reports_the_products_stage_timings():
+    samples = [
+        Sample(50.0, True, True, timings={"queue_ms": q, "inference_ms": 1.0, "note": "x"})
+        for q in (1.0, 2.0, 3.0)
+    ]
+    samples.append(Sample(60.0, False, timings={"queue_ms": 500.0}))  # failures are left out
+    s = bench.summarize(samples, elapsed_s=1.0)
+    assert s["stage_ms"]["queue_ms"]["p50"] == 2.0
+    assert s["stage_ms"]["inference_ms"]["p99"] == 1.0
+    assert "note" not in s["stage_ms"]
+
+
+def test_summary_is_json_serialisable():
+    s = bench.summarize([Sample(1.0, True, True)], elapsed_s=1.0)
+    json.dumps(s)
+
+
+# --------------------------------------------------------------------------- aggregate, ratios
+
+
+def test_aggregate_takes_medians_key_by_key_and_recurses():
+    runs = [
+        {"throughput_rps": 100.0, "p99_ms": 50.0, "system": "a", "cpu": {"api": 1.0}},
+        {"throughput_rps": 120.0, "p99_ms": 90.0, "system": "a", "cpu": {"api": 3.0}},
+        {"throughput_rps": 110.0, "p99_ms": 60.0, "system": "a", "cpu": {"api": 2.0, "x": 5}},
+    ]
+    agg = bench.aggregate(runs)
+    assert agg["throughput_rps"] == 110.0
+    assert agg["p99_ms"] == 60.0
+    assert agg["cpu"] == {"api": 2.0, "x": 5.0}  # a key some runs lack: median of those with it
+    assert "system" not in agg  # strings are not aggregated
+
+
+def test_aggregate_ignores_booleans_and_empty():
+    assert bench.aggregate([]) == {}
+    assert bench.aggregate([{"flag": True}, {"flag": False}]) == {}
+
+
+def test_ratios_product_over_baseline():
+    product = {"throughput_rps": 300.0, "p50_ms": 40.0, "p90_ms": 80.0, "p99_ms": 120.0}
+    baseline = {"throughput_rps": 150.0, "p50_ms": 80.0, "p90_ms": 80.0, "p99_ms": 240.0}
+    r = bench.ratios(product, baseline)
+    assert r == {"throughput": 2.0, "p50": 0.5, "p90": 1.0, "p99": 0.5}
+
+
+def test_ratios_nan_when_missing_or_zero():
+    r = bench.ratios({"throughput_rps": 1.0}, {"throughput_rps": 0.0})
+    assert all(math.isnan(v) for v in r.values())
+
+
+# --------------------------------------------------------------------------- table, inputs
+
+
+def test_format_table_aligns_rows():
+    table = bench.format_table(
+        [
+            ("baseline", bench.summarize([Sample(10.0, True, True)], 1.0)),
+            ("product", {"throughput_rps": math.nan}),
+        ]
+    )
+    lines = table.splitlines()
+    assert len(lines) == 3
+    assert len({len(line) for line in lines}) == 1
+    assert "100.0%" in lines[1]
+    assert lines[2].split()[1] == "-"
+
+
+def test_request_bodies_carry_word_player_and_consent():
+    bodies = bench.request_bodies([("apple", [[[0, 255], [0, 10]]]), ("cup", [[[1, 2], [3, 4]]])])
+    first = json.loads(bodies[0])
+    assert first["word"] == "apple"
+    assert first["drawing"] == [[[0, 255], [0, 10]]]
+    assert first["consent"] == {"store": True, "train": True, "version": "v1"}
+    assert first["player_id"] != json.loads(bodies[1])["player_id"]
+
+
+def test_judge_reads_the_answer():
+    done = json.dumps(
+        {"status": "done", "prediction": {"label": "cup"}, "timings": {"queue_ms": 1.5}}
+    ).encode()
+    s = bench._judge(200, done, "cup")
+    assert s.ok and s.correct and s.timings == {"queue_ms": 1.5}
+    assert not bench._judge(200, done, "apple").correct
+    assert bench._judge(202, b"{}", "cup").error == "http_202"
+    assert bench._judge(200, b'{"status": "queued"}', "cup").error == "status_queued"
+    assert bench._judge(200, b"not json", "cup").error == "bad_body"
