@@ -1,0 +1,104 @@
+"""Settings.from_env: defaults, parsing, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.settings import PROJECT_ROOT, Settings
+
+
+def test_defaults_mean_embedded() -> None:
+    s = Settings.from_env({})
+    assert s == Settings()
+    assert s.home == PROJECT_ROOT / "var"
+    assert s.database_url is None
+    assert s.redis_url is None
+    assert s.storage_url is None
+    assert s.client_keys == ()
+    assert s.admin_tokens == ()
+    assert s.port == 8000
+    assert s.embedded_postgres_port == 5439
+    assert s.embedded_redis_port == 6390
+
+
+def test_empty_values_count_as_unset() -> None:
+    s = Settings.from_env(
+        {"DATABASE_URL": "", "REDIS_URL": "", "STORAGE_URL": "", "PORT": "", "DOODLE_HOME": ""}
+    )
+    assert s == Settings()
+
+
+def test_urls_and_home(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {
+            "DOODLE_HOME": str(tmp_path),
+            "DATABASE_URL": "postgresql://root@127.0.0.1:5432/test",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "STORAGE_URL": "s3://k:s@minio:9000/doodles",
+        }
+    )
+    assert s.home == tmp_path
+    assert s.db_url == "postgresql://root@127.0.0.1:5432/test"
+    assert s.broker_url == "redis://127.0.0.1:6379/0"
+    assert s.object_store_url == "s3://k:s@minio:9000/doodles"
+
+
+def test_csv_keys_are_trimmed_and_blanks_dropped() -> None:
+    s = Settings.from_env(
+        {"DOODLE_CLIENT_KEYS": " key-a, key-b,,  ,key-c ", "DOODLE_ADMIN_TOKENS": "tok"}
+    )
+    assert s.client_keys == ("key-a", "key-b", "key-c")
+    assert s.admin_tokens == ("tok",)
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("PORT", "port", 9001),
+        ("DOODLE_MAX_BODY_BYTES", "max_body_bytes", 2048),
+        ("DOODLE_MAX_STROKES", "max_strokes", 7),
+        ("DOODLE_MAX_POINTS", "max_points", 99),
+        ("DOODLE_EMBEDDED_POSTGRES_PORT", "embedded_postgres_port", 15439),
+        ("DOODLE_EMBEDDED_REDIS_PORT", "embedded_redis_port", 16390),
+        ("DOODLE_WORKER_CONCURRENCY", "worker_concurrency", 4),
+        ("DOODLE_TASK_SOFT_TIME_LIMIT", "task_soft_time_limit", 12),
+        ("DOODLE_SWEEPER_STALE_SECONDS", "sweeper_stale_seconds", 5),
+    ],
+)
+def test_integers(name: str, field: str, value: int) -> None:
+    assert getattr(Settings.from_env({name: str(value)}), field) == value
+
+
+@pytest.mark.parametrize("name", ["PORT", "DOODLE_MAX_STROKES", "DOODLE_EMBEDDED_REDIS_PORT"])
+@pytest.mark.parametrize("raw", ["abc", "8000.5", "12x"])
+def test_bad_integer_names_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ValueError, match=name) as info:
+        Settings.from_env({name: raw})
+    assert repr(raw) in str(info.value)
+
+
+def test_unresolved_urls_raise() -> None:
+    s = Settings.from_env({})
+    with pytest.raises(RuntimeError, match="DATABASE_URL"):
+        _ = s.db_url
+    with pytest.raises(RuntimeError, match="REDIS_URL"):
+        _ = s.broker_url
+
+
+def test_local_objects_default_to_home(tmp_path: Path) -> None:
+    s = Settings.from_env({"DOODLE_HOME": str(tmp_path)})
+    assert s.object_store_url == (tmp_path / "objects").as_uri()
+
+
+def test_with_services_returns_a_copy() -> None:
+    s = Settings.from_env({})
+    t = s.with_services(database_url="postgresql://x@h/db")
+    assert t.database_url == "postgresql://x@h/db"
+    assert s.database_url is None
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "8123")
+    assert Settings.from_env().port == 8123
