@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+import torch
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import OperationalError
@@ -31,6 +32,8 @@ def make_worker_app(settings: Settings) -> Celery:
     def _fresh_process(**_: object) -> None:
         # A forked pool process must not reuse the parent's connections.
         runtimes.reset()
+        # Parallelism comes from the pool's processes; torch threads would only contend.
+        torch.set_num_threads(1)
 
     @worker_process_shutdown.connect(weak=False)
     def _close_process(**_: object) -> None:
