@@ -28,6 +28,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the processes need to know, in one immutable object."""
@@ -60,6 +70,19 @@ class Settings:
     # Unfinished recognitions older than this are re-enqueued by the sweeper.
     sweeper_stale_seconds: int = 60
     max_attempts: int = 3
+    # Relabelling: when the model's opinion turns a prompt word into a training label.
+    relabel_accept_confidence: float = 0.5  # model agrees with the prompt at least this much
+    relabel_reject_confidence: float = 0.8  # model sees another known word at least this much
+    min_ink_fraction: float = 0.01  # less ink than this (of 28x28) is a near-empty doodle
+    max_ink_fraction: float = 0.6  # more is a scribble
+    # Training and the promotion gate.
+    new_word_min_examples: int = 20
+    golden_fraction: float = 0.2
+    replay_per_word: int = 200
+    train_epochs: int = 8
+    train_seed: int = 1234
+    gate_max_word_drop: float = 0.02
+    flywheel_cron: str = "0 3 * * *"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +115,25 @@ class Settings:
                 env, "DOODLE_BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout
             ),
             max_attempts=_int(env, "DOODLE_MAX_ATTEMPTS", defaults.max_attempts),
+            relabel_accept_confidence=_float(
+                env, "DOODLE_RELABEL_ACCEPT_CONFIDENCE", defaults.relabel_accept_confidence
+            ),
+            relabel_reject_confidence=_float(
+                env, "DOODLE_RELABEL_REJECT_CONFIDENCE", defaults.relabel_reject_confidence
+            ),
+            min_ink_fraction=_float(env, "DOODLE_MIN_INK_FRACTION", defaults.min_ink_fraction),
+            max_ink_fraction=_float(env, "DOODLE_MAX_INK_FRACTION", defaults.max_ink_fraction),
+            new_word_min_examples=_int(
+                env, "DOODLE_NEW_WORD_MIN_EXAMPLES", defaults.new_word_min_examples
+            ),
+            golden_fraction=_float(env, "DOODLE_GOLDEN_FRACTION", defaults.golden_fraction),
+            replay_per_word=_int(env, "DOODLE_REPLAY_PER_WORD", defaults.replay_per_word),
+            train_epochs=_int(env, "DOODLE_TRAIN_EPOCHS", defaults.train_epochs),
+            train_seed=_int(env, "DOODLE_TRAIN_SEED", defaults.train_seed),
+            gate_max_word_drop=_float(
+                env, "DOODLE_GATE_MAX_WORD_DROP", defaults.gate_max_word_drop
+            ),
+            flywheel_cron=env.get("DOODLE_FLYWHEEL_CRON") or defaults.flywheel_cron,
             sweeper_stale_seconds=_int(
                 env, "DOODLE_SWEEPER_STALE_SECONDS", defaults.sweeper_stale_seconds
             ),
