@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -399,11 +400,25 @@ class CpuMeter:
 
     @staticmethod
     def delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
-        out = {k: after[k] - before.get(k, 0.0) for k in after if not k.startswith("_")}
-        total = after["_machine_total"] - before["_machine_total"]
-        busy = after["_machine_busy"] - before["_machine_busy"]
-        out["machine_busy_fraction"] = busy / total if total > 0 else math.nan
-        return out
+        """CPU seconds per component, plus `_machine_busy`: the whole machine's (all cores)."""
+        return {k: after[k] - before.get(k, 0.0) for k in after if k != "_machine_total"}
+
+
+def machine_busy_cores(interval: float = 1.0) -> float:
+    """How many cores the whole machine keeps busy, measured over `interval` seconds."""
+    b0, _ = _machine_cpu()
+    time.sleep(interval)
+    b1, _ = _machine_cpu()
+    return (b1 - b0) / _TICK / interval
+
+
+def wait_quiet(max_wait: float, threshold: float) -> float:
+    """Wait (up to max_wait s) until the machine uses under `threshold` cores; the last load."""
+    deadline = time.monotonic() + max_wait
+    load = machine_busy_cores()
+    while load >= threshold and time.monotonic() < deadline:
+        load = machine_busy_cores()
+    return load
 
 
 # --------------------------------------------------------------------------- processes
@@ -536,7 +551,9 @@ def flush_redis(url: str) -> None:
         client.close()
 
 
-def doodle_command() -> list[str]:
+def doodle_command(given: str | None = None) -> list[str]:
+    if given:
+        return shlex.split(given)
     exe = Path(sys.executable).parent / "doodle"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "cli.main"]
 
@@ -578,22 +595,62 @@ def start_baseline(procs: Processes, args: argparse.Namespace, storage_url: str)
     return System("baseline", target, {"baseline": procs.procs["baseline"].pid})
 
 
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def product_services(
+    args: argparse.Namespace, home: Path, stack: contextlib.ExitStack
+) -> tuple[str, str, str]:
+    """(DATABASE_URL, REDIS_URL, what) for the product: a fresh database on the given servers,
+    or embedded Postgres and Redis (as `make run` uses) in a temporary home."""
+    mode = args.services
+    if mode == "auto":
+        servers_up = _reachable(args.pg_admin_url, 5432) and _reachable(args.redis_url, 6379)
+        mode = "server" if servers_up else "embedded"
+    if mode == "server":
+        db_url = fresh_database(args.pg_admin_url, args.db_name)
+        flush_redis(args.redis_url)
+        return db_url, args.redis_url, f"database {args.db_name}, {args.redis_url}"
+    sys.path.insert(0, str(REPO_ROOT))
+    from core.embedded import EmbeddedServices
+    from core.settings import Settings
+
+    settings = Settings(
+        home=home / "embedded",
+        embedded_postgres_port=free_port(),
+        embedded_redis_port=free_port(),
+    )
+    resolved = stack.enter_context(EmbeddedServices(settings))
+    return resolved.db_url, resolved.broker_url, "embedded Postgres and Redis"
+
+
 def start_product(
-    procs: Processes, args: argparse.Namespace, storage_url: str, home: Path
+    procs: Processes,
+    args: argparse.Namespace,
+    storage_url: str,
+    home: Path,
+    stack: contextlib.ExitStack,
 ) -> System:
-    db_url = fresh_database(args.pg_admin_url, args.db_name)
-    flush_redis(args.redis_url)
+    db_url, redis_url, services = product_services(args, home, stack)
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
-        "REDIS_URL": args.redis_url,
+        "REDIS_URL": redis_url,
         "STORAGE_URL": storage_url,
         "DOODLE_CLIENT_KEYS": CLIENT_KEY,
         "DOODLE_HOME": str(home),
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
-    doodle = doodle_command()
+    doodle = doodle_command(args.doodle)
     _run_checked([*doodle, "db", "upgrade"], env, "doodle db upgrade")
     classes = ",".join(seed_words())
     _run_checked(
@@ -633,7 +690,7 @@ def start_product(
         env,
     )
     took = wait_ready(procs, ["api", "worker"], port, "/readyz")
-    print(f"product ready on :{port} in {took:.1f}s (database {args.db_name})", flush=True)
+    print(f"product ready on :{port} in {took:.1f}s ({services})", flush=True)
     target = Target(
         "product",
         "127.0.0.1",
@@ -672,11 +729,18 @@ def measure(
         offset=offset,
     )
     cpu = CpuMeter.delta(before, meter.snapshot())
+    machine = cpu.pop("_machine_busy")
     summary = summarize(samples, elapsed)
     ok = max(summary["ok"], 1)
     summary["cpu_s"] = cpu
-    summary["cpu_ms_per_ok_request"] = {
-        k: v * 1000 / ok for k, v in cpu.items() if k != "machine_busy_fraction"
+    summary["cpu_ms_per_ok_request"] = {k: v * 1000 / ok for k, v in cpu.items()}
+    ours = sum(cpu.values())
+    # Cores busy during the run: ours (servers, load generator, Postgres, Redis) and the rest
+    # of the machine (anything else running here: noise that steals CPU from the systems).
+    summary["cores"] = {
+        "machine": machine / elapsed,
+        "measured": ours / elapsed,
+        "other": max(machine - ours, 0.0) / elapsed,
     }
     return summary
 
@@ -723,10 +787,12 @@ def environment() -> dict[str, Any]:
 
 def _cpu_line(name: str, s: Mapping[str, Any]) -> str:
     per = s.get("cpu_ms_per_ok_request") or {}
-    busy = (s.get("cpu_s") or {}).get("machine_busy_fraction")
+    cores = s.get("cores") or {}
     parts = [f"{k} {_fmt(v)}" for k, v in per.items() if _numeric(v) and v >= 0.05]
-    busy_txt = f"{busy * 100:.0f}%" if _numeric(busy) and not math.isnan(busy) else "-"
-    return f"  {name}: machine busy {busy_txt}; CPU ms per answer: " + ", ".join(parts)
+    return (
+        f"  {name}: cores busy {_fmt(cores.get('machine'), 2)} (other processes "
+        f"{_fmt(cores.get('other'), 2)}); CPU ms per answer: " + ", ".join(parts)
+    )
 
 
 def report(result: Mapping[str, Any]) -> str:
@@ -751,7 +817,7 @@ def report(result: Mapping[str, Any]) -> str:
         format_table([(f"{run['system']} #{run['repeat'] + 1}", run) for run in result["runs"]])
     )
     lines.append("")
-    lines.append("CPU (medians; postgres/redis are the machine's shared servers):")
+    lines.append("CPU (medians; postgres and redis count every such process on the machine):")
     for name, s in rows:
         lines.append(_cpu_line(name, s))
     stages = med.get("product", {}).get("stage_ms")
@@ -781,6 +847,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="measurements per system, alternating")
     p.add_argument("--warmup", type=int, default=64, help="warm-up requests per system")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "var" / "bench" / "latest.json")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each run, wait up to this many seconds for the machine to be quiet (0: no)",
+    )
+    p.add_argument(
+        "--quiet-cores", type=float, default=0.3, help="'quiet': fewer cores busy than this"
+    )
     p.add_argument("--systems", default="baseline,product", help="which systems to measure")
     p.add_argument("--wait", type=int, default=10, help="the product's Prefer: wait=N")
     p.add_argument("--api-workers", type=int, default=2)
@@ -798,8 +873,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://root@127.0.0.1:5432/test"),
         help="a database on the Postgres server to create the benchmark database from",
     )
+    p.add_argument(
+        "--services",
+        choices=("auto", "server", "embedded"),
+        default="auto",
+        help="the product's Postgres and Redis: the servers of --pg-admin-url / --redis-url, "
+        "or embedded ones in a temporary folder; auto: the servers if they answer",
+    )
     p.add_argument("--db-name", default="doodle_bench", help="dropped and recreated each run")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed each run")
+    p.add_argument(
+        "--doodle", default=None, help="the doodle command (default: the one beside this Python)"
+    )
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs)")
     args = p.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -831,11 +916,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     systems: dict[str, System] = {}
+    stack = contextlib.ExitStack()
     try:
         if "baseline" in args.systems:
             systems["baseline"] = start_baseline(procs, args, storage_url)
         if "product" in args.systems:
-            systems["product"] = start_product(procs, args, storage_url, tmp / "home")
+            systems["product"] = start_product(procs, args, storage_url, tmp / "home", stack)
         meter = CpuMeter({k: v for s in systems.values() for k, v in s.groups.items()})
         for system in systems.values():
             warm_up(system, bodies, words, args.warmup, args.concurrency)
@@ -845,17 +931,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in order if repeat % 2 == 0 else list(reversed(order)):
                 for proc_name in systems[name].groups:
                     procs.check_alive(proc_name)
+                quiet = wait_quiet(args.quiet_wait, args.quiet_cores) if args.quiet_wait else -1
                 # Same drawings for both systems within a repeat; another slice each repeat.
                 summary = measure(
                     systems[name], bodies, words, meter, args, offset=repeat * args.requests
                 )
-                summary.update(system=name, repeat=repeat)
+                summary.update(system=name, repeat=repeat, load_before_cores=quiet)
                 runs.append(summary)
                 print(
                     f"run {repeat + 1}/{args.repeats} {name}: "
                     f"{summary['throughput_rps']:.1f} req/s, p50 {summary['p50_ms']:.0f} ms, "
                     f"p99 {summary['p99_ms']:.0f} ms, errors {summary['errors']}, "
-                    f"top-1 {summary['accuracy'] * 100:.1f}%",
+                    f"top-1 {summary['accuracy'] * 100:.1f}%, other load "
+                    f"{summary['cores']['other']:.2f} cores (before: {quiet:.2f})",
                     flush=True,
                 )
         medians = {name: aggregate([r for r in runs if r["system"] == name]) for name in systems}
@@ -887,6 +975,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         procs.stop()
+        stack.close()  # embedded servers, if any
         if args.keep_tmp:
             print(f"kept {tmp}", file=sys.stderr)
         else:
