@@ -21,10 +21,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -60,6 +62,17 @@ class InputFormat(enum.StrEnum):
     simplified = "simplified"
     raw = "raw"
     png = "png"
+    bitmap = "bitmap"  # a 28x28 bitmap as is (imports of the dataset's .npy files)
+
+
+class RecognitionOrigin(enum.StrEnum):
+    game = "game"  # sent by a game client
+    import_ = "import"  # a drawing of a public dataset, imported for training
+
+
+class ReviewStatus(enum.StrEnum):
+    pending = "pending"
+    resolved = "resolved"
 
 
 class LabelSource(enum.StrEnum):
@@ -71,6 +84,19 @@ class LabelSource(enum.StrEnum):
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+def _checked_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """An enum kept as VARCHAR + CHECK (no Postgres type): adding a value later is a
+    constraint swap instead of ALTER TYPE."""
+    return Enum(
+        cls,
+        name=name,
+        values_callable=lambda e: [m.value for m in e],
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+    )
 
 
 class Player(Base):
@@ -153,6 +179,16 @@ class Recognition(Base):
     __tablename__ = "recognitions"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # game: sent by a player; import: a drawing of a public dataset (`doodle data import`).
+    # All training data is in this one table.
+    origin: Mapped[RecognitionOrigin] = mapped_column(
+        _checked_enum(RecognitionOrigin, "recognition_origin"),
+        default=RecognitionOrigin.game,
+        server_default=text("'game'"),
+    )
+    # Imports: where the drawing came from (`quickdraw:<key_id>`), so a second import of
+    # the same file adds nothing.
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     player_id: Mapped[str | None] = mapped_column(
         ForeignKey("players.id", ondelete="SET NULL"), index=True
     )
@@ -182,6 +218,9 @@ class Recognition(Base):
     timings: Mapped[dict[str, float] | None] = mapped_column(Json)
     strokes_key: Mapped[str | None] = mapped_column(String(512))
     png_key: Mapped[str | None] = mapped_column(String(512))
+    # The 28x28 uint8 raster the model saw (784 bytes, row-major): kept only with consent
+    # to store (it is derived from the doodle); imports always have it. Training reads it.
+    bitmap: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     # Last time a message was sent for it: the sweeper re-enqueues only long-silent work.
     enqueued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
@@ -191,6 +230,8 @@ class Recognition(Base):
     __table_args__ = (
         # The sweeper looks for old unfinished work.
         Index("ix_recognitions_status_created_at", "status", "created_at"),
+        # Relabelling and datasets select by origin and status.
+        Index("ix_recognitions_origin_status", "origin", "status"),
     )
 
 
@@ -201,12 +242,46 @@ class Label(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     recognition_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("recognitions.id", ondelete="CASCADE"), index=True
+        ForeignKey("recognitions.id", ondelete="CASCADE")
     )
     label: Mapped[str] = mapped_column(String(64))
     source: Mapped[LabelSource] = mapped_column(_enum(LabelSource, "label_source"))
     actor: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        # The labels of a doodle, by source (effective label, "already labelled?").
+        Index("ix_labels_recognition_id_source", "recognition_id", "source"),
+    )
+
+
+class Review(Base):
+    """A doodle waiting for an admin's eye (at most one review per doodle).
+
+    Resolving it means adding a `reviewer` label; `reason` says why it was queued, e.g.
+    "model_disagrees: sees 'cup' at 93%", "near_empty", "scribble".
+    """
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    recognition_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recognitions.id", ondelete="CASCADE"), unique=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[ReviewStatus] = mapped_column(
+        _checked_enum(ReviewStatus, "review_status"),
+        default=ReviewStatus.pending,
+        server_default=text("'pending'"),
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        # The admins' queue: pending reviews, oldest first.
+        Index("ix_reviews_status_created_at", "status", "created_at"),
+    )
 
 
 class TrainingRun(Base):
