@@ -1,0 +1,76 @@
+"""`doodle flows ...`: serve the Prefect flows on their schedules, or run one now."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import click
+
+from cli.context import resolved_settings
+from core.settings import Settings
+
+
+def _export(settings: Settings) -> None:
+    """Flow runs start in child processes: hand them the resolved configuration."""
+    os.environ["DATABASE_URL"] = settings.db_url
+    os.environ["STORAGE_URL"] = settings.object_store_url
+    os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+
+
+def headline(report: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(report) and not isinstance(report, type):
+        return dataclasses.asdict(report)
+    if not isinstance(report, dict):
+        return {"result": report}
+    keys = (
+        "promoted",
+        "candidate_version",
+        "production_version",
+        "golden_top1",
+        "golden_n",
+        "new_words",
+        "training_examples",
+        "reasons",
+        "relabel",
+        "timings",
+    )
+    return {k: report[k] for k in keys if k in report} or report
+
+
+@click.group("flows")
+def flows_group() -> None:
+    """The flywheel's Prefect flows."""
+
+
+@flows_group.command("serve")
+def serve_command() -> None:
+    """Serve the flows with their schedules (the flywheel nightly) against the Prefect API."""
+    with resolved_settings(redis=False) as settings:
+        _export(settings)
+        from prefect import serve
+
+        from flows.schedules import deployments
+
+        serve(*deployments(settings), pause_on_shutdown=False)
+
+
+@flows_group.command("run")
+@click.argument("name", type=click.Choice(["flywheel", "relabel", "finetune"]))
+def run_command(name: str) -> None:
+    """Run one flow now, in this process, and print its headline figures as JSON."""
+    with resolved_settings(redis=False) as settings:
+        _export(settings)
+        from flows.context import FlowContext, use_context
+        from flows.schedules import FLOWS
+
+        context = FlowContext(settings)
+        use_context(context)
+        try:
+            report = FLOWS[name]()
+        finally:
+            use_context(None)
+            context.close()
+    click.echo(json.dumps(headline(report), default=str))

@@ -1,0 +1,74 @@
+"""What a flow run talks to, built from the environment once per process.
+
+Flow runs start in processes of their own (Prefect's runner), so they read the same
+environment as every other `doodle` process; nothing is passed as a parameter that
+Prefect would have to serialise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings
+from core.storage import ObjectStorage, open_storage
+from db import registry
+from db.session import make_engine, make_session_factory
+from ml.artifacts import load_verified
+from ml.network import QuickDrawNet
+
+
+@dataclass
+class FlowContext:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.db_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def storage(self) -> ObjectStorage:
+        return open_storage(self.settings.object_store_url)
+
+    def load_version(self, version_id: int) -> tuple[QuickDrawNet, list[str]]:
+        with self.sessions() as s:
+            version = registry.get_version(s, version_id)
+            if version is None:
+                raise LookupError(f"no model version {version_id}")
+            key, checksum, classes = version.artifact_key, version.checksum, list(version.classes)
+        return load_verified(self.storage, key, checksum, classes), classes
+
+    def alias_version(self, alias: str) -> int | None:
+        with self.sessions() as s:
+            version = registry.get_alias(s, alias)
+            return None if version is None else version.id
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+_current: FlowContext | None = None
+
+
+def use_context(context: FlowContext | None) -> None:
+    """Set the context flows use in this process (the CLI and the tests call this).
+
+    The caller owns the context it passes and closes it.
+    """
+    global _current
+    _current = context
+
+
+def flow_context() -> FlowContext:
+    global _current
+    if _current is None:
+        _current = FlowContext(Settings.from_env())
+    return _current

@@ -1,0 +1,107 @@
+"""Evaluate a candidate against production on the golden set, and gate the promotion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from db import registry
+from db.datasets import golden_examples
+from flows.context import flow_context
+from ml.confusion import confusion_matrix, render_confusion_png
+from ml.evaluate import score
+from ml.gate import GateDecision, decide
+from ml.predict import Predictor
+
+PRODUCTION = "production"
+
+
+@task(cache_policy=NO_CACHE)
+def score_on_golden(version_id: int) -> dict[str, Any]:
+    """top-1, top-3, MAP@3 and per-word figures of one version on the golden set."""
+    ctx = flow_context()
+    model, classes = ctx.load_version(version_id)
+    with ctx.sessions() as s:
+        golden = golden_examples(s, golden_fraction=ctx.settings.golden_fraction)
+    if not golden.labels:
+        raise RuntimeError("the golden set is empty: import reviewed or dataset drawings first")
+    predictions = Predictor(model, classes).predict(golden.bitmaps)
+    report = score(predictions, golden.labels)
+    matrix = confusion_matrix([p.label for p in predictions], golden.labels, classes)
+    key = f"reports/models/{version_id}/confusion.png"
+    ctx.storage.put(key, render_confusion_png(matrix, classes), "image/png")
+    report["confusion_png"] = key
+    report["golden_manifest"] = golden.manifest()
+    return report
+
+
+def markdown_report(
+    candidate_id: int,
+    production_id: int,
+    candidate: dict[str, Any],
+    production: dict[str, Any],
+    decision: GateDecision,
+    promoted: bool,
+) -> str:
+    lines = [
+        f"# Candidate v{candidate_id} vs production v{production_id}",
+        "",
+        f"**{'Promoted' if promoted else 'Not promoted'}.** "
+        + (" ".join(decision.reasons) if decision.reasons else ""),
+        "",
+        "| golden set | candidate | production |",
+        "| --- | --- | --- |",
+    ]
+    for metric in ("n", "top1", "top3", "map3"):
+        lines.append(f"| {metric} | {candidate[metric]} | {production[metric]} |")
+    lines += ["", "| word | n | candidate top-1 | production top-1 | change |", "| --- | --- | --- | --- | --- |"]
+    for word in sorted(candidate["per_word"]):
+        c = candidate["per_word"][word]
+        p = production["per_word"].get(word)
+        change = "new" if p is None else f"{(c['top1'] - p['top1']) * 100:+.1f} pts"
+        lines.append(
+            f"| {word} | {c['n']} | {c['top1']:.3f} | "
+            f"{'-' if p is None else format(p['top1'], '.3f')} | {change} |"
+        )
+    lines += ["", f"Confusion matrix: `{candidate['confusion_png']}` in object storage."]
+    return "\n".join(lines)
+
+
+@task(cache_policy=NO_CACHE)
+def promote(candidate_id: int, reason: str) -> None:
+    ctx = flow_context()
+    with ctx.sessions.begin() as s:
+        registry.move_alias(s, PRODUCTION, candidate_id, actor="flow:flywheel", reason=reason)
+
+
+@flow(name="evaluate-and-gate", log_prints=True)
+def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
+    """Score both on the golden set; promote the candidate only if the gate says so."""
+    settings = flow_context().settings
+    candidate = score_on_golden(candidate_id)
+    production = score_on_golden(production_id)
+    decision = decide(candidate, production, max_word_drop=settings.gate_max_word_drop)
+    if decision.promote:
+        promote(candidate_id, f"gate passed: golden top-1 {candidate['top1']} >= {production['top1']}")
+    create_markdown_artifact(
+        markdown_report(candidate_id, production_id, candidate, production, decision, decision.promote),
+        key="flywheel-report",
+        description="Candidate vs production on the golden set",
+    )
+    get_run_logger().info(
+        "candidate v%s top-1 %s vs production v%s top-1 %s: %s",
+        candidate_id,
+        candidate["top1"],
+        production_id,
+        production["top1"],
+        "promoted" if decision.promote else "; ".join(decision.reasons),
+    )
+    return {
+        "promoted": decision.promote,
+        "reasons": decision.reasons,
+        "candidate": candidate,
+        "production": production,
+    }

@@ -1,0 +1,114 @@
+"""Fine-tune: a candidate model from production's weights, the accepted labels and a
+replay sample of the old words' data (so they are not forgotten)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from core import keys
+from db import registry
+from db.datasets import Examples, replay_sample, training_examples
+from flows.context import flow_context
+from ml.train import TrainConfig, fine_tune
+
+CANDIDATE = "candidate"
+
+
+@dataclass
+class Candidate:
+    version_id: int | None
+    parent_id: int
+    new_words: list[str] = field(default_factory=list)
+    examples: int = 0
+    skipped: str | None = None
+
+
+def select_training_set(
+    examples: Examples, parent_classes: list[str], min_examples: int, replay_per_word: int, seed: int
+) -> tuple[Examples, list[str]]:
+    """Old words: a per-word replay sample. New words: all, once they have enough."""
+    counts = Counter(examples.labels)
+    known = set(parent_classes)
+    new_words = sorted(w for w, n in counts.items() if w not in known and n >= min_examples)
+    old = examples.subset([i for i, w in enumerate(examples.labels) if w in known])
+    fresh = examples.subset([i for i, w in enumerate(examples.labels) if w in new_words])
+    return replay_sample(old, replay_per_word, seed).concat(fresh), new_words
+
+
+def _state_dict_bytes(model: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+@task(cache_policy=NO_CACHE)
+def train_candidate(parent_id: int) -> Candidate:
+    ctx = flow_context()
+    settings = ctx.settings
+    log = get_run_logger()
+    parent, parent_classes = ctx.load_version(parent_id)
+    with ctx.sessions() as s:
+        examples = training_examples(s, golden_fraction=settings.golden_fraction)
+        parent_manifest = registry.get_version(s, parent_id).dataset_manifest  # type: ignore[union-attr]
+    train_set, new_words = select_training_set(
+        examples,
+        parent_classes,
+        settings.new_word_min_examples,
+        settings.replay_per_word,
+        settings.train_seed,
+    )
+    manifest = train_set.manifest()
+    if not len(train_set.labels):
+        return Candidate(None, parent_id, skipped="no training data")
+    if parent_manifest.get("digest") == manifest.get("digest"):
+        return Candidate(None, parent_id, skipped="no new data since the parent was trained")
+    log.info(
+        "fine-tuning v%s on %d drawings (%d words, new: %s)",
+        parent_id,
+        len(train_set.labels),
+        len(set(train_set.labels)),
+        new_words or "none",
+    )
+    config = TrainConfig(epochs=settings.train_epochs, seed=settings.train_seed)
+    result = fine_tune(
+        parent,
+        parent_classes,
+        train_set.bitmaps,
+        train_set.labels,
+        config,
+        progress=lambda p: log.info("epoch %(epoch)s: loss %(loss).4f, accuracy %(accuracy).3f", p),
+    )
+    weights = _state_dict_bytes(result.model)
+    checksum = hashlib.sha256(weights).hexdigest()
+    key = keys.model_artifact_key(checksum)
+    ctx.storage.put(key, weights, "application/octet-stream")
+    with ctx.sessions.begin() as s:
+        version = registry.register_model_version(
+            s,
+            classes=result.classes,
+            artifact_key=key,
+            checksum=checksum,
+            parent_id=parent_id,
+            metrics={"training": result.history[-1] if result.history else {}},
+            dataset_manifest=manifest,
+            source=f"flow:finetune from v{parent_id}",
+        )
+        registry.move_alias(s, CANDIDATE, version.id, actor="flow:finetune", reason="fine-tuned")
+        version_id = version.id
+    return Candidate(version_id, parent_id, new_words, len(train_set.labels))
+
+
+@flow(name="finetune", log_prints=True)
+def finetune() -> Candidate:
+    """Fine-tune the production model into a `candidate` version."""
+    parent_id = flow_context().alias_version("production")
+    if parent_id is None:
+        raise RuntimeError("no production model to start from")
+    return train_candidate(parent_id)

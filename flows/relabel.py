@@ -1,0 +1,103 @@
+"""Relabel: turn collected doodles into training labels, or into work for reviewers.
+
+The prompt word is a weak label. The production model's opinion decides what happens
+to it (`decide`, a pure function); thresholds are settings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from core.settings import Settings
+from db import labels as label_store
+from db.models import LabelSource
+from flows.context import flow_context
+from ml.predict import Prediction, Predictor
+from ml.quality import assess
+
+BATCH = 512
+
+
+@dataclass(frozen=True)
+class Decision:
+    label: str | None = None  # accepted as a training label
+    review: str | None = None  # why a reviewer should look instead
+
+
+def decide(
+    word: str | None,
+    prediction: Prediction,
+    known_words: set[str],
+    quality: str | None,
+    settings: Settings,
+) -> Decision:
+    if quality is not None:
+        return Decision(review=quality)
+    if not word:
+        return Decision()  # no prompt, no weak label: nothing to confirm
+    sees_other = prediction.label != word and prediction.confidence >= settings.relabel_reject_confidence
+    if sees_other:
+        return Decision(
+            review=f"model_disagrees: sees {prediction.label!r} at {prediction.confidence:.0%}"
+        )
+    if word not in known_words:
+        # A word the model cannot know yet: the player's prompt is the best label we have.
+        return Decision(label=word)
+    if prediction.label == word and prediction.confidence >= settings.relabel_accept_confidence:
+        return Decision(label=word)
+    return Decision()  # the model is unsure: leave it for a later, better model
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
+    """One transaction: a failed run leaves no half-labelled batch behind."""
+    ctx = flow_context()
+    model, classes = ctx.load_version(version_id)
+    predictor = Predictor(model, classes)
+    known = set(classes)
+    actor = f"flow:relabel (model v{version_id})"
+    counts: Counter[str] = Counter()
+    with ctx.sessions.begin() as s:
+        candidates = label_store.relabel_candidates(s, limit=limit)
+        for start in range(0, len(candidates), BATCH):
+            chunk = candidates[start : start + BATCH]
+            bitmaps = np.stack(
+                [np.frombuffer(c.bitmap, dtype=np.uint8).reshape(28, 28) for c in chunk]
+            )
+            for candidate, bitmap, prediction in zip(
+                chunk, bitmaps, predictor.predict(bitmaps), strict=True
+            ):
+                quality = assess(
+                    bitmap,
+                    min_ink=ctx.settings.min_ink_fraction,
+                    max_ink=ctx.settings.max_ink_fraction,
+                )
+                decision = decide(candidate.word, prediction, known, quality, ctx.settings)
+                if decision.label:
+                    label_store.add_label(
+                        s, candidate.id, decision.label, LabelSource.prompt, actor
+                    )
+                    counts["accepted"] += 1
+                elif decision.review:
+                    label_store.queue_review(s, candidate.id, decision.review)
+                    counts["review"] += 1
+                else:
+                    counts["undecided"] += 1
+    counts["seen"] = len(candidates)
+    return dict(counts)
+
+
+@flow(name="relabel", log_prints=True)
+def relabel(max_doodles: int = 1_000_000) -> dict[str, int]:
+    """Label the doodles collected since the last run (only those with consent to train)."""
+    version_id = flow_context().alias_version("production")
+    if version_id is None:
+        raise RuntimeError("no production model to relabel with")
+    counts = relabel_doodles(version_id, max_doodles)
+    get_run_logger().info("relabel: %s", counts)
+    return counts

@@ -1,0 +1,22 @@
+"""The flows' deployments and schedules, as `doodle flows serve` serves them."""
+
+from __future__ import annotations
+
+from prefect.deployments.runner import RunnerDeployment
+
+from core.settings import Settings
+from flows.finetune import finetune
+from flows.flywheel import flywheel
+from flows.relabel import relabel
+
+# name -> the flow, for `doodle flows run NAME`
+FLOWS = {"flywheel": flywheel, "relabel": relabel, "finetune": finetune}
+
+
+def deployments(settings: Settings) -> list[RunnerDeployment]:
+    """The nightly flywheel; the parts stay deployed (unscheduled) to run by hand."""
+    return [
+        flywheel.to_deployment(name="nightly", cron=settings.flywheel_cron),
+        relabel.to_deployment(name="manual"),
+        finetune.to_deployment(name="manual"),
+    ]
