@@ -5,10 +5,26 @@ Every function takes a `Session` and never commits; the caller owns the transact
     with factory.begin() as s:
         v = register_model_version(s, classes=[...], artifact_key=key, checksum=sha)
         move_alias(s, "candidate", v.id, actor="flow:fine-tune")
+
+`promote` and `rollback` are the operator-facing moves of `production` (CLI, admin API,
+the flywheel's gate). They lock the alias row, record the move in `model_alias_history`
+and an `audit_log` row, so every channel leaves the same trail.
+
+Rollback semantics: `rollback` undoes the latest move of `production` that has not been
+undone yet, i.e. it goes back to the previous production version in one call. Its
+history row says which move it undid (reason ``"rollback of #<history id>"``), so a
+second rollback goes one step further back instead of toggling between two versions::
+
+    promote 2, promote 3          production: 1 -> 2 -> 3
+    rollback                      back to 2 (undoes "2 -> 3")
+    rollback                      back to 1 (undoes "1 -> 2")
+    rollback                      NothingToRollBack: the first version has no "before"
+    promote 4, rollback           back to 1 (undoes "1 -> 4")
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,13 +32,19 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import ModelAlias, ModelAliasHistory, ModelVersion
+from db.models import AuditLog, ModelAlias, ModelAliasHistory, ModelVersion
 
 DEFAULT_ARCHITECTURE = "quickdraw-cnn-v1"
+PRODUCTION = "production"
+_ROLLBACK_REASON = re.compile(r"^rollback of #(\d+)")
 
 
 class UnknownModelVersion(LookupError):
     """An alias was pointed at a model version id that does not exist."""
+
+
+class NothingToRollBack(LookupError):
+    """The alias has no earlier version to go back to (never moved, or every move undone)."""
 
 
 def register_model_version(
@@ -146,3 +168,116 @@ def aliases_of(s: Session) -> dict[int, list[str]]:
     ):
         result.setdefault(version_id, []).append(name)
     return result
+
+
+def latest_move(s: Session, alias: str) -> ModelAliasHistory | None:
+    """The newest history row of `alias`, or None if it never moved."""
+    return s.scalars(
+        select(ModelAliasHistory)
+        .where(ModelAliasHistory.alias == alias)
+        .order_by(ModelAliasHistory.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _audit(s: Session, *, actor: str, action: str, move: ModelAliasHistory) -> None:
+    s.add(
+        AuditLog(
+            actor=actor,
+            action=action,
+            subject=f"model_alias:{move.alias}",
+            details={
+                "alias": move.alias,
+                "from_version": move.from_version_id,
+                "to_version": move.to_version_id,
+                "history_id": move.id,
+                "reason": move.reason,
+            },
+        )
+    )
+
+
+def promote(
+    s: Session, version_id: int, *, actor: str, reason: str = "", alias: str = PRODUCTION
+) -> ModelVersion:
+    """Point `production` at `version_id`; returns that version.
+
+    Raises UnknownModelVersion for an id that does not exist. Promoting the version that
+    is already in production changes nothing and records nothing (so that a later
+    rollback undoes a real move, not a no-op). A real move is recorded in the alias
+    history and the audit log (action ``model.promote``).
+    """
+    version = s.get(ModelVersion, version_id)
+    if version is None:
+        raise UnknownModelVersion(f"model version {version_id} does not exist")
+    row = _lock_alias(s, alias)
+    if row is not None and row.model_version_id == version_id:
+        return version
+    move_alias(s, alias, version_id, actor=actor, reason=reason)
+    move = latest_move(s, alias)
+    assert move is not None
+    _audit(s, actor=actor, action="model.promote", move=move)
+    s.flush()
+    return version
+
+
+def _move_to_undo(history: Sequence[ModelAliasHistory]) -> ModelAliasHistory | None:
+    """The newest move not undone yet, given the alias's history newest first.
+
+    A rollback row undoes the move it names only if it really reversed it (its `from` is
+    that move's `to` and its `to` that move's `from`), so a reason typed by hand that
+    merely looks like a rollback's changes nothing.
+    """
+    by_id = {h.id: h for h in history}
+    undone: set[int] = set()
+    for h in history:
+        match = _ROLLBACK_REASON.match(h.reason or "")
+        if match is None:
+            continue
+        target = by_id.get(int(match.group(1)))
+        if (
+            target is not None
+            and target.id < h.id
+            and h.from_version_id == target.to_version_id
+            and h.to_version_id == target.from_version_id
+        ):
+            undone.add(h.id)  # the rollback itself is not a move to undo
+            undone.add(target.id)
+    for h in history:
+        if h.id not in undone:
+            return h
+    return None
+
+
+def rollback(s: Session, *, actor: str, reason: str = "", alias: str = PRODUCTION) -> ModelVersion:
+    """Move `production` back to the version it pointed at before its latest (not yet
+    undone) move; returns that version. See the module docstring for repeated rollbacks.
+
+    Raises NothingToRollBack when the alias never moved, or when the move to undo is its
+    creation (there is no version before it). Recorded in the history (reason
+    ``"rollback of #<id>: <reason>"``) and the audit log (action ``model.rollback``).
+    """
+    row = _lock_alias(s, alias)  # serialises concurrent rollbacks and promotions
+    if row is None:
+        raise NothingToRollBack(f"alias {alias!r} does not exist: nothing to roll back")
+    undo = _move_to_undo(alias_history(s, alias))
+    if undo is None or undo.from_version_id is None:
+        raise NothingToRollBack(
+            f"alias {alias!r} has no earlier version to roll back to "
+            f"(it points at version {row.model_version_id})"
+        )
+    if undo.to_version_id != row.model_version_id:
+        # Only possible if the alias row was changed without going through move_alias.
+        raise NothingToRollBack(
+            f"alias {alias!r} points at version {row.model_version_id}, but its history "
+            f"ends at version {undo.to_version_id}; promote a version explicitly"
+        )
+    note = f"rollback of #{undo.id}" + (f": {reason}" if reason else "")
+    move_alias(s, alias, undo.from_version_id, actor=actor, reason=note)
+    move = latest_move(s, alias)
+    assert move is not None
+    _audit(s, actor=actor, action="model.rollback", move=move)
+    s.flush()
+    version = s.get(ModelVersion, undo.from_version_id)
+    assert version is not None
+    return version

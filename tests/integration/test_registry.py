@@ -6,10 +6,11 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import registry
-from db.models import ModelAlias, ModelVersion
+from db.models import AuditLog, ModelAlias, ModelVersion
 
 CLASSES = ["cat", "dog", "house"]
 
@@ -162,3 +163,134 @@ def test_concurrent_moves_serialise(
         assert moves == expected
         current = registry.get_alias(s, "production")
         assert current is not None and current.id == v2
+
+
+def _production(s: Session) -> int | None:
+    current = registry.get_alias(s, "production")
+    return None if current is None else current.id
+
+
+def _audit_rows(s: Session) -> list[tuple[str, str, int | None, int]]:
+    rows = s.scalars(select(AuditLog).order_by(AuditLog.id))
+    return [(r.actor, r.action, r.details["from_version"], r.details["to_version"]) for r in rows]
+
+
+def test_promote_moves_production_and_audits(db_session_factory: sessionmaker[Session]) -> None:
+    with db_session_factory.begin() as s:
+        v1, v2 = (_version(s, n).id for n in (1, 2))
+        registry.move_alias(s, "production", v1, actor="seed")
+    with db_session_factory.begin() as s:
+        got = registry.promote(s, v2, actor="cli:ana", reason="better top-1")
+        assert got.id == v2
+    with db_session_factory() as s:
+        assert _production(s) == v2
+        move = registry.latest_move(s, "production")
+        assert move is not None
+        assert (move.from_version_id, move.to_version_id, move.actor, move.reason) == (
+            v1,
+            v2,
+            "cli:ana",
+            "better top-1",
+        )
+        assert _audit_rows(s) == [("cli:ana", "model.promote", v1, v2)]
+
+
+def test_promote_creates_production_and_ignores_a_no_op(
+    db_session_factory: sessionmaker[Session],
+) -> None:
+    with db_session_factory.begin() as s:
+        v1 = _version(s, 1).id
+        registry.promote(s, v1, actor="t")
+    with db_session_factory.begin() as s:
+        registry.promote(s, v1, actor="t")  # already there: nothing recorded
+    with db_session_factory() as s:
+        assert _production(s) == v1
+        assert [
+            (h.from_version_id, h.to_version_id) for h in registry.alias_history(s, "production")
+        ] == [(None, v1)]
+        assert len(_audit_rows(s)) == 1
+
+
+def test_promote_unknown_version_changes_nothing(
+    db_session_factory: sessionmaker[Session],
+) -> None:
+    with db_session_factory.begin() as s:
+        v1 = _version(s, 1).id
+        registry.promote(s, v1, actor="t")
+    with db_session_factory() as s, pytest.raises(registry.UnknownModelVersion):
+        registry.promote(s, v1 + 100, actor="t")
+    with db_session_factory() as s:
+        assert _production(s) == v1
+
+
+def test_rollback_walks_back_one_move_per_call(
+    db_session_factory: sessionmaker[Session],
+) -> None:
+    with db_session_factory.begin() as s:
+        v1, v2, v3, v4 = (_version(s, n).id for n in (1, 2, 3, 4))
+    for v in (v1, v2, v3):
+        with db_session_factory.begin() as s:
+            registry.promote(s, v, actor="flow:gate")
+
+    with db_session_factory.begin() as s:
+        assert registry.rollback(s, actor="admin:x", reason="bad words").id == v2
+    with db_session_factory.begin() as s:
+        assert registry.rollback(s, actor="admin:x").id == v1
+    with db_session_factory() as s:
+        assert _production(s) == v1
+        with pytest.raises(registry.NothingToRollBack):
+            registry.rollback(s, actor="admin:x")
+
+    # A new promotion is undone by the next rollback, back to where it started.
+    with db_session_factory.begin() as s:
+        registry.promote(s, v4, actor="cli:bo")
+    with db_session_factory.begin() as s:
+        assert registry.rollback(s, actor="cli:bo").id == v1
+
+    with db_session_factory() as s:
+        history = registry.alias_history(s, "production")
+        moves = [(h.from_version_id, h.to_version_id, h.actor) for h in history]
+        assert moves == [
+            (v4, v1, "cli:bo"),
+            (v1, v4, "cli:bo"),
+            (v2, v1, "admin:x"),
+            (v3, v2, "admin:x"),
+            (v2, v3, "flow:gate"),
+            (v1, v2, "flow:gate"),
+            (None, v1, "flow:gate"),
+        ]
+        ids = [h.id for h in history]
+        assert history[0].reason == f"rollback of #{ids[1]}"
+        assert history[3].reason == f"rollback of #{ids[4]}: bad words"
+        assert [(a, act) for a, act, _, _ in _audit_rows(s)] == [
+            ("flow:gate", "model.promote"),
+            ("flow:gate", "model.promote"),
+            ("flow:gate", "model.promote"),
+            ("admin:x", "model.rollback"),
+            ("admin:x", "model.rollback"),
+            ("cli:bo", "model.promote"),
+            ("cli:bo", "model.rollback"),
+        ]
+
+
+def test_rollback_without_history_is_refused(db_session_factory: sessionmaker[Session]) -> None:
+    with db_session_factory() as s, pytest.raises(registry.NothingToRollBack):
+        registry.rollback(s, actor="t")
+    with db_session_factory.begin() as s:
+        registry.promote(s, _version(s, 1).id, actor="t")
+    with db_session_factory() as s, pytest.raises(registry.NothingToRollBack, match="earlier"):
+        registry.rollback(s, actor="t")
+
+
+def test_a_hand_typed_rollback_reason_undoes_nothing(
+    db_session_factory: sessionmaker[Session],
+) -> None:
+    with db_session_factory.begin() as s:
+        v1, v2, v3 = (_version(s, n).id for n in (1, 2, 3))
+        registry.promote(s, v1, actor="t")
+        registry.promote(s, v2, actor="t")
+        first = registry.latest_move(s, "production")
+        assert first is not None
+        registry.promote(s, v3, actor="t", reason=f"rollback of #{first.id}")
+    with db_session_factory.begin() as s:
+        assert registry.rollback(s, actor="t").id == v2
