@@ -107,6 +107,8 @@ class Outcome:
     timings: dict[str, float]
     strokes_key: str | None
     png_key: str | None
+    # The 28x28 uint8 raster (784 bytes); only with consent to store, else None.
+    bitmap: bytes | None = None
 
 
 def mark_done(s: Session, recognition: Recognition, outcome: Outcome) -> None:
@@ -118,6 +120,7 @@ def mark_done(s: Session, recognition: Recognition, outcome: Outcome) -> None:
     recognition.timings = outcome.timings
     recognition.strokes_key = outcome.strokes_key
     recognition.png_key = outcome.png_key
+    recognition.bitmap = outcome.bitmap
     recognition.finished_at = dt.datetime.now(dt.UTC)
     recognition.error = None
     # The doodle itself stays only in object storage, and only with consent to store.

@@ -181,6 +181,8 @@ def recognize(runtime: WorkerRuntime, recognition_id: uuid.UUID) -> str:
         },
         strokes_key=strokes_key,
         png_key=png_key,
+        # Derived from the doodle: kept (for training) only with consent to store.
+        bitmap=np.ascontiguousarray(bitmap, dtype=np.uint8).tobytes() if claimed.store else None,
     )
     _finish(runtime, recognition_id, outcome)
     notify_done(runtime, recognition_id)

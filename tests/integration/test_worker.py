@@ -101,3 +101,32 @@ def test_corrupt_weights_are_refused(db_session_factory, worker_runtime, setting
     with pytest.raises(ArtifactCorrupt):
         worker_runtime.models.current()
     assert hashlib.sha256(b"not the weights").hexdigest() not in key
+
+
+def test_bitmap_is_kept_only_with_consent_to_store(
+    db_session_factory, worker_runtime, sample_drawings, seed_version
+):
+    from ml.raster import rasterize
+
+    drawing = sample_drawings["star"][0]["drawing"]
+    kept = _queue(
+        db_session_factory,
+        drawing,
+        player_id="p-store",
+        consent=rec.ConsentGrant(version="2026-11", store=True, train=False),
+    )
+    dropped = _queue(
+        db_session_factory,
+        drawing,
+        player_id="p-nostore",
+        consent=rec.ConsentGrant(version="2026-11", store=False, train=False),
+    )
+    anonymous = _queue(db_session_factory, drawing)
+    for rid in (kept, dropped, anonymous):
+        assert recognize(worker_runtime, rid) == "done"
+    with db_session_factory() as s:
+        row = s.get(Recognition, kept)
+        assert row.bitmap == rasterize(drawing).tobytes()
+        assert len(row.bitmap) == 28 * 28
+        assert s.get(Recognition, dropped).bitmap is None
+        assert s.get(Recognition, anonymous).bitmap is None
