@@ -51,6 +51,8 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
                 "timeout": 30,
                 "graceful_timeout": 15,
                 "accesslog": "-",
+                # One shared ~/.gunicorn/gunicorn.ctl would clash between instances.
+                "control_socket_disable": True,
                 "loglevel": "info",
             },
         )

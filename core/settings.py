@@ -148,17 +148,17 @@ class Settings:
         """Hard limit of a task: past it, a 'running' doodle's worker is presumed dead."""
         return self.task_soft_time_limit + 10
 
-    # Resolved URLs: callers use these after core.embedded filled the blanks.
+    # Resolved URLs: callers use these after core.embedded.EmbeddedServices filled the blanks.
     @property
     def db_url(self) -> str:
         if not self.database_url:
-            raise RuntimeError("DATABASE_URL is not resolved; call core.embedded.resolve() first")
+            raise RuntimeError("DATABASE_URL is not resolved; enter core.embedded.EmbeddedServices first")
         return self.database_url
 
     @property
     def broker_url(self) -> str:
         if not self.redis_url:
-            raise RuntimeError("REDIS_URL is not resolved; call core.embedded.resolve() first")
+            raise RuntimeError("REDIS_URL is not resolved; enter core.embedded.EmbeddedServices first")
         return self.redis_url
 
     @property
