@@ -152,13 +152,17 @@ class Settings:
     @property
     def db_url(self) -> str:
         if not self.database_url:
-            raise RuntimeError("DATABASE_URL is not resolved; enter core.embedded.EmbeddedServices first")
+            raise RuntimeError(
+                "DATABASE_URL is not resolved; enter core.embedded.EmbeddedServices first"
+            )
         return self.database_url
 
     @property
     def broker_url(self) -> str:
         if not self.redis_url:
-            raise RuntimeError("REDIS_URL is not resolved; enter core.embedded.EmbeddedServices first")
+            raise RuntimeError(
+                "REDIS_URL is not resolved; enter core.embedded.EmbeddedServices first"
+            )
         return self.redis_url
 
     @property
