@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import meta, recognitions
+from api import admin, meta, recognitions
 from api.errors import register_error_handlers
 from api.resources import EXTENSION, Resources
 from core.settings import Settings
@@ -23,6 +23,7 @@ def create_app(settings: Settings) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(meta.bp)
     app.register_blueprint(recognitions.bp)
+    app.register_blueprint(admin.bp)
     if not settings.client_keys:
         log.warning("DOODLE_CLIENT_KEYS is empty: every recognition request will get 401")
     return app

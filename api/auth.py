@@ -32,3 +32,21 @@ def require_client_key(allowed: tuple[str, ...]) -> str:
     if not _matches(candidate, allowed):
         raise Unauthorized("unknown API key")
     return key_id(candidate)
+
+
+def require_admin_token(allowed: tuple[str, ...]) -> str:
+    """Return the id of the request's valid admin bearer token, or raise Unauthorized.
+
+    `Authorization: Bearer <token>`, with the token one of DOODLE_ADMIN_TOKENS. The id
+    (a short hash) names the admin in history and audit rows; the token is never stored.
+    """
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise Unauthorized("missing Authorization header (Bearer token)")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    if not _matches(token, allowed):
+        raise Unauthorized("unknown admin token")
+    return key_id(token)

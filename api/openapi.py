@@ -104,6 +104,170 @@ SCHEMAS: dict[str, Any] = {
 }
 
 API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
+ADMIN: list[dict[str, list[str]]] = [{"AdminBearer": []}]
+
+ADMIN_SCHEMAS: dict[str, Any] = {
+    "ModelVersion": {
+        "type": "object",
+        "required": ["version", "aliases", "classes", "metrics", "parent", "created_at"],
+        "properties": {
+            "version": {"type": "integer"},
+            "aliases": {"type": "array", "items": {"type": "string"}},
+            "classes": {"type": "array", "items": {"type": "string"}},
+            "metrics": {"type": "object"},
+            "parent": {"type": ["integer", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "architecture": {"type": "string"},
+            "source": {"type": "string"},
+            "checksum": {"type": "string", "description": "sha256 of the weights"},
+            "dataset_manifest": {
+                "type": "object",
+                "description": "the data it was trained on (single version only)",
+            },
+        },
+    },
+    "AliasMove": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "alias": {"type": "string"},
+            "from": {"type": ["integer", "null"]},
+            "to": {"type": "integer"},
+            "actor": {"type": "string", "description": "cli:<user>, admin:<token id>, flow:…"},
+            "reason": {"type": "string"},
+            "moved_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "MoveResult": {
+        "type": "object",
+        "properties": {
+            "action": {"type": "string", "enum": ["promote", "rollback"]},
+            "alias": {"type": "string"},
+            "from": {"type": ["integer", "null"]},
+            "to": {"type": "integer"},
+            "moved": {
+                "type": "boolean",
+                "description": "false when the version already was in production",
+            },
+            "move": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/AliasMove"}]},
+            "model": {"$ref": "#/components/schemas/ModelVersion"},
+        },
+    },
+    "MoveRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "maxLength": 1000}},
+    },
+}
+SCHEMAS.update(ADMIN_SCHEMAS)
+
+_VERSION_PARAM = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer"},
+}
+_MOVE_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MoveRequest"}}},
+}
+
+
+def admin_paths() -> dict[str, Any]:
+    """The model registry for admins (bearer token from DOODLE_ADMIN_TOKENS)."""
+    unauthorized = _error("missing or unknown admin token")
+    moved = _json("the move", {"$ref": "#/components/schemas/MoveResult"})
+    version = {"$ref": "#/components/schemas/ModelVersion"}
+    return {
+        "/v1/admin/models": {
+            "get": {
+                "summary": "Model versions with their aliases, classes, metrics, parent",
+                "security": ADMIN,
+                "responses": {
+                    "200": _json(
+                        "every version, newest first",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "versions": {"type": "array", "items": version},
+                                "production": {"type": ["integer", "null"]},
+                            },
+                        },
+                    ),
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/v1/admin/models/{version}": {
+            "get": {
+                "summary": "One model version, with the manifest of its training data",
+                "security": ADMIN,
+                "parameters": [_VERSION_PARAM],
+                "responses": {
+                    "200": _json("the version", version),
+                    "401": unauthorized,
+                    "404": _error("no such model version"),
+                },
+            }
+        },
+        "/v1/admin/models/{version}/promote": {
+            "post": {
+                "summary": "Point the production alias at this version",
+                "description": "Workers serve it within seconds, without a restart. "
+                "Promoting the current production version changes nothing.",
+                "security": ADMIN,
+                "parameters": [_VERSION_PARAM],
+                "requestBody": _MOVE_BODY,
+                "responses": {
+                    "200": moved,
+                    "400": _error("invalid body"),
+                    "401": unauthorized,
+                    "404": _error("no such model version"),
+                },
+            }
+        },
+        "/v1/admin/models/rollback": {
+            "post": {
+                "summary": "Move production back to the previous production version",
+                "description": "Undoes the latest move of production not undone yet: a "
+                "second rollback goes one step further back.",
+                "security": ADMIN,
+                "requestBody": _MOVE_BODY,
+                "responses": {
+                    "200": moved,
+                    "400": _error("invalid body"),
+                    "401": unauthorized,
+                    "409": _error("no earlier production version to go back to"),
+                },
+            }
+        },
+        "/v1/admin/models/aliases/{alias}/history": {
+            "get": {
+                "summary": "Every move of an alias, newest first: who, when, from, to",
+                "security": ADMIN,
+                "parameters": [
+                    {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(
+                        "the moves",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "alias": {"type": "string"},
+                                "history": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/AliasMove"},
+                                },
+                            },
+                        },
+                    ),
+                    "401": unauthorized,
+                    "404": _error("no such alias"),
+                },
+            }
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -118,7 +282,14 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "AdminBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "one of DOODLE_ADMIN_TOKENS",
+                },
+            },
         },
         "paths": {
             "/v1/recognitions": {
@@ -225,5 +396,6 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "OpenAPI"}},
                 }
             },
+            **admin_paths(),
         },
     }

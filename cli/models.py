@@ -5,9 +5,12 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
 from cli.context import resolved_settings
 from core import keys
@@ -85,24 +88,94 @@ def import_command(path: Path, classes: str, alias: str | None, if_missing: bool
     click.echo(json.dumps(result))
 
 
-@models_group.command("list")
-def list_command() -> None:
-    """One JSON line per version, newest first, with its aliases."""
+@contextmanager
+def _sessions() -> Iterator[sessionmaker[Session]]:
     with resolved_settings(redis=False) as settings:
         engine = make_engine(settings.db_url)
         try:
-            with make_session_factory(engine)() as s:
-                aliases = registry.aliases_of(s)
-                for v in registry.list_versions(s):
-                    line = {
-                        "version": v.id,
-                        "aliases": aliases.get(v.id, []),
-                        "classes": len(v.classes),
-                        "parent": v.parent_id,
-                        "created_at": v.created_at.isoformat(),
-                        "source": v.source,
-                        "metrics": v.metrics,
-                    }
-                    click.echo(json.dumps(line))
+            yield make_session_factory(engine)
         finally:
             engine.dispose()
+
+
+@models_group.command("list")
+def list_command() -> None:
+    """One JSON line per version, newest first, with its aliases."""
+    with _sessions() as sessions, sessions() as s:
+        aliases = registry.aliases_of(s)
+        for v in registry.list_versions(s):
+            line = {
+                "version": v.id,
+                "aliases": aliases.get(v.id, []),
+                "classes": len(v.classes),
+                "parent": v.parent_id,
+                "created_at": v.created_at.isoformat(),
+                "source": v.source,
+                "metrics": v.metrics,
+            }
+            click.echo(json.dumps(line))
+
+
+def _move_line(s: Session, previous: int | None, version: int) -> dict[str, object]:
+    """What a promote or rollback did; `history_id` is the alias history row it wrote."""
+    move = registry.latest_move(s, registry.PRODUCTION) if previous != version else None
+    return {
+        "alias": registry.PRODUCTION,
+        "from": previous,
+        "to": version,
+        "moved": move is not None,
+        "history_id": None if move is None else move.id,
+    }
+
+
+def _production_id(s: Session) -> int | None:
+    current = registry.get_alias(s, registry.PRODUCTION)
+    return None if current is None else current.id
+
+
+@models_group.command("promote")
+@click.argument("version", type=int)
+@click.option("--reason", default="", help="Why; kept in the alias history and audit log.")
+def promote_command(version: int, reason: str) -> None:
+    """Point the production alias at VERSION (workers switch within seconds)."""
+    with _sessions() as sessions, sessions.begin() as s:
+        previous = _production_id(s)
+        try:
+            registry.promote(s, version, actor=_actor(), reason=reason)
+        except registry.UnknownModelVersion as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(json.dumps(_move_line(s, previous, version)))
+
+
+@models_group.command("rollback")
+@click.option("--reason", default="", help="Why; kept in the alias history and audit log.")
+def rollback_command(reason: str) -> None:
+    """Move production back to the previous production version.
+
+    Each call undoes one more move: two rollbacks after promoting 2 then 3 end at 1.
+    """
+    with _sessions() as sessions, sessions.begin() as s:
+        previous = _production_id(s)
+        try:
+            version = registry.rollback(s, actor=_actor(), reason=reason)
+        except registry.NothingToRollBack as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(json.dumps(_move_line(s, previous, version.id)))
+
+
+@models_group.command("history")
+@click.option("--alias", default=registry.PRODUCTION, show_default=True)
+def history_command(alias: str) -> None:
+    """One JSON line per move of ALIAS, newest first: who, when, from which version."""
+    with _sessions() as sessions, sessions() as s:
+        for h in registry.alias_history(s, alias):
+            line = {
+                "id": h.id,
+                "alias": h.alias,
+                "from": h.from_version_id,
+                "to": h.to_version_id,
+                "actor": h.actor,
+                "reason": h.reason,
+                "moved_at": h.moved_at.isoformat(),
+            }
+            click.echo(json.dumps(line))
