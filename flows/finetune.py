@@ -37,9 +37,9 @@ def select_training_set(
     counts = Counter(examples.labels)
     known = set(parent_classes)
     new_words = sorted(w for w, n in counts.items() if w not in known and n >= min_examples)
-    old = examples.subset([i for i, w in enumerate(examples.labels) if w in known])
-    fresh = examples.subset([i for i, w in enumerate(examples.labels) if w in new_words])
-    return replay_sample(old, replay_per_word, seed).concat(fresh), new_words
+    old = examples.take([i for i, w in enumerate(examples.labels) if w in known])
+    fresh = examples.take([i for i, w in enumerate(examples.labels) if w in new_words])
+    return Examples.concat([replay_sample(old, replay_per_word, seed), fresh]), new_words
 
 
 def _state_dict_bytes(model: torch.nn.Module) -> bytes:
@@ -67,7 +67,7 @@ def train_candidate(parent_id: int) -> Candidate:
     manifest = train_set.manifest()
     if not len(train_set.labels):
         return Candidate(None, parent_id, skipped="no training data")
-    if parent_manifest.get("digest") == manifest.get("digest"):
+    if parent_manifest.get("ids_sha256") == manifest["ids_sha256"]:
         return Candidate(None, parent_id, skipped="no new data since the parent was trained")
     log.info(
         "fine-tuning v%s on %d drawings (%d words, new: %s)",
