@@ -1,0 +1,183 @@
+"""Datasets for training and evaluation, read straight from the recognitions table.
+
+- Eligible: a doodle with an effective label (`db.labels`) and a bitmap; a game doodle
+  only while its consent to train is in force and its player is not erased.
+- Golden (evaluation only): reviewed or imported drawings whose `is_golden` is true.
+  Game doodles with only automatic labels are never golden. Training never sees golden
+  drawings.
+
+One query per call; bitmaps come back as one (N, 28, 28) uint8 array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.labels import effective_label_query, may_train, with_consent_joins
+from db.models import LabelSource, Recognition, RecognitionStatus
+
+SIDE = 28
+BITMAP_BYTES = SIDE * SIDE
+# Only these sources can make a drawing golden: someone (or the dataset) vouches for it.
+GOLDEN_SOURCES = frozenset({LabelSource.reviewer, LabelSource.import_})
+
+
+def _unit_hash(*parts: str) -> float:
+    """A uniform number in [0, 1) from sha256 of the parts."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_golden(recognition_id: uuid.UUID, word: str, fraction: float) -> bool:
+    """Deterministic per-word split: about `fraction` of each word's drawings are golden,
+    the same ones on every machine and every run."""
+    return _unit_hash(word, str(recognition_id)) < fraction
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Drawings with their labels: row i of `bitmaps` is `ids[i]`, labelled `labels[i]`
+    by `sources[i]` (a LabelSource value)."""
+
+    ids: list[uuid.UUID]
+    bitmaps: np.ndarray  # (N, 28, 28) uint8, white ink on black
+    labels: list[str]
+    sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if self.bitmaps.shape != (n, SIDE, SIDE) or len(self.labels) != n:
+            raise ValueError(
+                f"{n} ids, {len(self.labels)} labels, bitmaps {self.bitmaps.shape}: mismatch"
+            )
+        if self.sources and len(self.sources) != n:
+            raise ValueError(f"{n} ids but {len(self.sources)} sources")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> Examples:
+        return cls([], np.zeros((0, SIDE, SIDE), np.uint8), [], [])
+
+    @property
+    def words(self) -> list[str]:
+        """The distinct labels, sorted."""
+        return sorted(set(self.labels))
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> Examples:
+        """The examples at `indices`, in that order."""
+        idx = np.asarray(indices, dtype=np.intp)
+        return Examples(
+            ids=[self.ids[i] for i in idx],
+            bitmaps=self.bitmaps[idx],
+            labels=[self.labels[i] for i in idx],
+            sources=[self.sources[i] for i in idx] if self.sources else [],
+        )
+
+    @classmethod
+    def concat(cls, parts: Iterable[Examples]) -> Examples:
+        """All examples of `parts`, in order (sources kept only if every part has them)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        keep_sources = all(p.sources for p in parts)
+        return cls(
+            ids=[i for p in parts for i in p.ids],
+            bitmaps=np.concatenate([p.bitmaps for p in parts]),
+            labels=[w for p in parts for w in p.labels],
+            sources=[x for p in parts for x in p.sources] if keep_sources else [],
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        """What a model version was trained or evaluated on: counts per word and label
+        source, and a digest of the sorted ids (equal digests = the same drawings)."""
+        per_word: dict[str, dict[str, int]] = {}
+        sources = self.sources or ["unknown"] * len(self)
+        for (word, source), n in sorted(Counter(zip(self.labels, sources, strict=True)).items()):
+            per_word.setdefault(word, {})[source] = n
+        ids_digest = hashlib.sha256("\n".join(sorted(str(i) for i in self.ids)).encode())
+        return {
+            "count": len(self),
+            "words": {w: {"count": sum(c.values()), "sources": c} for w, c in per_word.items()},
+            "sources": dict(sorted(Counter(sources).items())),
+            "ids_sha256": ids_digest.hexdigest(),
+        }
+
+
+def _eligible(s: Session, words: set[str] | None) -> list[tuple[uuid.UUID, str, str, bytes]]:
+    """(id, label, source, bitmap) of every eligible drawing, ordered by id."""
+    eff = effective_label_query().subquery("eff")
+    stmt = (
+        with_consent_joins(
+            select(Recognition.id, eff.c.label, eff.c.source, Recognition.bitmap).join(
+                eff, eff.c.recognition_id == Recognition.id
+            )
+        )
+        .where(
+            Recognition.status == RecognitionStatus.done,
+            Recognition.bitmap.is_not(None),
+            may_train(),
+        )
+        .order_by(Recognition.id)
+    )
+    if words is not None:
+        stmt = stmt.where(eff.c.label.in_(sorted(words)))
+    return [(r[0], r[1], r[2], r[3]) for r in s.execute(stmt)]
+
+
+def _build(rows: list[tuple[uuid.UUID, str, str, bytes]]) -> Examples:
+    if not rows:
+        return Examples.empty()
+    blob = b"".join(r[3] for r in rows)
+    if len(blob) != BITMAP_BYTES * len(rows):
+        bad = next(r[0] for r in rows if len(r[3]) != BITMAP_BYTES)
+        raise ValueError(f"recognition {bad}: bitmap is not {BITMAP_BYTES} bytes")
+    return Examples(
+        ids=[r[0] for r in rows],
+        bitmaps=np.frombuffer(blob, dtype=np.uint8).reshape(len(rows), SIDE, SIDE),
+        labels=[r[1] for r in rows],
+        sources=[LabelSource(r[2]).value for r in rows],
+    )
+
+
+def _golden(row: tuple[uuid.UUID, str, str, bytes], fraction: float) -> bool:
+    return LabelSource(row[2]) in GOLDEN_SOURCES and is_golden(row[0], row[1], fraction)
+
+
+def training_examples(
+    s: Session, *, golden_fraction: float, words: set[str] | None = None
+) -> Examples:
+    """Every eligible drawing that is not golden (of `words` only, if given), by id."""
+    rows = _eligible(s, words)
+    return _build([r for r in rows if not _golden(r, golden_fraction)])
+
+
+def golden_examples(
+    s: Session, *, golden_fraction: float, words: set[str] | None = None
+) -> Examples:
+    """The evaluation set: eligible reviewed or imported drawings with `is_golden`, by id."""
+    rows = _eligible(s, words)
+    return _build([r for r in rows if _golden(r, golden_fraction)])
+
+
+def replay_sample(examples: Examples, per_word: int, seed: int) -> Examples:
+    """Up to `per_word` examples of each word, chosen by a seeded hash of each id: the same
+    sample whatever the input order, and adding drawings changes it only a little.
+    Returned in the input's order."""
+    if per_word <= 0:
+        return Examples.empty()
+    by_word: dict[str, list[tuple[float, int]]] = {}
+    for i, (rid, word) in enumerate(zip(examples.ids, examples.labels, strict=True)):
+        by_word.setdefault(word, []).append((_unit_hash(str(seed), str(rid)), i))
+    chosen = sorted(i for ranked in by_word.values() for _, i in sorted(ranked)[:per_word])
+    return examples.take(chosen)

@@ -1,0 +1,214 @@
+"""Training labels with provenance, the review queue, and who may be trained on.
+
+Every function takes a Session and never commits; the caller owns the transaction::
+
+    with factory.begin() as s:
+        for c in relabel_candidates(s, limit=1000):
+            add_label(s, c.id, c.word, LabelSource.prompt, actor="flow:relabel")
+
+The precedence of labels (`effective_labels`): a `reviewer` label beats everything; an
+`import` label (the dataset's own word, only on imported drawings) is ground truth; the
+automatic ones (`prompt`, `model`) come last, as one tier. Within a tier the latest wins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Consent,
+    Label,
+    LabelSource,
+    Player,
+    Recognition,
+    RecognitionOrigin,
+    RecognitionStatus,
+    Review,
+    ReviewStatus,
+)
+
+AUTOMATIC = (LabelSource.prompt, LabelSource.model)
+
+# Higher wins; prompt and model share a tier (the latest automatic decision stands).
+SOURCE_RANK = {
+    LabelSource.reviewer: 3,
+    LabelSource.import_: 2,
+    LabelSource.model: 1,
+    LabelSource.prompt: 1,
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A collected doodle the relabel flow has not decided about yet."""
+
+    id: uuid.UUID
+    word: str  # the prompt the player was shown
+    bitmap: bytes  # 28x28 uint8, row-major (np.frombuffer(b, np.uint8).reshape(28, 28))
+
+
+@dataclass(frozen=True)
+class EffectiveLabel:
+    label: str
+    source: LabelSource
+
+
+def trainable_game_doodle() -> ColumnElement[bool]:
+    """SQL condition on `recognitions` joined (outer) with `consents` and `players`: a
+    game doodle whose snapshot allows training, whose consent row is still in force
+    (not withdrawn; an erased player's consents are deleted, which nulls consent_id) and
+    whose player is not erased.
+
+    Use with `.outerjoin(Consent, Consent.id == Recognition.consent_id)
+    .outerjoin(Player, Player.id == Consent.player_id)`.
+    """
+    return and_(
+        Recognition.origin == RecognitionOrigin.game,
+        Recognition.consent_train.is_(True),
+        Consent.id.is_not(None),
+        Consent.train.is_(True),
+        Consent.withdrawn_at.is_(None),
+        Player.id.is_not(None),
+        Player.erased_at.is_(None),
+    )
+
+
+def may_train() -> ColumnElement[bool]:
+    """Imports always; game doodles per `trainable_game_doodle` (same joins)."""
+    return or_(Recognition.origin == RecognitionOrigin.import_, trainable_game_doodle())
+
+
+def with_consent_joins(stmt: Select) -> Select:
+    """`stmt` (selecting from recognitions) outer-joined with what `may_train` looks at."""
+    return stmt.outerjoin(Consent, Consent.id == Recognition.consent_id).outerjoin(
+        Player, Player.id == Consent.player_id
+    )
+
+
+def _has_label(*sources: LabelSource) -> ColumnElement[bool]:
+    return exists().where(Label.recognition_id == Recognition.id, Label.source.in_(sources))
+
+
+def relabel_candidates(s: Session, *, limit: int | None = None) -> list[Candidate]:
+    """Game doodles done, with a bitmap and a prompt word, that may be trained on and that
+    nobody has decided about yet: no reviewer label, no pending review, no automatic label
+    (so relabelling is incremental). Oldest first.
+
+    Doodles without a prompt word are left out: there is no weak label to check.
+    """
+    stmt = (
+        with_consent_joins(select(Recognition.id, Recognition.word, Recognition.bitmap))
+        .where(
+            Recognition.status == RecognitionStatus.done,
+            Recognition.bitmap.is_not(None),
+            Recognition.word.is_not(None),
+            trainable_game_doodle(),
+            ~_has_label(LabelSource.reviewer, *AUTOMATIC),
+            ~exists().where(
+                Review.recognition_id == Recognition.id,
+                Review.status == ReviewStatus.pending,
+            ),
+        )
+        .order_by(Recognition.created_at, Recognition.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [Candidate(id=i, word=w, bitmap=b) for i, w, b in s.execute(stmt)]
+
+
+def add_label(
+    s: Session, recognition_id: uuid.UUID, label: str, source: LabelSource, actor: str
+) -> None:
+    """Record one label with its provenance."""
+    add_labels(s, [(recognition_id, label)], source, actor)
+
+
+def add_labels(
+    s: Session,
+    items: Iterable[tuple[uuid.UUID, str]],
+    source: LabelSource,
+    actor: str,
+) -> int:
+    """Record many labels of one source in one statement; returns how many."""
+    rows = [
+        {"recognition_id": rid, "label": label, "source": source, "actor": actor}
+        for rid, label in items
+    ]
+    if rows:
+        s.execute(insert(Label), rows)
+    return len(rows)
+
+
+def queue_review(s: Session, recognition_id: uuid.UUID, reason: str) -> bool:
+    """Put a doodle in the review queue; True if queued now, False if it already has a
+    review (pending or resolved: one review per doodle)."""
+    return queue_reviews(s, [(recognition_id, reason)]) == 1
+
+
+def queue_reviews(s: Session, items: Iterable[tuple[uuid.UUID, str]]) -> int:
+    """`queue_review` for many doodles in one statement; returns how many were queued."""
+    rows = [{"recognition_id": rid, "reason": reason} for rid, reason in items]
+    if not rows:
+        return 0
+    result = s.execute(
+        insert(Review)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[Review.recognition_id])
+        .returning(Review.id)
+    )
+    return len(result.all())
+
+
+def rank_of_source() -> ColumnElement[int]:
+    """SQL: the precedence of `labels.source` (see SOURCE_RANK)."""
+    return case(
+        *((Label.source == source, rank) for source, rank in SOURCE_RANK.items()),
+        else_=0,
+    )
+
+
+def effective_label_query() -> Select:
+    """SQL (recognition_id, label, source): each labelled doodle's winning label, by
+    precedence, then latest within the tier. Join it as a subquery."""
+    return (
+        select(Label.recognition_id, Label.label, Label.source)
+        .ext(distinct_on(Label.recognition_id))
+        .order_by(
+            Label.recognition_id,
+            rank_of_source().desc(),
+            Label.created_at.desc(),
+            Label.id.desc(),
+        )
+    )
+
+
+def effective_labels(
+    s: Session, recognition_ids: Iterable[uuid.UUID] | None = None
+) -> dict[uuid.UUID, EffectiveLabel]:
+    """The winning label of each given doodle (of every labelled doodle when None);
+    doodles without labels are absent."""
+    stmt = effective_label_query()
+    if recognition_ids is not None:
+        ids = list(recognition_ids)
+        if not ids:
+            return {}
+        stmt = stmt.where(Label.recognition_id.in_(ids))
+    return {rid: EffectiveLabel(label, source) for rid, label, source in s.execute(stmt)}
+
+
+def pending_reviews(s: Session, *, limit: int | None = None) -> list[Review]:
+    """The review queue, oldest first."""
+    stmt = (
+        select(Review)
+        .where(Review.status == ReviewStatus.pending)
+        .order_by(Review.created_at, Review.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(s.scalars(stmt))
