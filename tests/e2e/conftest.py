@@ -44,6 +44,7 @@ class Stack:
             "REDIS_URL": s.broker_url,
             "STORAGE_URL": s.object_store_url,
             "DOODLE_CLIENT_KEYS": ",".join(s.client_keys),
+            "DOODLE_ADMIN_TOKENS": ",".join(s.admin_tokens),
             "DOODLE_HOME": str(s.home),
             "PORT": str(self.port),
         }
