@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy.orm import Session
 
 from api.auth import require_admin_token
 from api.errors import ApiError, InvalidRequest, NotFound
@@ -94,14 +95,15 @@ def _reason() -> str:
     return reason
 
 
-def _moved(s: Any, action: str, previous: int | None, version: ModelVersion) -> Response:
+def _moved(s: Session, action: str, previous: int | None, version: ModelVersion) -> Response:
     move = registry.latest_move(s, registry.PRODUCTION) if previous != version.id else None
     aliases = registry.aliases_of(s).get(version.id, [])
     return jsonify(
         {
             "action": action,
             "alias": registry.PRODUCTION,
-            "from": previous,
+            # The move's own `from` was read under the alias lock: exact even under races.
+            "from": previous if move is None else move.from_version_id,
             "to": version.id,
             "moved": move is not None,
             "move": None if move is None else _move_json(move),
@@ -117,7 +119,7 @@ def _version_id(raw: str) -> int:
     return int(raw)
 
 
-def _production_id(s: Any) -> int | None:
+def _production_id(s: Session) -> int | None:
     current = registry.get_alias(s, registry.PRODUCTION)
     return None if current is None else current.id
 

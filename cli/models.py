@@ -121,7 +121,7 @@ def _move_line(s: Session, previous: int | None, version: int) -> dict[str, obje
     move = registry.latest_move(s, registry.PRODUCTION) if previous != version else None
     return {
         "alias": registry.PRODUCTION,
-        "from": previous,
+        "from": previous if move is None else move.from_version_id,
         "to": version,
         "moved": move is not None,
         "history_id": None if move is None else move.id,
