@@ -115,6 +115,9 @@ class Settings:
                 env, "DOODLE_BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout
             ),
             max_attempts=_int(env, "DOODLE_MAX_ATTEMPTS", defaults.max_attempts),
+            model_check_seconds=_float(
+                env, "DOODLE_MODEL_CHECK_SECONDS", defaults.model_check_seconds
+            ),
             relabel_accept_confidence=_float(
                 env, "DOODLE_RELABEL_ACCEPT_CONFIDENCE", defaults.relabel_accept_confidence
             ),

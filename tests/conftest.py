@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.s3",
     "tests.fixtures.app",
+    "tests.fixtures.prefect",
 ]
