@@ -11,19 +11,28 @@ One query per call; bitmaps come back as one (N, 28, 28) uint8 array.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from db.labels import effective_label_query, may_train, with_consent_joins
-from db.models import LabelSource, Recognition, RecognitionStatus
+from db.models import (
+    InputFormat,
+    Label,
+    LabelSource,
+    Recognition,
+    RecognitionOrigin,
+    RecognitionStatus,
+)
 
 SIDE = 28
 BITMAP_BYTES = SIDE * SIDE
@@ -181,3 +190,76 @@ def replay_sample(examples: Examples, per_word: int, seed: int) -> Examples:
         by_word.setdefault(word, []).append((_unit_hash(str(seed), str(rid)), i))
     chosen = sorted(i for ranked in by_word.values() for _, i in sorted(ranked)[:per_word])
     return examples.take(chosen)
+
+
+# -- imports of public datasets ----------------------------------------------------------
+
+# Imported drawings get ids derived from their external id: the same drawing has the same
+# id (and so the same golden / training side) on every machine that imports it.
+_RECOGNITIONS = cast(Table, Recognition.__table__)
+_LABELS = cast(Table, Label.__table__)
+IMPORT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://quickdraw.withgoogle.com/data")
+
+
+def import_id(external_id: str) -> uuid.UUID:
+    return uuid.uuid5(IMPORT_NAMESPACE, external_id)
+
+
+@dataclass(frozen=True)
+class ImportedDrawing:
+    external_id: str  # e.g. quickdraw:<key_id>
+    word: str
+    bitmap: bytes  # 28x28 uint8, row-major
+    input_format: InputFormat
+
+
+def add_imports(s: Session, drawings: Sequence[ImportedDrawing], actor: str) -> list[str]:
+    """Record dataset drawings as done recognitions (origin import) with an `import` label
+    each, in two statements. Drawings whose external id is already there are skipped
+    (ON CONFLICT DO NOTHING). Returns the words of the drawings actually added."""
+    if not drawings:
+        return []
+    for d in drawings:
+        if len(d.bitmap) != BITMAP_BYTES:
+            raise ValueError(f"{d.external_id}: bitmap is {len(d.bitmap)} bytes, not 784")
+    now = dt.datetime.now(dt.UTC)
+    values = [
+        {
+            "id": import_id(d.external_id),
+            "origin": RecognitionOrigin.import_,
+            "external_id": d.external_id,
+            "word": d.word,
+            "input_format": d.input_format,
+            "status": RecognitionStatus.done,
+            "attempts": 0,
+            "consent_store": False,
+            "consent_train": False,
+            "bitmap": d.bitmap,
+            "finished_at": now,
+        }
+        for d in drawings
+    ]
+    # No conflict target: a drawing seen before conflicts on external_id and on id alike.
+    # A list of parameters runs as few multi-row INSERTs (insertmanyvalues) of one cached
+    # statement; RETURNING gives the rows actually added.
+    conn = s.connection()
+    added = conn.execute(
+        pg_insert(_RECOGNITIONS)
+        .on_conflict_do_nothing()
+        .returning(_RECOGNITIONS.c.id, _RECOGNITIONS.c.word),
+        values,
+    ).all()
+    if added:
+        conn.execute(
+            pg_insert(_LABELS),
+            [
+                {
+                    "recognition_id": rid,
+                    "label": word,
+                    "source": LabelSource.import_,
+                    "actor": actor,
+                }
+                for rid, word in added
+            ],
+        )
+    return [str(word) for _, word in added]
