@@ -6,6 +6,7 @@ import click
 
 from cli.context import configure_logging, resolved_settings
 from cli.dev import run_command
+from cli.data import data_group
 from cli.evaluate import eval_command
 from cli.flows import flows_group
 from cli.models import models_group
@@ -61,6 +62,7 @@ cli.add_command(beat_command)
 cli.add_command(sweep_command)
 cli.add_command(models_group)
 cli.add_command(eval_command)
+cli.add_command(data_group)
 cli.add_command(flows_group)
 
 if __name__ == "__main__":
