@@ -42,6 +42,7 @@ from core.settings import PROJECT_ROOT, Settings
 
 SEED_WEIGHTS = PROJECT_ROOT / "ml" / "seed" / "quickdraw20_state_dict.pt"
 SEED_CLASSES = PROJECT_ROOT / "ml" / "seed" / "classes.json"
+SAMPLE_DATA = PROJECT_ROOT / "data" / "quickdraw" / "simplified"
 DEV_KEY_FILE = "dev-client-key"
 STOP_GRACE_SECONDS = 20.0
 READY_TIMEOUT_SECONDS = 120.0
@@ -151,6 +152,9 @@ def ensure_seed_model(settings: Settings, env: dict[str, str]) -> None:
         env=env,
         check=True,
     )
+    # The base dataset of the starting words: golden set and replay data for the flywheel.
+    _say("importing the sample of the starting words' drawings (data/quickdraw)")
+    subprocess.run([*doodle_command(), "data", "import", str(SAMPLE_DATA)], env=env, check=True)
 
 
 def _port_free(host: str, port: int) -> bool:
