@@ -38,6 +38,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the processes need to know, in one immutable object."""
@@ -81,6 +92,8 @@ class Settings:
     replay_per_word: int = 200
     train_epochs: int = 8
     train_seed: int = 1234
+    # Learn new words without touching what the old words' outputs were (see ml.train).
+    train_new_rows_only: bool = True
     gate_max_word_drop: float = 0.02
     flywheel_cron: str = "0 3 * * *"
 
@@ -133,6 +146,9 @@ class Settings:
             replay_per_word=_int(env, "DOODLE_REPLAY_PER_WORD", defaults.replay_per_word),
             train_epochs=_int(env, "DOODLE_TRAIN_EPOCHS", defaults.train_epochs),
             train_seed=_int(env, "DOODLE_TRAIN_SEED", defaults.train_seed),
+            train_new_rows_only=_bool(
+                env, "DOODLE_TRAIN_NEW_ROWS_ONLY", defaults.train_new_rows_only
+            ),
             gate_max_word_drop=_float(
                 env, "DOODLE_GATE_MAX_WORD_DROP", defaults.gate_max_word_drop
             ),

@@ -57,7 +57,11 @@ def markdown_report(
     ]
     for metric in ("n", "top1", "top3", "map3"):
         lines.append(f"| {metric} | {candidate[metric]} | {production[metric]} |")
-    lines += ["", "| word | n | candidate top-1 | production top-1 | change |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| word | n | candidate top-1 | production top-1 | change |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for word in sorted(candidate["per_word"]):
         c = candidate["per_word"][word]
         p = production["per_word"].get(word)
@@ -85,9 +89,13 @@ def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
     production = score_on_golden(production_id)
     decision = decide(candidate, production, max_word_drop=settings.gate_max_word_drop)
     if decision.promote:
-        promote(candidate_id, f"gate passed: golden top-1 {candidate['top1']} >= {production['top1']}")
+        promote(
+            candidate_id, f"gate passed: golden top-1 {candidate['top1']} >= {production['top1']}"
+        )
     create_markdown_artifact(
-        markdown_report(candidate_id, production_id, candidate, production, decision, decision.promote),
+        markdown_report(
+            candidate_id, production_id, candidate, production, decision, decision.promote
+        ),
         key="flywheel-report",
         description="Candidate vs production on the golden set",
     )

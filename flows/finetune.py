@@ -31,7 +31,11 @@ class Candidate:
 
 
 def select_training_set(
-    examples: Examples, parent_classes: list[str], min_examples: int, replay_per_word: int, seed: int
+    examples: Examples,
+    parent_classes: list[str],
+    min_examples: int,
+    replay_per_word: int,
+    seed: int,
 ) -> tuple[Examples, list[str]]:
     """Old words: a per-word replay sample. New words: all, once they have enough."""
     counts = Counter(examples.labels)
@@ -76,7 +80,11 @@ def train_candidate(parent_id: int) -> Candidate:
         len(set(train_set.labels)),
         new_words or "none",
     )
-    config = TrainConfig(epochs=settings.train_epochs, seed=settings.train_seed)
+    config = TrainConfig(
+        epochs=settings.train_epochs,
+        seed=settings.train_seed,
+        new_rows_only=settings.train_new_rows_only,
+    )
     result = fine_tune(
         parent,
         parent_classes,

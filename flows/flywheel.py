@@ -93,7 +93,7 @@ def flywheel() -> dict[str, Any]:
         report.update(promoted=False, error=str(exc)[:500], timings=timings)
         _finish_run(run_id, "failed", report, report.get("candidate_version"))
         raise
-    _finish_run(run_id, "promoted" if report["promoted"] else "rejected", report, candidate.version_id)
+    _finish_run(
+        run_id, "promoted" if report["promoted"] else "rejected", report, candidate.version_id
+    )
     return report
-
-

@@ -40,7 +40,9 @@ def decide(
         return Decision(review=quality)
     if not word:
         return Decision()  # no prompt, no weak label: nothing to confirm
-    sees_other = prediction.label != word and prediction.confidence >= settings.relabel_reject_confidence
+    sees_other = (
+        prediction.label != word and prediction.confidence >= settings.relabel_reject_confidence
+    )
     if sees_other:
         return Decision(
             review=f"model_disagrees: sees {prediction.label!r} at {prediction.confidence:.0%}"

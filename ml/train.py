@@ -43,6 +43,8 @@ from torch import nn
 from ml.network import QuickDrawNet
 
 Progress = Callable[[dict[str, Any]], None]
+# At most this share of the old words' training drawings may be won by a new word.
+CALIBRATION_THEFT = 0.01
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class TrainConfig:
     # look-alike old words' drawings.
     class_balance: float = 0.5
     imprint: bool = True  # start new rows from their drawings' mean features (see _imprint)
+    # Train only the new words' output rows: the old words' logits stay exactly the parent's,
+    # so an old word's drawing can only change answer where a new word outscores it.
+    new_rows_only: bool = False
     threads: int | None = None  # torch threads while training (None: leave as is)
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,6 +189,41 @@ def _imprint(model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, ol
             head.bias[k] = bias - others.mean()
 
 
+def _freeze_all_but_new_rows(model: QuickDrawNet, old: int) -> list[Any]:
+    """Returns the gradient hooks' handles, to remove after training."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.fc3[0]
+    assert isinstance(head, nn.Linear)
+    handles = []
+    for p in (head.weight, head.bias):
+        p.requires_grad_(True)
+        # Zero the old rows' gradients: with no weight decay, Adam then leaves them untouched.
+        handles.append(
+            p.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:old]), grad[old:]]))
+        )
+    return handles
+
+
+def _calibrate_new_rows(
+    model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, old: int
+) -> None:
+    """Lower each new word's bias until it outscores the old words on at most
+    CALIBRATION_THEFT of their own training drawings: a new word may win only where the
+    old words' answer is weak."""
+    head = model.fc3[0]
+    assert isinstance(head, nn.Linear)
+    mine = targets < old
+    if not mine.any() or head.out_features == old:
+        return
+    with torch.no_grad():
+        logits = _head(model.eval(), feats[mine])
+        best_old = logits[:, :old].max(dim=1).values
+        margin = logits[:, old:] - best_old[:, None]
+        excess = torch.quantile(margin, 1 - CALIBRATION_THEFT, dim=0)
+        head.bias[old:] -= excess.clamp(min=0)
+
+
 def _class_weights(targets: torch.Tensor, num_classes: int, power: float) -> torch.Tensor:
     counts = torch.bincount(targets, minlength=num_classes).to(torch.float32)
     weights = torch.where(counts > 0, counts.clamp(min=1) ** -power, torch.zeros_like(counts))
@@ -229,6 +269,9 @@ def fine_tune(
         if config.freeze_convs:
             for p in convs:
                 p.requires_grad_(False)
+        if config.new_rows_only and config.weight_decay:
+            raise ValueError("new_rows_only needs weight_decay=0 (decay would move old rows)")
+        hooks = _freeze_all_but_new_rows(model, old) if config.new_rows_only else []
         trained = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
         class_weights = (
@@ -296,6 +339,12 @@ def fine_tune(
             history.append(record)
             if progress is not None:
                 progress(dict(record))
+        for hook in hooks:
+            hook.remove()
+        if config.new_rows_only:
+            _calibrate_new_rows(
+                model, feats if feats is not None else _features(model, x_all), targets, old
+            )
         for p in model.parameters():
             p.requires_grad_(True)
     return TrainResult(model=model.eval(), classes=classes, history=history)
