@@ -16,6 +16,8 @@ def configure_logging() -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per HTTP call to the Prefect API drowns everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @contextmanager

@@ -17,7 +17,9 @@ def _export(settings: Settings) -> None:
     """Flow runs start in child processes: hand them the resolved configuration."""
     os.environ["DATABASE_URL"] = settings.db_url
     os.environ["STORAGE_URL"] = settings.object_store_url
-    os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+    # Prefect reads its home at import and does not create missing parents.
+    home = os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+    os.makedirs(home, exist_ok=True)
 
 
 def headline(report: Any) -> dict[str, Any]:
