@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import admin, meta, recognitions
+from api import admin, meta, recognitions, reviews
 from api.errors import register_error_handlers
 from api.resources import EXTENSION, Resources
 from core.settings import Settings
@@ -24,6 +24,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(meta.bp)
     app.register_blueprint(recognitions.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(reviews.bp)
     if not settings.client_keys:
         log.warning("DOODLE_CLIENT_KEYS is empty: every recognition request will get 401")
     return app

@@ -270,6 +270,174 @@ def admin_paths() -> dict[str, Any]:
     }
 
 
+REVIEW_SCHEMAS: dict[str, Any] = {
+    "Review": {
+        "type": "object",
+        "required": ["recognition_id", "review_id", "reason", "status", "created_at"],
+        "properties": {
+            "recognition_id": {"type": "string", "format": "uuid"},
+            "review_id": {"type": "integer"},
+            "word": {"type": ["string", "null"], "description": "the prompt shown"},
+            "prediction": {
+                "description": "the model's guess when the doodle was recognised",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "label": {"type": "string"},
+                            "confidence": {"type": "number"},
+                            "top": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Guess"},
+                            },
+                        },
+                    },
+                ],
+            },
+            "model_version": {"type": ["integer", "null"]},
+            "reason": {
+                "type": "string",
+                "description": "why it was queued (near_empty, scribble, model_disagrees: …), "
+                "or spot_check for a doodle a reviewer took up unqueued",
+            },
+            "status": {"type": "string", "enum": ["pending", "resolved"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "resolved_at": {"type": ["string", "null"], "format": "date-time"},
+            "resolved_by": {"type": ["string", "null"], "description": "admin:<token id>"},
+            "decision": {"type": ["string", "null"], "enum": ["label", "discard", None]},
+            "label": {"type": ["string", "null"], "description": "the reviewer's label"},
+            "png_key": {"type": ["string", "null"], "description": "object key of the PNG"},
+            "drawing_url": {"type": ["string", "null"], "description": "where to see it"},
+        },
+    },
+    "ReviewDecision": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["label"],
+                "additionalProperties": False,
+                "properties": {"label": {"type": "string", "minLength": 1, "maxLength": 64}},
+            },
+            {
+                "type": "object",
+                "required": ["discard"],
+                "additionalProperties": False,
+                "properties": {"discard": {"const": True}},
+            },
+        ]
+    },
+}
+SCHEMAS.update(REVIEW_SCHEMAS)
+
+_RECOGNITION_PARAM = {
+    "name": "recognition_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def review_paths() -> dict[str, Any]:
+    """The review queue for admins (bearer token from DOODLE_ADMIN_TOKENS)."""
+    unauthorized = _error("missing or unknown admin token")
+    review = {"$ref": "#/components/schemas/Review"}
+    return {
+        "/v1/admin/reviews": {
+            "get": {
+                "summary": "Reviews of one status, oldest queued first, a page at a time",
+                "description": "Keyset pagination: pass `next` as `after` for the next page "
+                "(null on the last). Ordered by queue time, then id.",
+                "security": ADMIN,
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["pending", "resolved"],
+                            "default": "pending",
+                        },
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "description": "the `next` cursor of the previous page",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        "one page",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "status": {"type": "string"},
+                                "reviews": {"type": "array", "items": review},
+                                "next": {"type": ["string", "null"]},
+                            },
+                        },
+                    ),
+                    "400": _error("bad status, limit or cursor"),
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/v1/admin/reviews/{recognition_id}/drawing.png": {
+            "get": {
+                "summary": "The stored drawing of a doodle, as PNG",
+                "security": ADMIN,
+                "parameters": [_RECOGNITION_PARAM],
+                "responses": {
+                    "200": {
+                        "description": "the drawing",
+                        "content": {
+                            "image/png": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    "401": unauthorized,
+                    "404": _error("no such recognition, or no drawing stored for it"),
+                    "503": _error("object storage is unavailable"),
+                },
+            }
+        },
+        "/v1/admin/reviews/{recognition_id}": {
+            "post": {
+                "summary": "Label or discard a doodle (queued or not: a spot check)",
+                "description": "A label is recorded with source `reviewer` and beats every "
+                "automatic label; labelling again replaces the decision. A discard keeps the "
+                "doodle out of relabelling, training and the golden set. Either resolves the "
+                "doodle's review (creating one, reason spot_check, if none) and is audited.",
+                "security": ADMIN,
+                "parameters": [_RECOGNITION_PARAM],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ReviewDecision"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("the resolved review", review),
+                    "400": _error("invalid body or label"),
+                    "401": unauthorized,
+                    "404": _error("no such recognition"),
+                    "409": _error(
+                        "the doodle may not be trained on (no consent to train, withdrawn, "
+                        "player erased), is not finished, or a discard of a labelled doodle"
+                    ),
+                },
+            }
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     recognition = _json("the recognition", {"$ref": "#/components/schemas/Recognition"})
     return {
@@ -397,5 +565,6 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **admin_paths(),
+            **review_paths(),
         },
     }

@@ -1,0 +1,192 @@
+"""`/v1/admin/reviews`: the review queue for admins (bearer token from DOODLE_ADMIN_TOKENS).
+
+The relabel flow queues doodles it cannot decide about safely; a reviewer looks at the
+drawing (`drawing.png`) and labels or discards it. A reviewer's label beats every
+automatic one. Any finished doodle can be reviewed, queued or not (a spot check). Every
+decision writes an audit row with the actor `admin:<short hash of the token>`.
+
+Lists are oldest queued first (the queue's order), a page at a time: `next` is the
+cursor of the following page (`after=`), null on the last.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from api.auth import require_admin_token
+from api.errors import ApiError, InvalidRequest, NotFound, ServiceUnavailable
+from api.resources import resources
+from api.schemas import parse_json_body
+from core.storage import ObjectNotFound, StorageError
+from db import labels
+from db.models import ReviewStatus
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin_reviews", __name__, url_prefix="/v1/admin/reviews")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+@bp.before_request
+def _authenticate() -> None:
+    g.admin_token_id = require_admin_token(resources().settings.admin_tokens)
+
+
+@bp.after_request
+def _bearer_challenge(response: Response) -> Response:
+    # The shared error handler names the client key scheme; these routes want a bearer.
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="doodle-admin"'
+    return response
+
+
+def _actor() -> str:
+    return f"admin:{g.admin_token_id}"
+
+
+def _parse_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("no such recognition", {"id": raw[:64]}) from None
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def review_json(item: labels.ReviewItem) -> dict[str, Any]:
+    prediction = None
+    if item.prediction_label is not None:
+        prediction = {
+            "label": item.prediction_label,
+            "confidence": item.prediction_confidence,
+            "top": item.prediction_top or [],
+        }
+    rid = item.recognition_id
+    return {
+        "recognition_id": str(rid),
+        "review_id": item.review_id,
+        "word": item.word,
+        "prediction": prediction,
+        "model_version": item.model_version_id,
+        "reason": item.reason,
+        "status": item.status.value,
+        "created_at": item.created_at.isoformat(),
+        "resolved_at": _iso(item.resolved_at),
+        "resolved_by": item.resolved_by,
+        "decision": item.decision,
+        "label": item.reviewer_label,
+        "png_key": item.png_key,
+        "drawing_url": None if item.png_key is None else f"{bp.url_prefix}/{rid}/drawing.png",
+    }
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequest(
+            f"limit must be a whole number from 1 to {MAX_LIMIT}",
+            {"field": "limit", "limit": MAX_LIMIT},
+        )
+    return int(raw)
+
+
+@bp.get("")
+def list_reviews() -> Response:
+    status = request.args.get("status", ReviewStatus.pending.value)
+    if status not in {s.value for s in ReviewStatus}:
+        raise InvalidRequest(
+            "status must be pending or resolved",
+            {"field": "status", "allowed": [s.value for s in ReviewStatus]},
+        )
+    limit = _limit(request.args.get("limit"))
+    after = request.args.get("after") or None
+    with resources().sessions() as s:
+        try:
+            page = labels.list_reviews(s, status=status, limit=limit, after=after)
+        except labels.InvalidCursor as exc:
+            raise InvalidRequest(str(exc), {"field": "after"}) from None
+    return jsonify(
+        {
+            "status": status,
+            "reviews": [review_json(item) for item in page.items],
+            "next": page.next_cursor,
+        }
+    )
+
+
+@bp.get("/<recognition_id>/drawing.png")
+def drawing(recognition_id: str) -> Response:
+    rid = _parse_id(recognition_id)
+    res = resources()
+    with res.sessions() as s:
+        try:
+            key = labels.get_png_key(s, rid)
+        except labels.UnknownRecognition:
+            raise NotFound("no such recognition", {"id": str(rid)}) from None
+    if key is None:
+        raise NotFound("no drawing is stored for this recognition", {"id": str(rid)})
+    try:
+        data = res.storage.get(key)
+    except ObjectNotFound:
+        raise NotFound("the stored drawing is gone", {"id": str(rid)}) from None
+    except StorageError:
+        log.exception("reading %s failed", key)
+        raise ServiceUnavailable("object storage is unavailable", {"id": str(rid)}) from None
+    response = Response(data, mimetype="image/png")
+    # A player's drawing: never kept by shared caches or the browser.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _decision() -> tuple[str, str | None]:
+    """The body: {"label": "cat"} or {"discard": true}. Returns (action, label)."""
+    if request.mimetype != "application/json":
+        raise InvalidRequest("send the body as application/json", {"field": "body"})
+    body = parse_json_body(request.get_data())
+    usage = 'the body must be {"label": "<word>"} or {"discard": true}'
+    if not isinstance(body, dict) or len(body) != 1 or set(body) - {"label", "discard"}:
+        raise InvalidRequest(usage, {"field": "body"})
+    if "discard" in body:
+        if body["discard"] is not True:
+            raise InvalidRequest(usage, {"field": "discard"})
+        return "discard", None
+    try:
+        return "label", labels.normalize_label(body["label"])
+    except labels.InvalidLabel as exc:
+        raise InvalidRequest(
+            str(exc), {"field": "label", "max_length": labels.MAX_LABEL_LENGTH}
+        ) from None
+
+
+@bp.post("/<recognition_id>")
+def decide(recognition_id: str) -> Response:
+    rid = _parse_id(recognition_id)
+    action, label = _decision()
+    with resources().sessions.begin() as s:
+        try:
+            if label is not None:
+                labels.review_doodle(s, rid, label, actor=_actor())
+            else:
+                labels.discard_doodle(s, rid, actor=_actor())
+        except labels.UnknownRecognition:
+            raise NotFound("no such recognition", {"id": str(rid)}) from None
+        except labels.ReviewConflict as exc:
+            raise Conflict(str(exc), {"id": str(rid), "action": action}) from None
+        item = labels.get_review(s, rid)
+        assert item is not None  # both decisions leave a review row
+        return jsonify(review_json(item))
