@@ -46,10 +46,16 @@ def _unit_hash(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def is_golden(recognition_id: uuid.UUID, word: str, fraction: float) -> bool:
+def is_golden(identity: uuid.UUID | str, word: str, fraction: float) -> bool:
     """Deterministic per-word split: about `fraction` of each word's drawings are golden,
     the same ones on every machine and every run."""
-    return _unit_hash(word, str(recognition_id)) < fraction
+    return _unit_hash(word, str(identity)) < fraction
+
+
+def drawing_identity(bitmap: bytes) -> str:
+    """What the golden split hashes: the drawing itself, not its row, so the same drawing
+    imported or posted twice always lands on the same side (never in both)."""
+    return hashlib.sha256(bitmap).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,9 @@ def _build(rows: list[tuple[uuid.UUID, str, str, bytes]]) -> Examples:
 
 
 def _golden(row: tuple[uuid.UUID, str, str, bytes], fraction: float) -> bool:
-    return LabelSource(row[2]) in GOLDEN_SOURCES and is_golden(row[0], row[1], fraction)
+    return LabelSource(row[2]) in GOLDEN_SOURCES and is_golden(
+        drawing_identity(row[3]), row[1], fraction
+    )
 
 
 def training_examples(

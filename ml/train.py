@@ -44,7 +44,7 @@ from ml.network import QuickDrawNet
 
 Progress = Callable[[dict[str, Any]], None]
 # At most this share of the old words' training drawings may be won by a new word.
-CALIBRATION_THEFT = 0.01
+CALIBRATION_THEFT = 0.02
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, update
 from db import labels
 from db.datasets import (
     Examples,
+    drawing_identity,
     golden_examples,
     is_golden,
     replay_sample,
@@ -115,9 +116,10 @@ def test_golden_and_training_are_disjoint_and_cover_the_eligible(db_session_fact
     assert ids["auto"] <= set(train.ids)
     assert set(golden.sources) == {"import", "reviewer"}
     for ex in (train, golden):
-        for rid, label in zip(ex.ids, ex.labels, strict=True):
+        for rid, label, bitmap in zip(ex.ids, ex.labels, ex.bitmaps, strict=True):
             if rid not in ids["auto"]:
-                assert is_golden(rid, label, FRACTION) == (ex is golden)
+                identity = drawing_identity(bitmap.tobytes())
+                assert is_golden(identity, label, FRACTION) == (ex is golden)
     # Both halves get some of every vouched-for word.
     assert {"cup", "hat", "star"} <= set(golden.words)
     assert {"cup", "hat", "star", "tree"} == set(train.words)
