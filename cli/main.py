@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from cli.context import configure_logging, resolved_settings
-from cli.dev import run_command
 from cli.data import data_group
+from cli.dev import run_command
 from cli.evaluate import eval_command
 from cli.flows import flows_group
 from cli.models import models_group

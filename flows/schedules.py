@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect.deployments.runner import RunnerDeployment
 
 from core.settings import Settings
@@ -10,13 +12,15 @@ from flows.flywheel import flywheel
 from flows.relabel import relabel
 
 # name -> the flow, for `doodle flows run NAME`
-FLOWS = {"flywheel": flywheel, "relabel": relabel, "finetune": finetune}
+FLOWS: dict[str, Any] = {"flywheel": flywheel, "relabel": relabel, "finetune": finetune}
 
 
 def deployments(settings: Settings) -> list[RunnerDeployment]:
     """The nightly flywheel; the parts stay deployed (unscheduled) to run by hand."""
-    return [
+    # Called outside an event loop, to_deployment returns the deployment itself.
+    made: list[Any] = [
         flywheel.to_deployment(name="nightly", cron=settings.flywheel_cron),
         relabel.to_deployment(name="manual"),
         finetune.to_deployment(name="manual"),
     ]
+    return made

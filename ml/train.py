@@ -196,11 +196,11 @@ def _freeze_all_but_new_rows(model: QuickDrawNet, old: int) -> list[Any]:
     head = model.fc3[0]
     assert isinstance(head, nn.Linear)
     handles = []
-    for p in (head.weight, head.bias):
-        p.requires_grad_(True)
+    for param in (head.weight, head.bias):
+        param.requires_grad_(True)
         # Zero the old rows' gradients: with no weight decay, Adam then leaves them untouched.
         handles.append(
-            p.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:old]), grad[old:]]))
+            param.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:old]), grad[old:]]))
         )
     return handles
 
