@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
-from api.auth import require_admin_token
-from api.errors import ApiError, InvalidRequest, NotFound
+from api.auth import admin_actor, protect_admin_blueprint
+from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
 from api.schemas import parse_json_body
 from db import registry
-from db.models import ModelAliasHistory, ModelVersion
+from db.models import ModelVersion
 
 bp = Blueprint("admin_models", __name__, url_prefix="/v1/admin/models")
 
@@ -25,26 +25,7 @@ MAX_REASON_LENGTH = 1000
 ALIAS_NAME_LENGTH = 32
 
 
-class Conflict(ApiError):
-    status = 409
-    code = "conflict"
-
-
-@bp.before_request
-def _authenticate() -> None:
-    g.admin_token_id = require_admin_token(resources().settings.admin_tokens)
-
-
-@bp.after_request
-def _bearer_challenge(response: Response) -> Response:
-    # The shared error handler names the client key scheme; these routes want a bearer.
-    if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="doodle-admin"'
-    return response
-
-
-def _actor() -> str:
-    return f"admin:{g.admin_token_id}"
+protect_admin_blueprint(bp)
 
 
 def _version_json(v: ModelVersion, aliases: list[str], *, full: bool = False) -> dict[str, Any]:
@@ -62,18 +43,6 @@ def _version_json(v: ModelVersion, aliases: list[str], *, full: bool = False) ->
     if full:
         body["dataset_manifest"] = v.dataset_manifest
     return body
-
-
-def _move_json(h: ModelAliasHistory) -> dict[str, Any]:
-    return {
-        "id": h.id,
-        "alias": h.alias,
-        "from": h.from_version_id,
-        "to": h.to_version_id,
-        "actor": h.actor,
-        "reason": h.reason,
-        "moved_at": h.moved_at.isoformat(),
-    }
 
 
 def _reason() -> str:
@@ -106,7 +75,7 @@ def _moved(s: Session, action: str, previous: int | None, version: ModelVersion)
             "from": previous if move is None else move.from_version_id,
             "to": version.id,
             "moved": move is not None,
-            "move": None if move is None else _move_json(move),
+            "move": None if move is None else registry.move_as_dict(move),
             "model": _version_json(version, aliases),
         }
     )
@@ -149,7 +118,7 @@ def promote(version: str) -> Response:
     with resources().sessions.begin() as s:
         previous = _production_id(s)
         try:
-            promoted = registry.promote(s, version_id, actor=_actor(), reason=reason)
+            promoted = registry.promote(s, version_id, actor=admin_actor(), reason=reason)
         except registry.UnknownModelVersion:
             raise NotFound("no such model version", {"version": version_id}) from None
         return _moved(s, "promote", previous, promoted)
@@ -161,7 +130,7 @@ def rollback() -> Response:
     with resources().sessions.begin() as s:
         previous = _production_id(s)
         try:
-            restored = registry.rollback(s, actor=_actor(), reason=reason)
+            restored = registry.rollback(s, actor=admin_actor(), reason=reason)
         except registry.NothingToRollBack as exc:
             raise Conflict(str(exc), {"alias": registry.PRODUCTION}) from None
         return _moved(s, "rollback", previous, restored)
@@ -175,4 +144,4 @@ def alias_history(alias: str) -> Response:
         moves = registry.alias_history(s, alias)
         if not moves:
             raise NotFound("no such alias", {"alias": alias})
-        return jsonify({"alias": alias, "history": [_move_json(h) for h in moves]})
+        return jsonify({"alias": alias, "history": [registry.move_as_dict(h) for h in moves]})

@@ -6,9 +6,10 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from flask import request
+from flask import Blueprint, Response, g, request
 
 from api.errors import Unauthorized
+from api.resources import resources
 
 
 def key_id(key: str) -> str:
@@ -50,3 +51,22 @@ def require_admin_token(allowed: tuple[str, ...]) -> str:
     if not _matches(token, allowed):
         raise Unauthorized("unknown admin token")
     return key_id(token)
+
+
+def protect_admin_blueprint(bp: Blueprint) -> None:
+    """Every route of `bp` needs an admin bearer token; `admin_actor()` names its holder."""
+
+    @bp.before_request
+    def _authenticate() -> None:
+        g.admin_token_id = require_admin_token(resources().settings.admin_tokens)
+
+    @bp.after_request
+    def _bearer_challenge(response: Response) -> Response:
+        # The shared error handler names the client key scheme; these routes want a bearer.
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="doodle-admin"'
+        return response
+
+
+def admin_actor() -> str:
+    return f"admin:{g.admin_token_id}"

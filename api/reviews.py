@@ -15,10 +15,10 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from api.auth import require_admin_token
-from api.errors import ApiError, InvalidRequest, NotFound, ServiceUnavailable
+from api.auth import admin_actor, protect_admin_blueprint
+from api.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from api.resources import resources
 from api.schemas import parse_json_body
 from core.storage import ObjectNotFound, StorageError
@@ -33,26 +33,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-class Conflict(ApiError):
-    status = 409
-    code = "conflict"
-
-
-@bp.before_request
-def _authenticate() -> None:
-    g.admin_token_id = require_admin_token(resources().settings.admin_tokens)
-
-
-@bp.after_request
-def _bearer_challenge(response: Response) -> Response:
-    # The shared error handler names the client key scheme; these routes want a bearer.
-    if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="doodle-admin"'
-    return response
-
-
-def _actor() -> str:
-    return f"admin:{g.admin_token_id}"
+protect_admin_blueprint(bp)
 
 
 def _parse_id(raw: str) -> uuid.UUID:
@@ -180,9 +161,9 @@ def decide(recognition_id: str) -> Response:
     with resources().sessions.begin() as s:
         try:
             if label is not None:
-                labels.review_doodle(s, rid, label, actor=_actor())
+                labels.review_doodle(s, rid, label, actor=admin_actor())
             else:
-                labels.discard_doodle(s, rid, actor=_actor())
+                labels.discard_doodle(s, rid, actor=admin_actor())
         except labels.UnknownRecognition:
             raise NotFound("no such recognition", {"id": str(rid)}) from None
         except labels.ReviewConflict as exc:

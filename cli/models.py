@@ -168,14 +168,5 @@ def rollback_command(reason: str) -> None:
 def history_command(alias: str) -> None:
     """One JSON line per move of ALIAS, newest first: who, when, from which version."""
     with _sessions() as sessions, sessions() as s:
-        for h in registry.alias_history(s, alias):
-            line = {
-                "id": h.id,
-                "alias": h.alias,
-                "from": h.from_version_id,
-                "to": h.to_version_id,
-                "actor": h.actor,
-                "reason": h.reason,
-                "moved_at": h.moved_at.isoformat(),
-            }
-            click.echo(json.dumps(line))
+        for move in registry.alias_history(s, alias):
+            click.echo(json.dumps(registry.move_as_dict(move)))

@@ -281,3 +281,16 @@ def rollback(s: Session, *, actor: str, reason: str = "", alias: str = PRODUCTIO
     version = s.get(ModelVersion, undo.from_version_id)
     assert version is not None
     return version
+
+
+def move_as_dict(move: ModelAliasHistory) -> dict[str, Any]:
+    """One alias move as the CLI and the admin API show it."""
+    return {
+        "id": move.id,
+        "alias": move.alias,
+        "from": move.from_version_id,
+        "to": move.to_version_id,
+        "actor": move.actor,
+        "reason": move.reason,
+        "moved_at": move.moved_at.isoformat(),
+    }
