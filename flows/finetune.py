@@ -84,6 +84,8 @@ def train_candidate(parent_id: int) -> Candidate:
         epochs=settings.train_epochs,
         seed=settings.train_seed,
         new_rows_only=settings.train_new_rows_only,
+        # One thread: steadier on a busy 2-core machine, and needed for identical weights.
+        threads=1,
     )
     result = fine_tune(
         parent,

@@ -6,6 +6,7 @@ to it (`decide`, a pure function); thresholds are settings.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 
@@ -71,6 +72,8 @@ def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
             bitmaps = np.stack(
                 [np.frombuffer(c.bitmap, dtype=np.uint8).reshape(28, 28) for c in chunk]
             )
+            accepted: list[tuple[uuid.UUID, str]] = []
+            reviews: list[tuple[uuid.UUID, str]] = []
             for candidate, bitmap, prediction in zip(
                 chunk, bitmaps, predictor.predict(bitmaps), strict=True
             ):
@@ -81,15 +84,13 @@ def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
                 )
                 decision = decide(candidate.word, prediction, known, quality, ctx.settings)
                 if decision.label:
-                    label_store.add_label(
-                        s, candidate.id, decision.label, LabelSource.prompt, actor
-                    )
-                    counts["accepted"] += 1
+                    accepted.append((candidate.id, decision.label))
                 elif decision.review:
-                    label_store.queue_review(s, candidate.id, decision.review)
-                    counts["review"] += 1
-                else:
-                    counts["undecided"] += 1
+                    reviews.append((candidate.id, decision.review))
+            # One statement each per chunk: one-row inserts were half of relabel's time.
+            counts["accepted"] += label_store.add_labels(s, accepted, LabelSource.prompt, actor)
+            counts["review"] += label_store.queue_reviews(s, reviews)
+            counts["undecided"] += len(chunk) - len(accepted) - len(reviews)
     counts["seen"] = len(candidates)
     return dict(counts)
 
