@@ -18,6 +18,7 @@ def configure_logging() -> None:
     )
     # One line per HTTP call to the Prefect API drowns everything else.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @contextmanager

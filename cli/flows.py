@@ -20,6 +20,9 @@ def _export(settings: Settings) -> None:
     # Prefect reads its home at import and does not create missing parents.
     home = os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
     os.makedirs(home, exist_ok=True)
+    # The embedded Prefect API keeps state in SQLite; its telemetry heartbeat only adds
+    # "database is locked" noise there, and a deployment has no need to phone home.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def headline(report: Any) -> dict[str, Any]:
