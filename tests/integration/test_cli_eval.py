@@ -1,0 +1,40 @@
+"""`doodle eval`: the worker's strokes -> raster -> model path, on dataset ndjson files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+
+@pytest.fixture
+def runner(settings, monkeypatch) -> CliRunner:
+    monkeypatch.setenv("DATABASE_URL", settings.db_url)
+    monkeypatch.setenv("STORAGE_URL", settings.object_store_url)
+    monkeypatch.setenv("DOODLE_HOME", str(settings.home))
+    return CliRunner()
+
+
+@pytest.mark.parametrize("form", ["simplified", "raw"])
+def test_eval_prints_one_json_line_of_figures(runner, seed_version, shared_data, form):
+    path = shared_data / "quickdraw" / form / "star.ndjson"
+    result = runner.invoke(cli, ["eval", "--drawings", str(path)])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.output.strip().splitlines()[-1])
+    assert line["model_version"] == seed_version
+    assert line["n"] == len([x for x in path.read_text().splitlines() if x.strip()])
+    assert line["top1"] >= 0.8 and line["top3"] >= line["top1"]
+    assert line["top1"] <= line["map3"] <= line["top3"]
+    assert set(line["per_word"]) == {"star"}
+
+
+def test_eval_by_version_number_and_unknown_version(runner, seed_version, shared_data):
+    path = str(shared_data / "quickdraw" / "simplified" / "cup.ndjson")
+    ok = runner.invoke(cli, ["eval", "--drawings", path, "--model", str(seed_version)])
+    assert ok.exit_code == 0, ok.output
+    missing = runner.invoke(cli, ["eval", "--drawings", path, "--model", "999"])
+    assert missing.exit_code != 0
+    assert "no model version" in missing.output
