@@ -81,6 +81,23 @@ def promote(candidate_id: int, reason: str) -> None:
         registry.move_alias(s, PRODUCTION, candidate_id, actor="flow:flywheel", reason=reason)
 
 
+@task(cache_policy=NO_CACHE)
+def record_evaluation(
+    candidate_id: int, candidate: dict[str, Any], production_id: int, decision: GateDecision
+) -> None:
+    """Keep the golden figures and the gate's verdict with the candidate version."""
+    ctx = flow_context()
+    with ctx.sessions.begin() as s:
+        version = registry.get_version(s, candidate_id)
+        if version is None:
+            raise LookupError(f"no model version {candidate_id}")
+        version.metrics = {
+            **version.metrics,
+            "golden": {k: candidate[k] for k in ("n", "top1", "top3", "map3")},
+            "gate": {"against": production_id, **decision.as_dict()},
+        }
+
+
 @flow(name="evaluate-and-gate", log_prints=True)
 def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
     """Score both on the golden set; promote the candidate only if the gate says so."""
@@ -88,6 +105,7 @@ def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
     candidate = score_on_golden(candidate_id)
     production = score_on_golden(production_id)
     decision = decide(candidate, production, max_word_drop=settings.gate_max_word_drop)
+    record_evaluation(candidate_id, candidate, production_id, decision)
     if decision.promote:
         promote(
             candidate_id, f"gate passed: golden top-1 {candidate['top1']} >= {production['top1']}"
