@@ -44,6 +44,7 @@ SEED_WEIGHTS = PROJECT_ROOT / "ml" / "seed" / "quickdraw20_state_dict.pt"
 SEED_CLASSES = PROJECT_ROOT / "ml" / "seed" / "classes.json"
 SAMPLE_DATA = PROJECT_ROOT / "data" / "quickdraw" / "simplified"
 DEV_KEY_FILE = "dev-client-key"
+DEV_ADMIN_TOKEN_FILE = "dev-admin-token"
 STOP_GRACE_SECONDS = 20.0
 READY_TIMEOUT_SECONDS = 120.0
 
@@ -84,7 +85,16 @@ def _has_command(*path: str) -> bool:
 
 def dev_client_key(settings: Settings) -> tuple[str, bool]:
     """(key, created): the development key in home/dev-client-key, made on first use."""
-    path = settings.home / DEV_KEY_FILE
+    return _dev_secret(settings, DEV_KEY_FILE, "dev-")
+
+
+def dev_admin_token(settings: Settings) -> tuple[str, bool]:
+    """(token, created): the development admin token in home/dev-admin-token."""
+    return _dev_secret(settings, DEV_ADMIN_TOKEN_FILE, "dev-admin-")
+
+
+def _dev_secret(settings: Settings, filename: str, prefix: str) -> tuple[str, bool]:
+    path = settings.home / filename
     try:
         key = path.read_text().strip()
         if key:
@@ -92,7 +102,7 @@ def dev_client_key(settings: Settings) -> tuple[str, bool]:
     except FileNotFoundError:
         pass
     settings.home.mkdir(parents=True, exist_ok=True)
-    key = "dev-" + secrets.token_urlsafe(24)
+    key = prefix + secrets.token_urlsafe(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
@@ -100,7 +110,9 @@ def dev_client_key(settings: Settings) -> tuple[str, bool]:
     return key, True
 
 
-def child_env(settings: Settings, client_keys: Sequence[str]) -> dict[str, str]:
+def child_env(
+    settings: Settings, client_keys: Sequence[str], admin_tokens: Sequence[str] = ()
+) -> dict[str, str]:
     """The environment of every child: ours plus the resolved configuration."""
     env = dict(os.environ)
     env.update(
@@ -109,6 +121,7 @@ def child_env(settings: Settings, client_keys: Sequence[str]) -> dict[str, str]:
             "REDIS_URL": settings.broker_url,
             "STORAGE_URL": settings.object_store_url,
             "DOODLE_CLIENT_KEYS": ",".join(client_keys),
+            "DOODLE_ADMIN_TOKENS": ",".join(admin_tokens or settings.admin_tokens),
             "DOODLE_HOME": str(settings.home),
             "PORT": str(settings.port),
             "PYTHONUNBUFFERED": "1",
@@ -401,7 +414,16 @@ def run_command(flows: bool) -> None:
                 client_keys = [key]
                 if created:
                     _say(f"created a development API key in {resolved.home / DEV_KEY_FILE}")
-            env = child_env(resolved, client_keys)
+            admin_tokens = list(resolved.admin_tokens)
+            if not admin_tokens:
+                token, created = dev_admin_token(resolved)
+                admin_tokens = [token]
+                if created:
+                    _say(
+                        "created a development admin token in "
+                        f"{resolved.home / DEV_ADMIN_TOKEN_FILE} (Authorization: Bearer ...)"
+                    )
+            env = child_env(resolved, client_keys, admin_tokens)
             ensure_seed_model(resolved, env)
 
             code = supervise(resolved, env, key, flows)
