@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 
 import redis
 from celery import Celery
 from flask import current_app
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from core.settings import Settings
-from core.storage import ObjectStorage, open_storage
-from db.session import make_engine, make_session_factory
+from db.connections import Connections
 from workers.celery_app import make_celery
 
 EXTENSION = "doodle"
 
 
-@dataclass
-class Resources:
+class Resources(Connections):
     """Created lazily, so a forked gunicorn worker opens its own connections."""
-
-    settings: Settings
-
-    @cached_property
-    def engine(self) -> Engine:
-        return make_engine(self.settings.db_url)
-
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -44,14 +28,9 @@ class Resources:
     def celery(self) -> Celery:
         return make_celery(self.settings)
 
-    @cached_property
-    def storage(self) -> ObjectStorage:
-        return open_storage(self.settings.object_store_url)
-
     def close(self) -> None:
         """Release pooled connections (tests; a gunicorn worker just exits)."""
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        super().close()
         if "redis" in self.__dict__:
             self.redis.close()
         if "celery" in self.__dict__:

@@ -7,36 +7,14 @@ Prefect would have to serialise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from core.settings import Settings
-from core.storage import ObjectStorage, open_storage
 from db import registry
-from db.session import make_engine, make_session_factory
+from db.connections import Connections
 from ml.artifacts import load_verified
 from ml.network import QuickDrawNet
 
 
-@dataclass
-class FlowContext:
-    settings: Settings
-
-    @cached_property
-    def engine(self) -> Engine:
-        return make_engine(self.settings.db_url)
-
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
-
-    @cached_property
-    def storage(self) -> ObjectStorage:
-        return open_storage(self.settings.object_store_url)
-
+class FlowContext(Connections):
     def load_version(self, version_id: int) -> tuple[QuickDrawNet, list[str]]:
         with self.sessions() as s:
             version = registry.get_version(s, version_id)
@@ -49,10 +27,6 @@ class FlowContext:
         with self.sessions() as s:
             version = registry.get_alias(s, alias)
             return None if version is None else version.id
-
-    def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
 
 
 _current: FlowContext | None = None

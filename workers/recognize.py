@@ -54,7 +54,7 @@ def _claim(
     """
     settings = runtime.settings
     now = dt.datetime.now(dt.UTC)
-    with runtime.session_factory.begin() as s:
+    with runtime.sessions.begin() as s:
         row = rec.lock_for_processing(s, recognition_id)
         if row is None:
             return None
@@ -116,7 +116,7 @@ def _store_objects(
 
 
 def _finish(runtime: WorkerRuntime, recognition_id: uuid.UUID, outcome: rec.Outcome | str) -> None:
-    with runtime.session_factory.begin() as s:
+    with runtime.sessions.begin() as s:
         row = rec.lock_for_processing(s, recognition_id)
         # A duplicate delivery may have finished first: the first result stands.
         if row is None or row.status in (RecognitionStatus.done, RecognitionStatus.failed):
@@ -193,7 +193,7 @@ def sweep_stale(runtime: WorkerRuntime, enqueue) -> int:
     """Re-enqueue recognitions nobody finished in time; fail the ones that keep crashing."""
     settings = runtime.settings
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.sweeper_stale_seconds)
-    with runtime.session_factory.begin() as s:
+    with runtime.sessions.begin() as s:
         failed = rec.fail_exhausted(s, settings.max_attempts)
         stale = rec.claim_stale(s, cutoff)
     for recognition_id in stale:

@@ -7,35 +7,16 @@ shared across a fork.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cached_property
 
 import redis
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
-from core.storage import ObjectStorage, open_storage
-from db.session import make_engine, make_session_factory
+from db.connections import Connections
 from workers.model_cache import ModelCache
 
 
-@dataclass
-class WorkerRuntime:
-    settings: Settings
-
-    @cached_property
-    def engine(self) -> Engine:
-        return make_engine(self.settings.db_url)
-
-    @cached_property
-    def session_factory(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
-
-    @cached_property
-    def storage(self) -> ObjectStorage:
-        return open_storage(self.settings.object_store_url)
-
+class WorkerRuntime(Connections):
     @cached_property
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.settings.broker_url)
@@ -43,12 +24,11 @@ class WorkerRuntime:
     @cached_property
     def models(self) -> ModelCache:
         return ModelCache(
-            self.session_factory, self.storage, check_seconds=self.settings.model_check_seconds
+            self.sessions, self.storage, check_seconds=self.settings.model_check_seconds
         )
 
     def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        super().close()
         if "redis" in self.__dict__:
             self.redis.close()
 
