@@ -68,6 +68,18 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {"label": {"type": "string"}, "confidence": {"type": "number"}},
     },
+    "Prediction": {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string"},
+            "confidence": {"type": "number"},
+            "top": {
+                "type": "array",
+                "maxItems": 3,
+                "items": {"$ref": "#/components/schemas/Guess"},
+            },
+        },
+    },
     "Recognition": {
         "type": "object",
         "required": ["id", "status"],
@@ -79,21 +91,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
             "prediction": {
-                "oneOf": [
-                    {"type": "null"},
-                    {
-                        "type": "object",
-                        "properties": {
-                            "label": {"type": "string"},
-                            "confidence": {"type": "number"},
-                            "top": {
-                                "type": "array",
-                                "maxItems": 3,
-                                "items": {"$ref": "#/components/schemas/Guess"},
-                            },
-                        },
-                    },
-                ]
+                "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Prediction"}]
             },
             "model_version": {"type": ["integer", "null"]},
             "timings": {"type": ["object", "null"]},
@@ -280,20 +278,7 @@ REVIEW_SCHEMAS: dict[str, Any] = {
             "word": {"type": ["string", "null"], "description": "the prompt shown"},
             "prediction": {
                 "description": "the model's guess when the doodle was recognised",
-                "oneOf": [
-                    {"type": "null"},
-                    {
-                        "type": "object",
-                        "properties": {
-                            "label": {"type": "string"},
-                            "confidence": {"type": "number"},
-                            "top": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/Guess"},
-                            },
-                        },
-                    },
-                ],
+                "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Prediction"}],
             },
             "model_version": {"type": ["integer", "null"]},
             "reason": {

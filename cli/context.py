@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from core.embedded import EmbeddedServices
 from core.settings import Settings
+from db.connections import Connections
 
 
 def configure_logging() -> None:
@@ -27,3 +28,14 @@ def resolved_settings(*, redis: bool = True) -> Iterator[Settings]:
     servers (shared with a running `make run`, or started for this command alone)."""
     with EmbeddedServices(Settings.from_env(), redis=redis) as settings:
         yield settings
+
+
+@contextmanager
+def open_connections(*, redis: bool = False) -> Iterator[Connections]:
+    """The database and object storage of `resolved_settings`, released at the end."""
+    with resolved_settings(redis=redis) as settings:
+        connections = Connections(settings)
+        try:
+            yield connections
+        finally:
+            connections.close()

@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.context import resolved_settings
+from cli.context import open_connections
 from db.datasets import ImportedDrawing, add_imports
 from db.models import InputFormat
-from db.session import make_engine, make_session_factory
 
 if TYPE_CHECKING:
     from ml.datasets import Drawing
@@ -283,10 +282,6 @@ def data_group() -> None:
 def import_command(sources: tuple[str, ...], word: str | None, limit: int | None) -> None:
     """Import Quick, Draw! drawings (ndjson raw/simplified, .npy bitmaps) from files,
     folders or http(s) URLs as training data. Running it twice adds nothing twice."""
-    with resolved_settings(redis=False) as settings:
-        engine = make_engine(settings.db_url)
-        try:
-            report = import_sources(make_session_factory(engine), sources, word=word, limit=limit)
-        finally:
-            engine.dispose()
+    with open_connections() as db:
+        report = import_sources(db.sessions, sources, word=word, limit=limit)
     click.echo(json.dumps(report.as_dict()))

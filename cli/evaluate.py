@@ -8,9 +8,6 @@ import json
 import click
 
 from cli.context import resolved_settings
-from core.storage import open_storage
-from db import registry
-from db.session import make_engine, make_session_factory
 
 BATCH = 256
 
@@ -27,7 +24,7 @@ BATCH = 256
 @click.option("--limit", type=int, default=None, help="Score only the first N drawings.")
 def eval_command(source: str, model_ref: str, limit: int | None) -> None:
     """Print one JSON line: n, top1, top3, map3 and per-word top-1."""
-    from ml.artifacts import load_verified
+    from flows.context import FlowContext  # loads torch: only for this command
     from ml.datasets import read_ndjson
     from ml.evaluate import score
     from ml.predict import Predictor
@@ -35,25 +32,19 @@ def eval_command(source: str, model_ref: str, limit: int | None) -> None:
     from ml.strokes import to_simplified
 
     with resolved_settings(redis=False) as settings:
-        engine = make_engine(settings.db_url)
+        versions = FlowContext(settings)
         try:
-            with make_session_factory(engine)() as s:
-                version = (
-                    registry.get_version(s, int(model_ref))
-                    if model_ref.isdigit()
-                    else registry.get_alias(s, model_ref)
-                )
-                if version is None:
-                    raise click.ClickException(f"no model version {model_ref!r}")
-                classes, key, checksum, version_id = (
-                    list(version.classes),
-                    version.artifact_key,
-                    version.checksum,
-                    version.id,
-                )
+            version_id = (
+                int(model_ref) if model_ref.isdigit() else versions.alias_version(model_ref)
+            )
+            if version_id is None:
+                raise click.ClickException(f"no model version {model_ref!r}")
+            try:
+                model, classes = versions.load_version(version_id)
+            except LookupError as exc:
+                raise click.ClickException(f"no model version {model_ref!r}") from exc
         finally:
-            engine.dispose()
-        model = load_verified(open_storage(settings.object_store_url), key, checksum, classes)
+            versions.close()
     predictor = Predictor(model, classes)
     predictions: list = []
     truths: list[str] = []

@@ -5,19 +5,16 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from cli.context import resolved_settings
+from cli.context import open_connections, resolved_settings
 from core import keys
 from core.settings import Settings
-from core.storage import open_storage
 from db import registry
-from db.session import make_engine, make_session_factory
+from db.connections import Connections
 
 
 def _actor() -> str:
@@ -40,9 +37,9 @@ def import_model(
         raise click.BadParameter(
             "class names must be non-empty and distinct", param_hint="--classes"
         )
-    engine = make_engine(settings.db_url)
+    connections = Connections(settings)
+    sessions = connections.sessions
     try:
-        sessions = make_session_factory(engine)
         if if_missing and alias:
             with sessions() as s:
                 existing = registry.get_alias(s, alias)
@@ -56,7 +53,7 @@ def import_model(
             ) from exc
         checksum = hashlib.sha256(weights).hexdigest()
         key = keys.model_artifact_key(checksum)
-        open_storage(settings.object_store_url).put(key, weights, "application/octet-stream")
+        connections.storage.put(key, weights, "application/octet-stream")
         with sessions.begin() as s:
             version = registry.register_model_version(
                 s, classes=classes, artifact_key=key, checksum=checksum, source=source
@@ -65,7 +62,7 @@ def import_model(
                 registry.move_alias(s, alias, version.id, actor=_actor(), reason=f"import {source}")
             return {"version": version.id, "alias": alias, "imported": True, "checksum": checksum}
     finally:
-        engine.dispose()
+        connections.close()
 
 
 @click.group("models")
@@ -88,20 +85,10 @@ def import_command(path: Path, classes: str, alias: str | None, if_missing: bool
     click.echo(json.dumps(result))
 
 
-@contextmanager
-def _sessions() -> Iterator[sessionmaker[Session]]:
-    with resolved_settings(redis=False) as settings:
-        engine = make_engine(settings.db_url)
-        try:
-            yield make_session_factory(engine)
-        finally:
-            engine.dispose()
-
-
 @models_group.command("list")
 def list_command() -> None:
     """One JSON line per version, newest first, with its aliases."""
-    with _sessions() as sessions, sessions() as s:
+    with open_connections() as db, db.sessions() as s:
         aliases = registry.aliases_of(s)
         for v in registry.list_versions(s):
             line = {
@@ -138,7 +125,7 @@ def _production_id(s: Session) -> int | None:
 @click.option("--reason", default="", help="Why; kept in the alias history and audit log.")
 def promote_command(version: int, reason: str) -> None:
     """Point the production alias at VERSION (workers switch within seconds)."""
-    with _sessions() as sessions, sessions.begin() as s:
+    with open_connections() as db, db.sessions.begin() as s:
         previous = _production_id(s)
         try:
             registry.promote(s, version, actor=_actor(), reason=reason)
@@ -154,7 +141,7 @@ def rollback_command(reason: str) -> None:
 
     Each call undoes one more move: two rollbacks after promoting 2 then 3 end at 1.
     """
-    with _sessions() as sessions, sessions.begin() as s:
+    with open_connections() as db, db.sessions.begin() as s:
         previous = _production_id(s)
         try:
             version = registry.rollback(s, actor=_actor(), reason=reason)
@@ -167,6 +154,6 @@ def rollback_command(reason: str) -> None:
 @click.option("--alias", default=registry.PRODUCTION, show_default=True)
 def history_command(alias: str) -> None:
     """One JSON line per move of ALIAS, newest first: who, when, from which version."""
-    with _sessions() as sessions, sessions() as s:
+    with open_connections() as db, db.sessions() as s:
         for move in registry.alias_history(s, alias):
             click.echo(json.dumps(registry.move_as_dict(move)))

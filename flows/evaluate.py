@@ -20,22 +20,25 @@ PRODUCTION = "production"
 
 
 @task(cache_policy=NO_CACHE)
-def score_on_golden(version_id: int) -> dict[str, Any]:
-    """top-1, top-3, MAP@3 and per-word figures of one version on the golden set."""
+def score_on_golden(version_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """top-1, top-3, MAP@3 and per-word figures of each version on the golden set
+    (read once for all of them)."""
     ctx = flow_context()
-    model, classes = ctx.load_version(version_id)
     with ctx.sessions() as s:
         golden = golden_examples(s, golden_fraction=ctx.settings.golden_fraction)
     if not golden.labels:
         raise RuntimeError("the golden set is empty: import reviewed or dataset drawings first")
-    predictions = Predictor(model, classes).predict(golden.bitmaps)
-    report = score(predictions, golden.labels)
-    matrix = confusion_matrix([p.label for p in predictions], golden.labels, classes)
-    key = f"reports/models/{version_id}/confusion.png"
-    ctx.storage.put(key, render_confusion_png(matrix, classes), "image/png")
-    report["confusion_png"] = key
-    report["golden_manifest"] = golden.manifest()
-    return report
+    manifest = golden.manifest()
+    reports: dict[int, dict[str, Any]] = {}
+    for version_id in version_ids:
+        model, classes = ctx.load_version(version_id)
+        predictions = Predictor(model, classes).predict(golden.bitmaps)
+        report = score(predictions, golden.labels)
+        matrix = confusion_matrix([p.label for p in predictions], golden.labels, classes)
+        key = f"reports/models/{version_id}/confusion.png"
+        ctx.storage.put(key, render_confusion_png(matrix, classes), "image/png")
+        reports[version_id] = {**report, "confusion_png": key, "golden_manifest": manifest}
+    return reports
 
 
 def markdown_report(
@@ -102,8 +105,8 @@ def record_evaluation(
 def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
     """Score both on the golden set; promote the candidate only if the gate says so."""
     settings = flow_context().settings
-    candidate = score_on_golden(candidate_id)
-    production = score_on_golden(production_id)
+    reports = score_on_golden([candidate_id, production_id])
+    candidate, production = reports[candidate_id], reports[production_id]
     decision = decide(candidate, production, max_word_drop=settings.gate_max_word_drop)
     record_evaluation(candidate_id, candidate, production_id, decision)
     if decision.promote:
