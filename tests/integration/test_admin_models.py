@@ -15,7 +15,7 @@ from cli.models import import_model
 from db import registry
 from db.models import AuditLog
 from ml.network import seed_classes, seed_weights_path
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ACTOR = f"admin:{key_id(ADMIN_TOKEN)}"
@@ -28,14 +28,6 @@ def second_version(settings, seed_version) -> int:
         settings, seed_weights_path().read_bytes(), seed_classes(), alias=None, source="copy"
     )
     return int(result["version"])  # type: ignore[call-overload]
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert set(error) == {"code", "message", "details"} and error["message"]
-    assert error["code"] == code
-    return error
 
 
 def _audit(db_session_factory) -> list[AuditLog]:
@@ -65,7 +57,7 @@ def test_every_route_needs_an_admin_token(
     client, db_session_factory, seed_version, method, path, headers
 ):
     response = getattr(client, method)(path, headers=headers)
-    _error(response, 401, "unauthorized")
+    assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     with db_session_factory() as s:
         assert [h.to_version_id for h in registry.alias_history(s, "production")] == [seed_version]
@@ -77,7 +69,7 @@ def test_no_admin_tokens_configured_means_401_for_everyone(app, seed_version):
 
     resources = app.extensions[EXTENSION]
     resources.settings = resources.settings.with_services(admin_tokens=())
-    _error(app.test_client().get("/v1/admin/models", headers=AUTH), 401, "unauthorized")
+    assert_error(app.test_client().get("/v1/admin/models", headers=AUTH), 401, "unauthorized")
 
 
 def test_list_and_read_versions(client, seed_version, second_version):
@@ -95,8 +87,8 @@ def test_list_and_read_versions(client, seed_version, second_version):
 
     one = client.get(f"/v1/admin/models/{seed_version}", headers=AUTH).get_json()
     assert one["version"] == seed_version and one["dataset_manifest"] == {}
-    _error(client.get("/v1/admin/models/999", headers=AUTH), 404, "not_found")
-    _error(client.get("/v1/admin/models/abc", headers=AUTH), 404, "not_found")
+    assert_error(client.get("/v1/admin/models/999", headers=AUTH), 404, "not_found")
+    assert_error(client.get("/v1/admin/models/abc", headers=AUTH), 404, "not_found")
 
 
 def test_promote_and_rollback(client, db_session_factory, seed_version, second_version):
@@ -128,7 +120,7 @@ def test_promote_and_rollback(client, db_session_factory, seed_version, second_v
     assert client.get("/v1/words").get_json()["model_version"] == seed_version
 
     # The seed's import is the first move: there is nothing before it.
-    error = _error(client.post("/v1/admin/models/rollback", headers=AUTH), 409, "conflict")
+    error = assert_error(client.post("/v1/admin/models/rollback", headers=AUTH), 409, "conflict")
     assert error["details"] == {"alias": "production"}
 
     history = client.get("/v1/admin/models/aliases/production/history", headers=AUTH)
@@ -154,13 +146,13 @@ def test_promote_and_rollback(client, db_session_factory, seed_version, second_v
 
 
 def test_promote_unknown_version_is_404(client, db_session_factory, seed_version):
-    _error(client.post("/v1/admin/models/999/promote", headers=AUTH), 404, "not_found")
-    _error(client.post("/v1/admin/models/x1/promote", headers=AUTH), 404, "not_found")
+    assert_error(client.post("/v1/admin/models/999/promote", headers=AUTH), 404, "not_found")
+    assert_error(client.post("/v1/admin/models/x1/promote", headers=AUTH), 404, "not_found")
     assert _audit(db_session_factory) == []
 
 
 def test_rollback_with_no_production_is_409(client):
-    _error(client.post("/v1/admin/models/rollback", headers=AUTH), 409, "conflict")
+    assert_error(client.post("/v1/admin/models/rollback", headers=AUTH), 409, "conflict")
 
 
 @pytest.mark.parametrize(
@@ -180,12 +172,14 @@ def test_bad_move_bodies_are_400(client, db_session_factory, seed_version, secon
         headers=AUTH,
         content_type="application/json",
     )
-    _error(response, 400, "invalid_request")
+    assert_error(response, 400, "invalid_request")
     assert _audit(db_session_factory) == []
 
 
 def test_history_of_an_unknown_alias_is_404(client, seed_version):
-    _error(client.get("/v1/admin/models/aliases/nope/history", headers=AUTH), 404, "not_found")
+    assert_error(
+        client.get("/v1/admin/models/aliases/nope/history", headers=AUTH), 404, "not_found"
+    )
 
 
 def test_cli_promote_rollback_history(

@@ -19,7 +19,7 @@ from core.storage import open_storage
 from db import labels
 from db.datasets import golden_examples, training_examples
 from db.models import AuditLog, Consent, Label, LabelSource, Player, Review, ReviewStatus
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error
 from workers.recognize import recognize
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -65,14 +65,6 @@ def doodle(client, worker_runtime, sample_drawings, seed_version):
 def _queue(db_session_factory, rid: uuid.UUID, reason: str) -> None:
     with db_session_factory.begin() as s:
         assert labels.queue_review(s, rid, reason)
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert set(error) == {"code", "message", "details"} and error["message"]
-    assert error["code"] == code
-    return error
 
 
 def _audit(db_session_factory) -> list[AuditLog]:
@@ -123,7 +115,7 @@ def test_every_route_needs_an_admin_token(client, db_session_factory, doodle, he
         client.post(f"{BASE}/{rid}", json={"label": "apple"}, headers=headers),
         client.post(f"{BASE}/{rid}", json={"discard": True}, headers=headers),
     ]:
-        _error(response, 401, "unauthorized")
+        assert_error(response, 401, "unauthorized")
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert _labels_of(db_session_factory, rid) == []
     assert _review_row(db_session_factory, rid).status is ReviewStatus.pending
@@ -189,7 +181,7 @@ def test_pending_list_shows_prediction_reason_and_pages_oldest_first(
     ],
 )
 def test_bad_list_queries_are_400(client, seed_version, query):
-    _error(client.get(BASE, query_string=query, headers=AUTH), 400, "invalid_request")
+    assert_error(client.get(BASE, query_string=query, headers=AUTH), 400, "invalid_request")
 
 
 def test_label_records_a_reviewer_label_resolves_and_makes_it_golden_or_training(
@@ -250,7 +242,7 @@ def test_label_records_a_reviewer_label_resolves_and_makes_it_golden_or_training
         assert labels.effective_labels(s, [rid])[rid].label == "cup"
     assert _audit(db_session_factory)[-1].details["previous_status"] == "resolved"
     # ...but a labelled doodle cannot be discarded (it would leave the label in force).
-    _error(_post(client, rid, {"discard": True}), 409, "conflict")
+    assert_error(_post(client, rid, {"discard": True}), 409, "conflict")
 
 
 def test_reviewer_label_beats_the_automatic_one(client, db_session_factory, doodle):
@@ -348,7 +340,7 @@ def test_doodles_that_may_not_be_trained_on_are_409(client, db_session_factory, 
         anonymous: "did not consent",
     }
     for rid, why in cases.items():
-        error = _error(_post(client, rid, {"label": "apple"}), 409, "conflict")
+        error = assert_error(_post(client, rid, {"label": "apple"}), 409, "conflict")
         assert why in error["message"] and "training" in error["message"]
         assert error["details"] == {"id": str(rid), "action": "label"}
         assert _labels_of(db_session_factory, rid) == []
@@ -360,7 +352,7 @@ def test_doodles_that_may_not_be_trained_on_are_409(client, db_session_factory, 
 
     # Not finished yet: nothing to label.
     unfinished = doodle(finish=False)
-    error = _error(_post(client, unfinished, {"label": "apple"}), 409, "conflict")
+    error = assert_error(_post(client, unfinished, {"label": "apple"}), 409, "conflict")
     assert "queued" in error["message"]
     assert _find_review(db_session_factory, unfinished) is None
 
@@ -377,7 +369,7 @@ def test_unknown_recognitions_are_404(client, db_session_factory, seed_version):
         client.get(f"{BASE}/{unknown}/drawing.png", headers=AUTH),
         client.get(f"{BASE}/not-a-uuid/drawing.png", headers=AUTH),
     ]:
-        _error(response, 404, "not_found")
+        assert_error(response, 404, "not_found")
     assert _audit(db_session_factory) == []
 
 
@@ -405,7 +397,7 @@ def test_bad_bodies_are_400(client, db_session_factory, doodle, data):
     response = client.post(
         f"{BASE}/{rid}", data=data, headers=AUTH, content_type="application/json"
     )
-    _error(response, 400, "invalid_request")
+    assert_error(response, 400, "invalid_request")
     assert _labels_of(db_session_factory, rid) == []
     assert _review_row(db_session_factory, rid).status is ReviewStatus.pending
     assert _audit(db_session_factory) == []
@@ -416,7 +408,7 @@ def test_body_must_be_json(client, doodle):
     response = client.post(
         f"{BASE}/{rid}", data="label=apple", headers=AUTH, content_type="text/plain"
     )
-    _error(response, 400, "invalid_request")
+    assert_error(response, 400, "invalid_request")
 
 
 def test_drawing_png_streams_the_stored_drawing(client, db_session_factory, doodle, settings):
@@ -434,9 +426,11 @@ def test_drawing_png_streams_the_stored_drawing(client, db_session_factory, dood
 
     # Nothing stored without consent to store.
     not_stored = doodle(consent=False)
-    error = _error(client.get(f"{BASE}/{not_stored}/drawing.png", headers=AUTH), 404, "not_found")
+    error = assert_error(
+        client.get(f"{BASE}/{not_stored}/drawing.png", headers=AUTH), 404, "not_found"
+    )
     assert "no drawing" in error["message"]
 
     # A stored key whose object is gone is a 404 too, not a 500.
     open_storage(settings.object_store_url).delete(png_key)
-    _error(client.get(f"{BASE}/{rid}/drawing.png", headers=AUTH), 404, "not_found")
+    assert_error(client.get(f"{BASE}/{rid}/drawing.png", headers=AUTH), 404, "not_found")

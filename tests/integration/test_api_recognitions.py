@@ -15,7 +15,7 @@ from core import keys
 from core.storage import open_storage
 from db.models import Consent, Player, Recognition, RecognitionStatus
 from ml.raster import render_png
-from tests.fixtures.app import CLIENT_KEY
+from tests.fixtures.app import CLIENT_KEY, assert_error
 from workers.recognize import recognize
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
@@ -39,16 +39,6 @@ def _post(client, body, headers=HEADERS, **kw):
         content_type="application/json",
         **kw,
     )
-
-
-def _assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["message"]
-    if code:
-        assert error["code"] == code
-    return error
 
 
 def test_post_records_and_answers_202_with_location(
@@ -82,9 +72,7 @@ def test_worker_recognises_and_get_returns_the_result(
     assert {"queue_ms", "raster_ms", "inference_ms"} <= set(body["timings"])
     # Without consent nothing is kept beyond the row, and the row forgets the strokes.
     assert body["stored"] is False
-    assert list(open_storage(settings.object_store_url).list("")) == [
-        k for k in open_storage(settings.object_store_url).list("") if k.startswith("models/")
-    ]
+    assert all(k.startswith("models/") for k in open_storage(settings.object_store_url).list(""))
     with db_session_factory() as s:
         assert s.get(Recognition, uuid.UUID(rid)).payload is None
 
@@ -186,7 +174,7 @@ def test_prefer_wait_gives_up_with_202(client, apple, seed_version):
     [({}, "missing"), ({"X-API-Key": "nope"}, "unknown")],
 )
 def test_missing_or_wrong_key_is_401(client, apple, db_session_factory, headers, message):
-    error = _assert_error(_post(client, {"drawing": apple}, headers=headers), 401, "unauthorized")
+    error = assert_error(_post(client, {"drawing": apple}, headers=headers), 401, "unauthorized")
     assert message in error["message"]
     assert _count(db_session_factory) == 0
 
@@ -234,16 +222,16 @@ def test_bad_bodies_get_400_and_record_nothing(client, db_session_factory, name,
     response = client.post(
         "/v1/recognitions", data=data, headers=HEADERS, content_type="application/json"
     )
-    _assert_error(response, 400)
+    assert_error(response, 400)
     assert _count(db_session_factory) == 0
 
 
 def test_too_many_strokes_and_points_are_400(client, settings, db_session_factory):
     strokes = [[[0, 9], [0, 9]]] * (settings.max_strokes + 1)
-    error = _assert_error(_post(client, {"drawing": strokes}), 400)
+    error = assert_error(_post(client, {"drawing": strokes}), 400)
     assert error["details"]["limit"] == settings.max_strokes
     long_stroke = [[list(range(settings.max_points + 1)), [0] * (settings.max_points + 1)]]
-    error = _assert_error(_post(client, {"drawing": long_stroke}), 400)
+    error = assert_error(_post(client, {"drawing": long_stroke}), 400)
     assert error["details"]["limit"] == settings.max_points
     assert _count(db_session_factory) == 0
 
@@ -253,25 +241,25 @@ def test_body_over_the_limit_is_413(client, settings, db_session_factory):
     response = client.post(
         "/v1/recognitions", data=data, headers=HEADERS, content_type="application/json"
     )
-    _assert_error(response, 413)
+    assert_error(response, 413)
     assert _count(db_session_factory) == 0
 
 
 def test_non_png_image_and_other_types_are_rejected(client, db_session_factory):
     jpeg = io.BytesIO()
     Image.new("RGB", (10, 10)).save(jpeg, format="JPEG")
-    _assert_error(
+    assert_error(
         client.post(
             "/v1/recognitions", data=jpeg.getvalue(), headers=HEADERS, content_type="image/png"
         ),
         400,
     )
     truncated = render_png([[[0, 255], [0, 255]]])[:60]
-    _assert_error(
+    assert_error(
         client.post("/v1/recognitions", data=truncated, headers=HEADERS, content_type="image/png"),
         400,
     )
-    _assert_error(
+    assert_error(
         client.post("/v1/recognitions", data=b"x", headers=HEADERS, content_type="text/plain"),
         415,
         "unsupported_media_type",
@@ -280,10 +268,10 @@ def test_non_png_image_and_other_types_are_rejected(client, db_session_factory):
 
 
 def test_unknown_ids_are_404(client, db_session_factory):
-    _assert_error(client.get(f"/v1/recognitions/{uuid.uuid4()}", headers=HEADERS), 404, "not_found")
-    _assert_error(client.get("/v1/recognitions/not-a-uuid", headers=HEADERS), 404, "not_found")
-    _assert_error(client.get("/v1/nothing-here"), 404)
-    _assert_error(client.delete("/v1/recognitions"), 405)
+    assert_error(client.get(f"/v1/recognitions/{uuid.uuid4()}", headers=HEADERS), 404, "not_found")
+    assert_error(client.get("/v1/recognitions/not-a-uuid", headers=HEADERS), 404, "not_found")
+    assert_error(client.get("/v1/nothing-here"), 404)
+    assert_error(client.delete("/v1/recognitions"), 405)
 
 
 def test_a_broker_outage_still_accepts_the_doodle(client, app, db_session_factory, apple):
