@@ -15,14 +15,13 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from api.errors import InvalidRequest
-from core.settings import Settings
+from core.settings import MAX_PNG_SIDE, Settings
 from db.models import InputFormat, Recognition
 from db.recognitions import ConsentGrant, NewRecognition
 
 PLAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 MAX_WORD_LENGTH = 64
 MAX_CONSENT_VERSION_LENGTH = 32
-MAX_PNG_SIDE = 4096
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RECOGNITION_FIELDS = {"drawing", "word", "player_id", "consent"}
 CONSENT_FIELDS = {"store", "train", "version"}

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Larger PNGs are refused unread (decompression bombs), by the API and by the worker alike.
+MAX_PNG_SIDE = 4096
 
 
 def _csv(value: str | None) -> tuple[str, ...]:

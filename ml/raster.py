@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from core.settings import MAX_PNG_SIDE
+
 SOURCE_SIDE = 256.0  # the simplified drawings' coordinate space
 LINE_WIDTH = 16.0  # in source units
 PADDING = 16.0  # in source units, on each side, besides half a line width
@@ -25,7 +27,6 @@ _CANVAS = SOURCE_SIDE + _TOTAL_PADDING  # source units that map onto the output 
 # Google's bitmaps at ~0.3 ms a drawing; 16x improves MAD to ~1.5 but costs more.
 _SUPERSAMPLED_SIDE = 224
 
-MAX_PNG_SIDE = 4096  # refuse larger images (decompression bombs)
 _INK_THRESHOLD = 0.1  # fraction of full contrast that counts as ink when finding the box
 
 Drawing = Sequence[Sequence[Sequence[float]]]
