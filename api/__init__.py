@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import admin, meta, recognitions, reviews
+from api import admin, guesses, meta, recognitions, reviews
 from api.errors import register_error_handlers
 from api.resources import EXTENSION, Resources
 from core.settings import Settings
@@ -23,6 +23,7 @@ def create_app(settings: Settings) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(meta.bp)
     app.register_blueprint(recognitions.bp)
+    app.register_blueprint(guesses.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(reviews.bp)
     if not settings.client_keys:

@@ -8,6 +8,8 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     status = 400
     code = "bad_request"
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -48,14 +51,29 @@ class UnsupportedMediaType(ApiError):
     code = "unsupported_media_type"
 
 
+class TooManyRequests(ApiError):
+    status = 429
+    code = "too_many_requests"
+    retry_after = 1
+
+
 class ServiceUnavailable(ApiError):
     status = 503
     code = "unavailable"
+    retry_after = 2
 
 
-def error_response(status: int, code: str, message: str, details: dict[str, Any]) -> Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any],
+    retry_after: int | None = None,
+) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
     response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
     return response
@@ -69,7 +87,7 @@ def _http_code(exc: HTTPException) -> str:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -80,6 +98,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             details["allowed"] = sorted(exc.valid_methods)  # type: ignore[attr-defined]
         return error_response(status, _http_code(exc), exc.description or exc.name, details)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(RedisError)
+    def _dependency_down(exc: Exception) -> Response:
+        # An outage, not a bug: the client may try again; nothing was accepted.
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        unavailable = ServiceUnavailable("a backing service is unavailable; try again shortly")
+        return _api_error(unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -68,6 +68,26 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {"label": {"type": "string"}, "confidence": {"type": "number"}},
     },
+    "GuessRequest": {
+        "type": "object",
+        "required": ["drawing"],
+        "additionalProperties": False,
+        "properties": {"drawing": STROKES},
+    },
+    "LiveGuesses": {
+        "type": "object",
+        "required": ["guesses", "model_version"],
+        "properties": {
+            "guesses": {
+                "type": "array",
+                "maxItems": 3,
+                "description": "best first",
+                "items": {"$ref": "#/components/schemas/Guess"},
+            },
+            "model_version": {"type": "integer"},
+            "timings": {"type": "object"},
+        },
+    },
     "Prediction": {
         "type": "object",
         "properties": {
@@ -95,7 +115,11 @@ SCHEMAS: dict[str, Any] = {
             },
             "model_version": {"type": ["integer", "null"]},
             "timings": {"type": ["object", "null"]},
-            "stored": {"type": "boolean"},
+            "stored": {
+                "type": "boolean",
+                "description": "kept, with the player's consent to store: the strokes go to "
+                "object storage just after the answer",
+            },
             "error": {"type": "string"},
         },
     },
@@ -492,6 +516,34 @@ def openapi_document() -> dict[str, Any]:
                         "401": _error("missing or unknown API key"),
                         "413": _error("body too large"),
                         "415": _error("neither JSON nor PNG"),
+                    },
+                }
+            },
+            "/v1/guesses": {
+                "post": {
+                    "summary": "Live guesses for the strokes drawn so far (nothing is stored)",
+                    "description": "Send one every few hundred milliseconds while the player "
+                    "draws. Guesses go to the workers ahead of recognitions, and are shed "
+                    "with 429 when the workers are busy.",
+                    "security": API_KEY,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/GuessRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            "the model's best guesses", {"$ref": "#/components/schemas/LiveGuesses"}
+                        ),
+                        "400": _error("invalid drawing or fields"),
+                        "401": _error("missing or unknown API key"),
+                        "413": _error("body too large"),
+                        "415": _error("not JSON"),
+                        "429": _error("workers busy: guesses are shed; see Retry-After"),
+                        "503": _error("no worker answered in time; see Retry-After"),
                     },
                 }
             },

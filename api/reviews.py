@@ -11,6 +11,7 @@ cursor of the following page (`after=`), null on the last.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -21,6 +22,7 @@ from api.auth import admin_actor, protect_admin_blueprint
 from api.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from api.resources import resources
 from api.schemas import parse_json_body
+from core.drawings import render_png
 from core.storage import ObjectNotFound, StorageError
 from db import labels
 from db.models import ReviewStatus
@@ -70,7 +72,7 @@ def review_json(item: labels.ReviewItem) -> dict[str, Any]:
         "decision": item.decision,
         "label": item.reviewer_label,
         "png_key": item.png_key,
-        "drawing_url": None if item.png_key is None else f"{bp.url_prefix}/{rid}/drawing.png",
+        "drawing_url": f"{bp.url_prefix}/{rid}/drawing.png" if item.kept else None,
     }
 
 
@@ -111,27 +113,46 @@ def list_reviews() -> Response:
 
 @bp.get("/<recognition_id>/drawing.png")
 def drawing(recognition_id: str) -> Response:
+    """The doodle as PNG: the image it was sent as, or its strokes drawn now."""
     rid = _parse_id(recognition_id)
     res = resources()
     with res.sessions() as s:
         try:
-            key = labels.get_png_key(s, rid)
+            kept = labels.get_kept_drawing(s, rid)
         except labels.UnknownRecognition:
             raise NotFound("no such recognition", {"id": str(rid)}) from None
-    if key is None:
+    if kept is None:
         raise NotFound("no drawing is stored for this recognition", {"id": str(rid)})
-    try:
-        data = res.storage.get(key)
-    except ObjectNotFound:
-        raise NotFound("the stored drawing is gone", {"id": str(rid)}) from None
-    except StorageError:
-        log.exception("reading %s failed", key)
-        raise ServiceUnavailable("object storage is unavailable", {"id": str(rid)}) from None
+    data = _png_of(kept, rid)
     response = Response(data, mimetype="image/png")
     # A player's drawing: never kept by shared caches or the browser.
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _png_of(kept: labels.KeptDrawing, rid: uuid.UUID) -> bytes:
+    # Not written to object storage yet (just finished, or storage was down): the row has it.
+    if kept.payload_png is not None:
+        return kept.payload_png
+    if kept.payload is not None:
+        return render_png(kept.payload)
+    key = kept.png_key or kept.strokes_key
+    assert key is not None
+    try:
+        data = resources().storage.get(key)
+    except ObjectNotFound:
+        raise NotFound("the stored drawing is gone", {"id": str(rid)}) from None
+    except StorageError:
+        log.exception("reading %s failed", key)
+        raise ServiceUnavailable("object storage is unavailable", {"id": str(rid)}) from None
+    if kept.png_key:
+        return data
+    try:
+        return render_png(json.loads(data)["drawing"])
+    except (ValueError, KeyError, TypeError):
+        log.exception("stored strokes of %s are unreadable", rid)
+        raise NotFound("the stored drawing is unreadable", {"id": str(rid)}) from None
 
 
 def _decision() -> tuple[str, str | None]:

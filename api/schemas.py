@@ -5,10 +5,12 @@ Pure Python on purpose: the API validates strokes without numpy or torch.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import math
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from api.errors import InvalidRequest
 from core.settings import MAX_PNG_SIDE, Settings
-from db.models import InputFormat, Recognition
+from db.models import InputFormat, Recognition, RecognitionStatus
 from db.recognitions import ConsentGrant, NewRecognition
 
 PLAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
@@ -216,20 +218,45 @@ def parse_png_recognition(data: bytes, args: dict[str, str], client_key_id: str)
 
 
 def recognition_json(row: Recognition) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": str(row.id),
+    """A recognition as read from its row (GET, or a POST answered before it finished)."""
+    result: dict[str, Any] = {
         "status": row.status.value,
-        "word": row.word,
-        "player_id": row.player_id,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
         "prediction": None,
         "model_version": row.model_version_id,
         "timings": row.timings,
-        "stored": row.png_key is not None,
+        # Kept in object storage (written just after the answer; `stored_at` says when).
+        "stored": row.status is RecognitionStatus.done and row.consent_store,
     }
     if row.label is not None:
-        body["prediction"] = {"label": row.label, "confidence": row.confidence, "top": row.top}
+        result["prediction"] = {"label": row.label, "confidence": row.confidence, "top": row.top}
     if row.error:
-        body["error"] = row.error
-    return body
+        result["error"] = row.error
+    return recognition_document(row.id, row.word, row.player_id, row.created_at, result)
+
+
+def recognition_document(
+    recognition_id: uuid.UUID,
+    word: str | None,
+    player_id: str | None,
+    created_at: dt.datetime | None,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON of a recognition: what the API recorded plus what a worker made of it
+    (`result`: status, finished_at, prediction, model_version, timings, stored, error)."""
+    return {
+        "id": str(recognition_id),
+        "status": result.get("status"),
+        "word": word,
+        "player_id": player_id,
+        "created_at": created_at.isoformat() if created_at else None,
+        "finished_at": result.get("finished_at"),
+        "prediction": result.get("prediction"),
+        "model_version": result.get("model_version"),
+        "timings": result.get("timings"),
+        "stored": bool(result.get("stored")),
+        **({"error": result["error"]} if result.get("error") else {}),
+    }
+
+
+QUEUED = {"status": "queued"}

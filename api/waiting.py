@@ -1,13 +1,17 @@
-"""`Prefer: wait=N` (RFC 7240): hold the response until the worker is done, at most N s."""
+"""`Prefer: wait=N` (RFC 7240): hold the response until a worker hands over the result.
+
+Workers push each result, as JSON, to a Redis list named after the recognition (or the
+guess); the waiting request pops it. A list, not pub/sub, so a worker that finishes
+before the request starts listening is not missed.
+"""
 
 from __future__ import annotations
 
+import json
 import re
-import uuid
+from typing import Any
 
 import redis
-
-from workers.signatures import done_channel
 
 _WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
 
@@ -22,17 +26,12 @@ def requested_wait(prefer: str | None, cap: float) -> float:
     return min(float(match.group(1)), cap)
 
 
-def wait_until_done(client: redis.Redis, recognition_id: uuid.UUID, seconds: float) -> bool:
-    """Block on the list the worker pushes to when done; True if it said so in time.
-
-    A list (not pub/sub) so a worker that finishes before we start listening is not missed.
-    """
+def wait_for_result(client: redis.Redis, channel: str, seconds: float) -> dict[str, Any] | None:
+    """The result a worker pushed to `channel` within `seconds`, else None."""
     if seconds <= 0:
-        return False
-    channel = done_channel(recognition_id)
-    popped = client.blpop([channel], timeout=seconds)
+        return None
+    popped: Any = client.blpop([channel], timeout=seconds)
     if popped is None:
-        return False
-    # Leave the mark for other waiters on the same recognition (it expires on its own).
-    client.rpush(channel, b"1")
-    return True
+        return None
+    result = json.loads(popped[1])
+    return result if isinstance(result, dict) else None

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cli.context import resolved_settings
+from workers.signatures import ALL_QUEUES
 
 
 def _gunicorn(app: Any, options: dict[str, Any]) -> None:
@@ -63,10 +64,18 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
     "--concurrency", type=int, default=None, help="Defaults to DOODLE_WORKER_CONCURRENCY."
 )
 @click.option("--beat", is_flag=True, help="Also run the periodic sweeper (one per deployment).")
+@click.option(
+    "--queues",
+    default=",".join(ALL_QUEUES),
+    show_default=True,
+    help="Queues to consume (e.g. a worker of its own for live guesses: --queues guesses).",
+)
+@click.option("--pool", default="prefork", show_default=True, help="Celery's execution pool.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker_command(concurrency: int | None, beat: bool, loglevel: str) -> None:
-    """Run a Celery worker that recognises doodles."""
-    from workers.signatures import QUEUE
+def worker_command(
+    concurrency: int | None, beat: bool, queues: str, pool: str, loglevel: str
+) -> None:
+    """Run a Celery worker that recognises doodles and answers live guesses."""
     from workers.tasks import make_worker_app
 
     with resolved_settings() as settings:
@@ -75,7 +84,8 @@ def worker_command(concurrency: int | None, beat: bool, loglevel: str) -> None:
             "worker",
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency or settings.worker_concurrency}",
-            f"--queues={QUEUE}",
+            f"--queues={queues}",
+            f"--pool={pool}",
             f"--hostname=doodle-{os.getpid()}@%h",
         ]
         if beat:
@@ -103,8 +113,8 @@ def beat_command(loglevel: str) -> None:
 
 @click.command("sweep")
 def sweep_command() -> None:
-    """Re-enqueue stale recognitions once, now."""
-    from workers.recognize import sweep_stale
+    """Resend lost or abandoned recognitions and write pending objects once, now."""
+    from workers.recognize import sweep
     from workers.runtime import WorkerRuntime
     from workers.signatures import enqueue_recognition
     from workers.tasks import make_worker_app
@@ -113,7 +123,7 @@ def sweep_command() -> None:
         app = make_worker_app(settings)
         runtime = WorkerRuntime(settings)
         try:
-            count = sweep_stale(runtime, lambda rid: enqueue_recognition(app, rid))
+            report = sweep(runtime, lambda rid: enqueue_recognition(app, rid))
         finally:
             runtime.close()
-    click.echo(f"re-enqueued {count} recognitions")
+    click.echo(f"resent {report.resent} recognitions, wrote {report.stored} pending objects")

@@ -75,14 +75,33 @@ class Settings:
     embedded_redis_port: int = 6390
     # Worker behaviour.
     worker_concurrency: int = 2
-    worker_prefetch: int = 4
+    # Messages a worker process may hold unacknowledged: at least a batch's worth.
+    worker_prefetch: int = 32
+    # Micro-batches: a worker flushes its buffer at this many doodles, or this long after
+    # the first one arrived, whichever comes first.
+    batch_size: int = 32
+    batch_wait_ms: float = 3.0
     task_soft_time_limit: int = 30
-    # Unacked messages of a dead worker are redelivered after this many seconds.
+    # Unacked messages of a dead worker are redelivered after this many seconds (a
+    # backstop: the sweeper finds a dead worker's doodles by their lease long before).
     broker_visibility_timeout: int = 300
     model_check_seconds: float = 2.0
-    # Unfinished recognitions older than this are re-enqueued by the sweeper.
+    # A running doodle whose worker has not finished it this long after claiming it is
+    # presumed abandoned (its worker died) and sent again.
+    lease_seconds: float = 5.0
+    # How often the sweeper looks for abandoned or lost work and unwritten objects.
+    sweep_seconds: float = 2.0
+    # Queued recognitions not picked up this long after being sent are sent again.
     sweeper_stale_seconds: int = 60
+    # Times a doodle may be claimed by workers that died holding it before it is failed.
     max_attempts: int = 3
+    # After an object-storage failure, workers leave writes to the sweeper this long.
+    storage_retry_seconds: float = 5.0
+    # Live guesses: how long the API waits for one, and when it sheds them (429): more
+    # than this many guesses, or recognitions, waiting in the broker.
+    guess_timeout_seconds: float = 1.0
+    guess_max_queue: int = 16
+    guess_shed_backlog: int = 32
     # Relabelling: when the model's opinion turns a prompt word into a training label.
     relabel_accept_confidence: float = 0.5  # model agrees with the prompt at least this much
     relabel_reject_confidence: float = 0.8  # model sees another known word at least this much
@@ -126,6 +145,18 @@ class Settings:
                 env, "DOODLE_TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit
             ),
             worker_prefetch=_int(env, "DOODLE_WORKER_PREFETCH", defaults.worker_prefetch),
+            batch_size=_int(env, "DOODLE_BATCH_SIZE", defaults.batch_size),
+            batch_wait_ms=_float(env, "DOODLE_BATCH_WAIT_MS", defaults.batch_wait_ms),
+            lease_seconds=_float(env, "DOODLE_LEASE_SECONDS", defaults.lease_seconds),
+            sweep_seconds=_float(env, "DOODLE_SWEEP_SECONDS", defaults.sweep_seconds),
+            storage_retry_seconds=_float(
+                env, "DOODLE_STORAGE_RETRY_SECONDS", defaults.storage_retry_seconds
+            ),
+            guess_timeout_seconds=_float(
+                env, "DOODLE_GUESS_TIMEOUT_SECONDS", defaults.guess_timeout_seconds
+            ),
+            guess_max_queue=_int(env, "DOODLE_GUESS_MAX_QUEUE", defaults.guess_max_queue),
+            guess_shed_backlog=_int(env, "DOODLE_GUESS_SHED_BACKLOG", defaults.guess_shed_backlog),
             broker_visibility_timeout=_int(
                 env, "DOODLE_BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout
             ),

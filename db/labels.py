@@ -475,7 +475,8 @@ class ReviewItem:
     created_at: dt.datetime
     resolved_at: dt.datetime | None
     resolved_by: str | None
-    png_key: str | None  # the stored drawing, when the player consented to storing it
+    png_key: str | None  # the stored image, for doodles sent as PNG
+    kept: bool  # the player consented to keeping the drawing (strokes or image)
     reviewer_label: str | None  # the latest reviewer label, if any
 
     @property
@@ -533,6 +534,7 @@ def _review_query() -> Select:
         Review.resolved_by,
         Recognition.png_key,
         reviewer_label,
+        Recognition.consent_store,
     ).join(Recognition, Recognition.id == Review.recognition_id)
 
 
@@ -552,6 +554,7 @@ def _item(row: Any) -> ReviewItem:
         resolved_by=row[11],
         png_key=row[12],
         reviewer_label=row[13],
+        kept=bool(row[14]),
     )
 
 
@@ -592,9 +595,30 @@ def get_review(s: Session, recognition_id: uuid.UUID) -> ReviewItem | None:
     return None if row is None else _item(row)
 
 
-def get_png_key(s: Session, recognition_id: uuid.UUID) -> str | None:
-    """Where the doodle's PNG is stored; None if not stored. Raises UnknownRecognition."""
-    row = s.execute(select(Recognition.png_key).where(Recognition.id == recognition_id)).first()
+@dataclass(frozen=True)
+class KeptDrawing:
+    """Where a kept doodle is: its object, or still its row while the object is pending."""
+
+    strokes_key: str | None
+    png_key: str | None
+    payload: Any
+    payload_png: bytes | None
+
+
+def get_kept_drawing(s: Session, recognition_id: uuid.UUID) -> KeptDrawing | None:
+    """The doodle, if its player let us keep it; None if not. Raises UnknownRecognition."""
+    row = s.execute(
+        select(
+            Recognition.consent_store,
+            Recognition.status,
+            Recognition.strokes_key,
+            Recognition.png_key,
+            Recognition.payload,
+            Recognition.payload_png,
+        ).where(Recognition.id == recognition_id)
+    ).first()
     if row is None:
         raise UnknownRecognition(f"no recognition {recognition_id}")
-    return row[0]
+    if not row.consent_store or row.status is not RecognitionStatus.done:
+        return None
+    return KeptDrawing(row.strokes_key, row.png_key, row.payload, row.payload_png)

@@ -203,7 +203,7 @@ class Recognition(Base):
     client_key_id: Mapped[str | None] = mapped_column(String(16))
     input_format: Mapped[InputFormat] = mapped_column(_enum(InputFormat, "input_format"))
     # The doodle itself until the worker has handled it: strokes as JSON, or a PNG.
-    # Cleared when done; kept in object storage only with consent to store.
+    # Cleared when done, or, with consent to store, once it is in object storage.
     payload: Mapped[Any | None] = mapped_column(Json)
     payload_png: Mapped[bytes | None] = mapped_column()
     status: Mapped[RecognitionStatus] = mapped_column(
@@ -216,8 +216,11 @@ class Recognition(Base):
     top: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     timings: Mapped[dict[str, float] | None] = mapped_column(Json)
+    # Where the doodle is kept (with consent to store): its strokes as JSON, or the PNG it
+    # was sent as. Written after the answer; `stored_at` says when (None: not yet).
     strokes_key: Mapped[str | None] = mapped_column(String(512))
     png_key: Mapped[str | None] = mapped_column(String(512))
+    stored_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # The 28x28 uint8 raster the model saw (784 bytes, row-major): kept only with consent
     # to store (it is derived from the doodle); imports always have it. Training reads it.
     bitmap: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -232,6 +235,18 @@ class Recognition(Base):
         Index("ix_recognitions_status_created_at", "status", "created_at"),
         # Relabelling and datasets select by origin and status.
         Index("ix_recognitions_origin_status", "origin", "status"),
+        # The sweeper: queued or running doodles nobody finished.
+        Index(
+            "ix_recognitions_unfinished",
+            "enqueued_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        # Finished doodles whose object is still to be written (storage was down).
+        Index(
+            "ix_recognitions_store_pending",
+            "finished_at",
+            postgresql_where=text("status = 'done' AND consent_store AND stored_at IS NULL"),
+        ),
     )
 
 

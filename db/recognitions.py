@@ -1,20 +1,30 @@
 """Queries and state changes of recognitions (the doodles) and the players' consent.
 
-Every function takes a Session and leaves committing to the caller.
+The recognition path is hot, so each step is one SQL statement for a whole batch:
+`insert_recognition` (the API), `claim_batch`, `finish`, `mark_stored` (the workers).
+Every function takes a Connection (or Session) and leaves committing to the caller.
+
+A doodle's life: queued -> running (claimed by a worker) -> done | failed. With consent
+to store, a done doodle keeps its strokes in the row until its object is written
+(`stored_at`); an object-storage outage only delays that write.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from db.models import Consent, InputFormat, Player, Recognition, RecognitionStatus
+from db.models import InputFormat, Recognition, RecognitionStatus
 
 
 @dataclass(frozen=True)
@@ -35,144 +45,348 @@ class NewRecognition:
     client_key_id: str | None = None
 
 
-def _current_consent(s: Session, player_id: str) -> Consent | None:
-    return s.scalars(
-        select(Consent)
-        .where(Consent.player_id == player_id, Consent.withdrawn_at.is_(None))
-        .order_by(Consent.granted_at.desc(), Consent.id.desc())
-        .limit(1)
-    ).first()
+@dataclass(frozen=True)
+class Accepted:
+    """What the API needs of a freshly recorded doodle to answer for it."""
+
+    id: uuid.UUID
+    created_at: dt.datetime
+    consent_store: bool
 
 
-def _record_consent(s: Session, player_id: str, grant: ConsentGrant) -> Consent:
-    """Reuse the consent in force when it says the same; otherwise record the new grant."""
-    current = _current_consent(s, player_id)
-    if current and (current.version, current.store, current.train) == (
-        grant.version,
-        grant.store,
-        grant.train,
-    ):
-        return current
-    consent = Consent(
-        player_id=player_id, version=grant.version, store=grant.store, train=grant.train
-    )
-    s.add(consent)
-    s.flush()
-    return consent
+# One round trip: the player (if new), the consent grant (unless the one in force says
+# the same), and the doodle with a snapshot of the consent's scopes.
+_INSERT = text(
+    """
+WITH player AS (
+    INSERT INTO players (id)
+    SELECT CAST(:player_id AS varchar) WHERE CAST(:player_id AS varchar) IS NOT NULL
+    ON CONFLICT DO NOTHING
+),
+in_force AS (
+    SELECT id, version, store, train FROM consents
+    WHERE player_id = CAST(:player_id AS varchar) AND withdrawn_at IS NULL
+    ORDER BY granted_at DESC, id DESC
+    LIMIT 1
+),
+same AS (
+    SELECT id, store, train FROM in_force
+    WHERE version = CAST(:version AS varchar)
+      AND store = CAST(:store AS boolean) AND train = CAST(:train AS boolean)
+),
+granted AS (
+    INSERT INTO consents (player_id, version, store, train)
+    SELECT :player_id, :version, :store, :train
+    WHERE CAST(:version AS varchar) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM same)
+    RETURNING id, store, train
+),
+consent AS (
+    SELECT id, store, train FROM same
+    UNION ALL
+    SELECT id, store, train FROM granted
+)
+INSERT INTO recognitions (
+    id, origin, player_id, consent_id, consent_store, consent_train, word, client_key_id,
+    input_format, payload, payload_png, status, attempts
+)
+SELECT
+    :id, 'game', :player_id, consent.id, coalesce(consent.store, false),
+    coalesce(consent.train, false), :word, :client_key_id,
+    CAST(:input_format AS input_format), :payload, :payload_png, 'queued', 0
+FROM (SELECT 1) AS one LEFT JOIN consent ON true
+RETURNING created_at, consent_store
+"""
+).bindparams(bindparam("payload", type_=JSONB(none_as_null=True)))
+
+
+def insert_recognition(conn: Connection | Session, new: NewRecognition) -> Accepted:
+    """Record a doodle as queued, with its player and a snapshot of the consent in force."""
+    recognition_id = uuid.uuid4()
+    grant = new.consent
+    row = conn.execute(
+        _INSERT,
+        {
+            "id": recognition_id,
+            "player_id": new.player_id,
+            "version": grant.version if grant else None,
+            "store": grant.store if grant else None,
+            "train": grant.train if grant else None,
+            "word": new.word,
+            "client_key_id": new.client_key_id,
+            "input_format": new.input_format.value,
+            "payload": new.payload,
+            "payload_png": new.payload_png,
+        },
+    ).one()
+    return Accepted(recognition_id, row.created_at, row.consent_store)
 
 
 def create_recognition(s: Session, new: NewRecognition) -> Recognition:
-    """Record a doodle as queued, with its player and a snapshot of the consent in force."""
-    consent: Consent | None = None
-    if new.player_id is not None:
-        s.execute(insert(Player).values(id=new.player_id).on_conflict_do_nothing())
-        if new.consent is not None:
-            consent = _record_consent(s, new.player_id, new.consent)
-    recognition = Recognition(
-        id=uuid.uuid4(),
-        player_id=new.player_id,
-        consent_id=consent.id if consent else None,
-        consent_store=bool(consent and consent.store),
-        consent_train=bool(consent and consent.train),
-        word=new.word,
-        client_key_id=new.client_key_id,
-        input_format=new.input_format,
-        payload=new.payload,
-        payload_png=new.payload_png,
-        status=RecognitionStatus.queued,
-        attempts=0,
-    )
-    s.add(recognition)
-    s.flush()
-    return recognition
+    """`insert_recognition`, returning the ORM row (tests and tools)."""
+    accepted = insert_recognition(s, new)
+    row = s.get(Recognition, accepted.id)
+    assert row is not None
+    return row
 
 
 def get_recognition(s: Session, recognition_id: uuid.UUID) -> Recognition | None:
     return s.get(Recognition, recognition_id)
 
 
-def lock_for_processing(s: Session, recognition_id: uuid.UUID) -> Recognition | None:
-    """Lock the row so a duplicate delivery waits, then sees it done (idempotent tasks)."""
-    return s.scalars(
-        select(Recognition).where(Recognition.id == recognition_id).with_for_update()
-    ).first()
+# --------------------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of a recognition it claimed."""
+
+    id: uuid.UUID
+    player_id: str | None
+    input_format: InputFormat
+    payload: Any
+    payload_png: bytes | None
+    store: bool
+    created_at: dt.datetime
+    started_at: dt.datetime
+    attempts: int
+
+
+_CLAIMED_COLUMNS = """
+    id, player_id, input_format, payload, payload_png, consent_store, created_at, started_at,
+    attempts
+"""
+
+
+def _claimed(rows: Iterable[Any]) -> list[Claimed]:
+    return [
+        Claimed(
+            id=r.id,
+            player_id=r.player_id,
+            input_format=InputFormat(r.input_format),
+            payload=r.payload,
+            payload_png=r.payload_png,
+            store=r.consent_store,
+            created_at=r.created_at,
+            started_at=r.started_at,
+            attempts=r.attempts,
+        )
+        for r in rows
+    ]
+
+
+_CLAIM_QUEUED = text(
+    f"""
+UPDATE recognitions SET status = 'running', started_at = now(), attempts = attempts + 1
+WHERE id = ANY(:ids) AND status = 'queued'
+RETURNING {_CLAIMED_COLUMNS}
+"""
+)
+
+_CLAIM_ABANDONED = text(
+    f"""
+UPDATE recognitions SET started_at = now(), attempts = attempts + 1
+WHERE id = :id AND status = 'running' AND started_at < now() - make_interval(secs => :lease)
+RETURNING {_CLAIMED_COLUMNS}
+"""
+)
+
+
+def claim_batch(conn: Connection | Session, ids: Sequence[uuid.UUID]) -> list[Claimed]:
+    """Mark the queued ones among `ids` running, counting an attempt; returns them.
+
+    Done, failed and missing doodles, and doodles another worker is on, are not returned.
+    """
+    return _claimed(conn.execute(_CLAIM_QUEUED, {"ids": list(ids)}))
+
+
+def claim_abandoned(
+    conn: Connection | Session, recognition_id: uuid.UUID, lease_seconds: float
+) -> Claimed | None:
+    """Claim a doodle whose worker died holding it (running, lease expired), or None.
+
+    Its attempts go up once more: a doodle that keeps killing workers is given up on.
+    """
+    found = _claimed(conn.execute(_CLAIM_ABANDONED, {"id": recognition_id, "lease": lease_seconds}))
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    label: str
-    confidence: float
-    top: list[dict[str, Any]]
-    model_version_id: int
-    timings: dict[str, float]
-    strokes_key: str | None
-    png_key: str | None
+    """How a worker finished a doodle: a prediction, or an error (then status failed)."""
+
+    id: uuid.UUID
+    label: str | None = None
+    confidence: float | None = None
+    top: list[dict[str, Any]] | None = None
+    model_version_id: int | None = None
+    timings: dict[str, float] | None = None
     # The 28x28 uint8 raster (784 bytes); only with consent to store, else None.
     bitmap: bytes | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> RecognitionStatus:
+        return RecognitionStatus.failed if self.error else RecognitionStatus.done
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "status": self.status.value,
+            "label": self.label,
+            "confidence": self.confidence,
+            "top": self.top,
+            "model_version_id": self.model_version_id,
+            "timings": self.timings,
+            "bitmap": base64.b64encode(self.bitmap).decode() if self.bitmap else None,
+            "error": self.error[:2000] if self.error else None,
+        }
 
 
-def mark_done(s: Session, recognition: Recognition, outcome: Outcome) -> None:
-    recognition.status = RecognitionStatus.done
-    recognition.label = outcome.label
-    recognition.confidence = outcome.confidence
-    recognition.top = outcome.top
-    recognition.model_version_id = outcome.model_version_id
-    recognition.timings = outcome.timings
-    recognition.strokes_key = outcome.strokes_key
-    recognition.png_key = outcome.png_key
-    recognition.bitmap = outcome.bitmap
-    recognition.finished_at = dt.datetime.now(dt.UTC)
-    recognition.error = None
-    # The doodle itself stays only in object storage, and only with consent to store.
-    recognition.payload = None
-    recognition.payload_png = None
-
-
-def mark_failed(s: Session, recognition: Recognition, reason: str) -> None:
-    recognition.status = RecognitionStatus.failed
-    recognition.error = reason[:2000]
-    recognition.finished_at = dt.datetime.now(dt.UTC)
-    recognition.payload = None
-    recognition.payload_png = None
-
-
-def claim_stale(s: Session, older_than: dt.datetime, limit: int = 500) -> list[uuid.UUID]:
-    """Unfinished work not enqueued since `older_than`: marks it enqueued now and returns it.
-
-    Rows are locked with SKIP LOCKED so two sweepers never pick the same doodle, and a
-    row a worker is processing right now is left alone.
+# A done doodle with consent to store keeps its payload until its object is written.
+_FINISH = text(
     """
-    ids = list(
-        s.scalars(
-            select(Recognition.id)
-            .where(
-                Recognition.status.in_([RecognitionStatus.queued, RecognitionStatus.running]),
-                Recognition.enqueued_at < older_than,
-            )
-            .order_by(Recognition.enqueued_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
+UPDATE recognitions AS r SET
+    status = CAST(v.status AS recognition_status),
+    label = v.label, confidence = v.confidence, top = v.top,
+    model_version_id = v.model_version_id, timings = v.timings,
+    bitmap = decode(v.bitmap, 'base64'), error = v.error, finished_at = clock_timestamp(),
+    payload = CASE WHEN v.status = 'done' AND r.consent_store THEN r.payload END,
+    payload_png = CASE WHEN v.status = 'done' AND r.consent_store THEN r.payload_png END
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+    id uuid, status text, label text, confidence float8, top jsonb, model_version_id int,
+    timings jsonb, bitmap text, error text
+)
+WHERE r.id = v.id AND r.status = 'running'
+RETURNING r.id, r.finished_at
+"""
+)
+
+
+def finish(conn: Connection | Session, outcomes: Sequence[Outcome]) -> dict[uuid.UUID, dt.datetime]:
+    """Record outcomes of running doodles; {id: finished_at} of those this call finished.
+
+    A doodle another delivery finished first is left alone: the first result stands.
+    """
+    if not outcomes:
+        return {}
+    rows = json.dumps([o.as_record() for o in outcomes])
+    return {r.id: r.finished_at for r in conn.execute(_FINISH, {"rows": rows})}
+
+
+_RELEASE = text(
+    """
+UPDATE recognitions SET status = 'queued', attempts = greatest(attempts - 1, 0),
+    enqueued_at = now()
+WHERE id = ANY(:ids) AND status = 'running'
+"""
+)
+
+
+def release(conn: Connection | Session, ids: Sequence[uuid.UUID]) -> None:
+    """Give claimed doodles back after an infrastructure failure: the attempt did not count."""
     if ids:
-        s.execute(update(Recognition).where(Recognition.id.in_(ids)).values(enqueued_at=func.now()))
-    return ids
+        conn.execute(_RELEASE, {"ids": list(ids)})
 
 
-def fail_exhausted(s: Session, max_attempts: int) -> int:
-    """Give up on doodles that crashed a worker too often (poison input)."""
-    result = s.execute(
-        update(Recognition)
-        .where(
-            Recognition.status.in_([RecognitionStatus.queued, RecognitionStatus.running]),
-            Recognition.attempts >= max_attempts,
-        )
-        .values(
-            status=RecognitionStatus.failed,
-            error=f"gave up after {max_attempts} attempts",
-            finished_at=dt.datetime.now(dt.UTC),
-            payload=None,
-            payload_png=None,
-        )
+def fail(conn: Connection | Session, recognition_id: uuid.UUID, reason: str) -> None:
+    """Give up on a doodle (it kept killing workers): failed, its payload dropped."""
+    finish(conn, [Outcome(recognition_id, error=reason)])
+
+
+# --------------------------------------------------------------------------- objects
+
+
+@dataclass(frozen=True)
+class PendingObject:
+    """A finished doodle with consent to store whose object is not written yet."""
+
+    id: uuid.UUID
+    player_id: str | None
+    input_format: InputFormat
+    payload: Any
+    payload_png: bytes | None
+
+
+_PENDING = text(
+    """
+SELECT id, player_id, input_format, payload, payload_png FROM recognitions
+WHERE status = 'done' AND consent_store AND stored_at IS NULL AND finished_at < :before
+ORDER BY finished_at
+LIMIT :limit
+"""
+)
+
+
+def pending_objects(
+    conn: Connection | Session, finished_before: dt.datetime, limit: int = 200
+) -> list[PendingObject]:
+    rows = conn.execute(_PENDING, {"before": finished_before, "limit": limit})
+    return [
+        PendingObject(r.id, r.player_id, InputFormat(r.input_format), r.payload, r.payload_png)
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    id: uuid.UUID
+    strokes_key: str | None = None
+    png_key: str | None = None
+
+
+_MARK_STORED = text(
+    """
+UPDATE recognitions AS r SET
+    stored_at = clock_timestamp(), strokes_key = v.strokes_key, png_key = v.png_key,
+    payload = NULL, payload_png = NULL
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id uuid, strokes_key text, png_key text)
+WHERE r.id = v.id AND r.stored_at IS NULL
+"""
+)
+
+
+def mark_stored(conn: Connection | Session, stored: Sequence[StoredObject]) -> None:
+    """The objects are written: record their keys and drop the doodle from the row."""
+    if stored:
+        rows = [
+            {"id": str(o.id), "strokes_key": o.strokes_key, "png_key": o.png_key} for o in stored
+        ]
+        conn.execute(_MARK_STORED, {"rows": json.dumps(rows)})
+
+
+# --------------------------------------------------------------------------- sweeper
+
+_STALE = text(
+    """
+WITH stale AS (
+    SELECT id FROM recognitions
+    WHERE (status = 'queued' AND enqueued_at < :queued_before)
+       OR (status = 'running' AND started_at < :running_before
+           AND enqueued_at < :running_before)
+    ORDER BY enqueued_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE recognitions AS r SET enqueued_at = now() FROM stale WHERE r.id = stale.id
+RETURNING r.id
+"""
+)
+
+
+def claim_stale(
+    conn: Connection | Session,
+    *,
+    queued_before: dt.datetime,
+    running_before: dt.datetime,
+    limit: int = 500,
+) -> list[uuid.UUID]:
+    """Unfinished work to send again: queued and not sent since `queued_before`, or running
+    on a worker presumed dead (claimed and last sent before `running_before`).
+
+    Marks them sent now and returns them. SKIP LOCKED: two sweepers never pick the same.
+    """
+    rows = conn.execute(
+        _STALE,
+        {"queued_before": queued_before, "running_before": running_before, "limit": limit},
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return [r.id for r in rows]

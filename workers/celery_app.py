@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
 from core.settings import Settings
-from workers.signatures import QUEUE, SWEEP
+from workers.signatures import ALL_QUEUES, MAINTENANCE_QUEUE, QUEUE, SWEEP
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -15,7 +16,8 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=QUEUE,
-        # Results go to Postgres (and a Redis list for waiters), not a result backend.
+        task_queues=[Queue(name) for name in ALL_QUEUES],
+        # Results go to Postgres and to Redis lists for waiters, not a result backend.
         task_ignore_result=True,
         # Ack after the task ran: a worker killed mid-task leaves the message to redeliver.
         task_acks_late=True,
@@ -37,10 +39,11 @@ def make_celery(settings: Settings) -> Celery:
         task_time_limit=settings.task_time_limit,
         worker_hijack_root_logger=False,
         beat_schedule={
-            "sweep-stale-recognitions": {
+            "sweep": {
                 "task": SWEEP,
-                "schedule": float(max(5, settings.sweeper_stale_seconds // 2)),
-                "options": {"queue": QUEUE},
+                "schedule": settings.sweep_seconds,
+                # A sweep nobody ran in time is superseded by the next one.
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_seconds},
             }
         },
     )

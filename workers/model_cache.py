@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.storage import ObjectStorage
+from core.storage import ObjectStorage, StorageError
 from db import registry
 from ml.artifacts import load_verified
 from ml.predict import Predictor
@@ -53,7 +54,14 @@ class ModelCache:
     def current(self) -> LoadedModel:
         if self._loaded is None or self._clock() - self._checked_at >= self._check_seconds:
             with self._lock:
-                self._refresh()
+                try:
+                    self._refresh()
+                except (OperationalError, StorageError) as exc:
+                    if self._loaded is None:
+                        raise
+                    # The model in hand still answers; look again at the next check.
+                    log.warning("could not check the %r alias: %s", self._alias, exc)
+                    self._checked_at = self._clock()
         assert self._loaded is not None
         return self._loaded
 

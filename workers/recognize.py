@@ -1,6 +1,14 @@
-"""Recognise one doodle: raster -> model -> Postgres (+ object storage with consent).
+"""Recognise doodles in micro-batches: claim -> raster + model -> finish -> wake -> store.
 
-Idempotent: running it twice for the same id, or concurrently, records one result.
+Per batch: one statement claims the queued doodles, one forward pass recognises them,
+one statement records the results, one Redis pipeline hands each result to the API
+request waiting for it, and only then are the doodles' objects written, so the answer
+never waits on object storage. Idempotent: a doodle delivered twice is recorded once.
+
+Attempts count only what the doodle itself may have caused: a doodle whose worker died
+holding it is claimed again alone (so it cannot take others down with it) and failed
+after `max_attempts`; an unreadable drawing fails alone; infrastructure errors release
+or keep the doodles for the sweeper without counting.
 """
 
 from __future__ import annotations
@@ -10,194 +18,326 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 
 from core import keys
+from core.storage import StorageError
 from db import recognitions as rec
-from db.models import InputFormat, RecognitionStatus
-from ml.raster import bitmap_from_png, rasterize, render_png
+from db.models import InputFormat
+from ml.raster import bitmap_from_png, rasterize
 from ml.strokes import to_simplified
+from workers.model_cache import LoadedModel
 from workers.runtime import WorkerRuntime
-from workers.signatures import done_channel
+from workers.signatures import QUEUE, RESULT_TTL_SECONDS, done_channel
 
 log = logging.getLogger(__name__)
 
-DONE_TTL_SECONDS = 120
-BUSY = "busy"
+# Waits between tries to record a finished batch while Postgres is unreachable.
+FINISH_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """What the worker needs of a recognition, copied out of the claiming transaction."""
+@dataclass
+class BatchReport:
+    """What one call did, for logs and tests."""
 
-    id: uuid.UUID
-    player_id: str | None
-    input_format: InputFormat
-    payload: Any
-    payload_png: bytes | None
-    store: bool
-    created_at: dt.datetime
-    started_at: dt.datetime
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0  # already finished, another worker's, or unknown
+    stored: int = 0
+    outcomes: dict[uuid.UUID, rec.Outcome] = field(default_factory=dict)
 
 
-def _claim(
-    runtime: WorkerRuntime, recognition_id: uuid.UUID
-) -> Claimed | RecognitionStatus | str | None:
-    """Mark the row running and count the attempt, in its own committed transaction.
-
-    A row another worker started less than a task time limit ago is BUSY: that worker is
-    still on it (or will be found dead later); counting it as an attempt would let
-    duplicate deliveries exhaust the attempts of a healthy doodle.
-    """
-    settings = runtime.settings
-    now = dt.datetime.now(dt.UTC)
-    with runtime.sessions.begin() as s:
-        row = rec.lock_for_processing(s, recognition_id)
-        if row is None:
-            return None
-        if row.status in (RecognitionStatus.done, RecognitionStatus.failed):
-            return row.status
-        if (
-            row.status is RecognitionStatus.running
-            and row.started_at is not None
-            and (now - row.started_at).total_seconds() < settings.task_time_limit
-        ):
-            return BUSY
-        row.attempts += 1
-        if row.attempts > runtime.settings.max_attempts:
-            rec.mark_failed(s, row, f"gave up after {runtime.settings.max_attempts} attempts")
-            return RecognitionStatus.failed
-        row.status = RecognitionStatus.running
-        row.started_at = now
-        return Claimed(
-            id=row.id,
-            player_id=row.player_id,
-            input_format=row.input_format,
-            payload=row.payload,
-            payload_png=row.payload_png,
-            store=row.consent_store,
-            created_at=row.created_at,
-            started_at=row.started_at,
-        )
-
-
-def _bitmap(claimed: Claimed) -> tuple[np.ndarray, list | None]:
+def _bitmap(claimed: rec.Claimed) -> np.ndarray:
     if claimed.input_format is InputFormat.png:
         if claimed.payload_png is None:
             raise ValueError("recognition has no image")
-        return bitmap_from_png(claimed.payload_png), None
-    simplified = to_simplified(claimed.payload)
-    return rasterize(simplified), simplified
+        return bitmap_from_png(claimed.payload_png)
+    return rasterize(to_simplified(claimed.payload))
 
 
-def _store_objects(
-    runtime: WorkerRuntime, claimed: Claimed, simplified: list | None
-) -> tuple[str | None, str | None]:
-    """Keep the doodle in object storage; only called with consent to store."""
-    png_key = keys.png_key(claimed.player_id, claimed.id)
-    if claimed.input_format is InputFormat.png:
-        assert claimed.payload_png is not None
-        runtime.storage.put(png_key, claimed.payload_png, "image/png")
-        return None, png_key
-    strokes_key = keys.strokes_key(claimed.player_id, claimed.id)
-    document = {
-        "id": str(claimed.id),
-        "format": claimed.input_format.value,
-        "drawing": claimed.payload,
-        "simplified": simplified,
+def recognize_claimed(model: LoadedModel, claimed: Sequence[rec.Claimed]) -> list[rec.Outcome]:
+    """Outcomes of claimed doodles: one forward pass; an unreadable drawing fails alone."""
+    outcomes: dict[uuid.UUID, rec.Outcome] = {}
+    readable: list[tuple[rec.Claimed, np.ndarray, float]] = []
+    for c in claimed:
+        t0 = time.perf_counter()
+        try:
+            bitmap = _bitmap(c)
+        except (ValueError, TypeError, IndexError) as exc:
+            # The API refuses bad doodles; anything that slips through fails cleanly.
+            outcomes[c.id] = rec.Outcome(c.id, error=f"unreadable drawing: {exc}")
+            continue
+        readable.append((c, bitmap, (time.perf_counter() - t0) * 1000))
+    if readable:
+        t0 = time.perf_counter()
+        predictions = model.predictor.predict(np.stack([bitmap for _, bitmap, _ in readable]))
+        inference_ms = (time.perf_counter() - t0) * 1000
+        for (c, bitmap, raster_ms), prediction in zip(readable, predictions, strict=True):
+            queued = (c.started_at - c.created_at).total_seconds()
+            outcomes[c.id] = rec.Outcome(
+                c.id,
+                label=prediction.label,
+                confidence=prediction.confidence,
+                top=prediction.as_dict()["top"],
+                model_version_id=model.version_id,
+                timings={
+                    "queue_ms": round(max(queued, 0.0) * 1000, 2),
+                    "raster_ms": round(raster_ms, 3),
+                    "inference_ms": round(inference_ms, 3),
+                    "batch": len(readable),
+                },
+                # Derived from the doodle: kept (for training) only with consent to store.
+                bitmap=bitmap.astype(np.uint8).tobytes() if c.store else None,
+            )
+    return [outcomes[c.id] for c in claimed]
+
+
+def result_document(outcome: rec.Outcome, finished_at: dt.datetime, stored: bool) -> dict[str, Any]:
+    """The part of a recognition's JSON a worker knows (see api.schemas.recognition_json)."""
+    document: dict[str, Any] = {
+        "status": outcome.status.value,
+        "finished_at": finished_at.isoformat(),
+        "prediction": None,
+        "model_version": outcome.model_version_id,
+        "timings": outcome.timings,
+        "stored": stored and outcome.error is None,
     }
-    runtime.storage.put(strokes_key, json.dumps(document).encode(), "application/json")
-    assert simplified is not None
-    runtime.storage.put(png_key, render_png(simplified), "image/png")
-    return strokes_key, png_key
+    if outcome.label is not None:
+        document["prediction"] = {
+            "label": outcome.label,
+            "confidence": outcome.confidence,
+            "top": outcome.top,
+        }
+    if outcome.error:
+        document["error"] = outcome.error
+    return document
 
 
-def _finish(runtime: WorkerRuntime, recognition_id: uuid.UUID, outcome: rec.Outcome | str) -> None:
-    with runtime.sessions.begin() as s:
-        row = rec.lock_for_processing(s, recognition_id)
-        # A duplicate delivery may have finished first: the first result stands.
-        if row is None or row.status in (RecognitionStatus.done, RecognitionStatus.failed):
-            return
-        if isinstance(outcome, str):
-            rec.mark_failed(s, row, outcome)
-        else:
-            rec.mark_done(s, row, outcome)
+def _finish(runtime: WorkerRuntime, outcomes: Sequence[rec.Outcome]) -> dict[uuid.UUID, Any]:
+    """Record the outcomes, waiting out a short Postgres outage: the results are in hand."""
+    for delay in (*FINISH_RETRY_DELAYS, None):
+        try:
+            with runtime.engine.begin() as conn:
+                return rec.finish(conn, outcomes)
+        except OperationalError:
+            if delay is None:
+                raise
+            log.warning("recording %d results failed; retrying in %.1fs", len(outcomes), delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
-def notify_done(runtime: WorkerRuntime, recognition_id: uuid.UUID) -> None:
-    """Wake any API request waiting on this recognition (Prefer: wait)."""
-    channel = done_channel(recognition_id)
-    pipe = runtime.redis.pipeline()
-    pipe.rpush(channel, b"1")
-    pipe.expire(channel, DONE_TTL_SECONDS)
-    pipe.execute()
-
-
-def recognize(runtime: WorkerRuntime, recognition_id: uuid.UUID) -> str:
-    """Process one recognition; returns the status it ends in."""
-    claimed = _claim(runtime, recognition_id)
-    if claimed is None:
-        log.warning("recognition %s not found; dropping the message", recognition_id)
-        return "missing"
-    if claimed == BUSY:
-        return BUSY
-    if isinstance(claimed, RecognitionStatus):
-        notify_done(runtime, recognition_id)
-        return claimed.value
-    assert isinstance(claimed, Claimed)
-
-    t0 = time.perf_counter()
+def _notify(runtime: WorkerRuntime, documents: dict[uuid.UUID, dict[str, Any]]) -> None:
+    """Hand each result to the API request waiting for it (Prefer: wait), in one round trip."""
+    if not documents:
+        return
+    pipe = runtime.redis.pipeline(transaction=False)
+    for recognition_id, document in documents.items():
+        channel = done_channel(recognition_id)
+        pipe.rpush(channel, json.dumps(document))
+        pipe.expire(channel, RESULT_TTL_SECONDS)
     try:
-        bitmap, simplified = _bitmap(claimed)
-    except (ValueError, TypeError, IndexError) as exc:
-        # Bad doodles are refused by the API; anything that still slips through fails
-        # cleanly instead of being retried forever.
-        _finish(runtime, recognition_id, f"unreadable drawing: {exc}")
-        notify_done(runtime, recognition_id)
-        return RecognitionStatus.failed.value
-    t1 = time.perf_counter()
-    model = runtime.models.current()
-    prediction = model.predictor.predict(bitmap[np.newaxis])[0]
-    t2 = time.perf_counter()
-    strokes_key = png_key = None
-    if claimed.store:
-        strokes_key, png_key = _store_objects(runtime, claimed, simplified)
-    t3 = time.perf_counter()
+        pipe.execute()
+    except RedisError as exc:
+        # The results are in Postgres; a waiting request answers 202 and the client polls.
+        log.warning("could not wake %d waiting requests: %s", len(documents), exc)
 
-    queued = (claimed.started_at - claimed.created_at).total_seconds()
-    outcome = rec.Outcome(
-        label=prediction.label,
-        confidence=prediction.confidence,
-        top=prediction.as_dict()["top"],
-        model_version_id=model.version_id,
-        timings={
-            "queue_ms": round(max(queued, 0.0) * 1000, 2),
-            "raster_ms": round((t1 - t0) * 1000, 2),
-            "inference_ms": round((t2 - t1) * 1000, 2),
-            "storage_ms": round((t3 - t2) * 1000, 2),
-        },
-        strokes_key=strokes_key,
-        png_key=png_key,
-        # Derived from the doodle: kept (for training) only with consent to store.
-        bitmap=np.ascontiguousarray(bitmap, dtype=np.uint8).tobytes() if claimed.store else None,
+
+def object_for(
+    recognition_id: uuid.UUID,
+    player_id: str | None,
+    input_format: InputFormat,
+    payload: Any,
+    payload_png: bytes | None,
+) -> tuple[rec.StoredObject, bytes, str]:
+    """The one object a kept doodle becomes: its strokes as JSON, or the PNG it came as."""
+    if input_format is InputFormat.png:
+        assert payload_png is not None
+        return (
+            rec.StoredObject(recognition_id, png_key=keys.png_key(player_id, recognition_id)),
+            payload_png,
+            "image/png",
+        )
+    document = {"id": str(recognition_id), "format": input_format.value, "drawing": payload}
+    return (
+        rec.StoredObject(recognition_id, strokes_key=keys.strokes_key(player_id, recognition_id)),
+        json.dumps(document, separators=(",", ":")).encode(),
+        "application/json",
     )
-    _finish(runtime, recognition_id, outcome)
-    notify_done(runtime, recognition_id)
-    return RecognitionStatus.done.value
 
 
-def sweep_stale(runtime: WorkerRuntime, enqueue) -> int:
-    """Re-enqueue recognitions nobody finished in time; fail the ones that keep crashing."""
+def store_objects(
+    runtime: WorkerRuntime, items: Sequence[tuple[rec.StoredObject, bytes, str]]
+) -> int:
+    """Write objects (in parallel), then record the written ones in one statement.
+
+    On a storage failure the rest stay pending for the sweeper, and writes pause for
+    `storage_retry_seconds` so that batches do not each wait on a dead server.
+    """
+    if not items or runtime.storage_paused():
+        return 0
+
+    def put(item: tuple[rec.StoredObject, bytes, str]) -> rec.StoredObject | None:
+        stored, data, content_type = item
+        if runtime.storage_paused():
+            return None
+        try:
+            runtime.storage.put(stored.strokes_key or stored.png_key or "", data, content_type)
+        except StorageError as exc:
+            runtime.pause_storage(exc)
+            return None
+        return stored
+
+    written = [s for s in runtime.io_pool.map(put, items) if s is not None]
+    if not written:
+        return 0
+    try:
+        with runtime.engine.begin() as conn:
+            rec.mark_stored(conn, written)
+    except OperationalError as exc:
+        # Written but not recorded: the sweeper writes them again (puts are idempotent).
+        log.warning("could not record %d written objects: %s", len(written), exc)
+        return 0
+    return len(written)
+
+
+def _process(
+    runtime: WorkerRuntime, model: LoadedModel, claimed: Sequence[rec.Claimed], report: BatchReport
+) -> None:
+    outcomes = recognize_claimed(model, claimed)
+    finished = _finish(runtime, outcomes)
+    store = {c.id: c.store for c in claimed}
+    documents = {
+        o.id: result_document(o, finished[o.id], store[o.id]) for o in outcomes if o.id in finished
+    }
+    _notify(runtime, documents)
+    for o in outcomes:
+        if o.id not in finished:
+            report.skipped += 1
+        elif o.error:
+            report.failed += 1
+        else:
+            report.done += 1
+        report.outcomes[o.id] = o
+    # Kept doodles become objects now that nobody waits for them.
+    kept = [
+        object_for(c.id, c.player_id, c.input_format, c.payload, c.payload_png)
+        for c in claimed
+        if c.id in documents and documents[c.id]["stored"]
+    ]
+    report.stored += store_objects(runtime, kept)
+
+
+def recognize_batch(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> BatchReport:
+    """Recognise the doodles of one micro-batch; see the module's docstring."""
+    report = BatchReport()
+    unique = list(dict.fromkeys(ids))
+    # The model first: if it cannot be had, nothing is claimed and the sweeper resends.
+    model = runtime.models.current()
+    with runtime.engine.begin() as conn:
+        claimed = rec.claim_batch(conn, unique)
+    try:
+        _process(runtime, model, claimed, report)
+    except OperationalError:
+        # Postgres went away for longer than the retries: the claims stay running and
+        # the sweeper resends them after their lease.
+        raise
+    except Exception:
+        _release(runtime, [c.id for c in claimed])
+        raise
+    # The rest were done already, are another worker's, or were abandoned by a dead
+    # worker: those are taken one at a time, so a doodle that kills workers dies alone.
+    claimed_ids = {c.id for c in claimed}
+    for recognition_id in unique:
+        if recognition_id not in claimed_ids:
+            _recognize_abandoned(runtime, model, recognition_id, report)
+    return report
+
+
+def _recognize_abandoned(
+    runtime: WorkerRuntime, model: LoadedModel, recognition_id: uuid.UUID, report: BatchReport
+) -> None:
     settings = runtime.settings
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.sweeper_stale_seconds)
-    with runtime.sessions.begin() as s:
-        failed = rec.fail_exhausted(s, settings.max_attempts)
-        stale = rec.claim_stale(s, cutoff)
+    with runtime.engine.begin() as conn:
+        claimed = rec.claim_abandoned(conn, recognition_id, settings.lease_seconds)
+        if claimed is not None and claimed.attempts > settings.max_attempts:
+            reason = f"gave up: a worker died holding it {settings.max_attempts} times"
+            rec.fail(conn, recognition_id, reason)
+            report.failed += 1
+            outcome = rec.Outcome(recognition_id, error=reason)
+            report.outcomes[recognition_id] = outcome
+            finished = dt.datetime.now(dt.UTC)
+            _notify(runtime, {recognition_id: result_document(outcome, finished, False)})
+            return
+    if claimed is None:
+        report.skipped += 1
+        return
+    log.warning(
+        "recognising %s again (attempt %d) after its worker died", recognition_id, claimed.attempts
+    )
+    _process(runtime, model, [claimed], report)
+
+
+def _release(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> None:
+    try:
+        with runtime.engine.begin() as conn:
+            rec.release(conn, ids)
+    except OperationalError:
+        log.warning("could not release %d doodles; the sweeper will resend them", len(ids))
+
+
+# --------------------------------------------------------------------------- sweeper
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    resent: int
+    stored: int
+
+
+def sweep(runtime: WorkerRuntime, enqueue: Callable[[uuid.UUID], None]) -> SweepReport:
+    """Resend lost or abandoned work, and write the objects storage was down for."""
+    settings = runtime.settings
+    now = dt.datetime.now(dt.UTC)
+    # A queued doodle waits in the broker as long as the backlog lasts; with nothing
+    # waiting there, one queued for longer than a lease was lost (a dead worker held
+    # it, or the broker lost it), so it is resent sooner than after the stale delay.
+    try:
+        backlog: int = runtime.redis.llen(QUEUE)  # type: ignore[assignment]
+    except RedisError:
+        backlog = -1
+    queued_grace = settings.lease_seconds if backlog == 0 else settings.sweeper_stale_seconds
+    with runtime.engine.begin() as conn:
+        stale = rec.claim_stale(
+            conn,
+            queued_before=now - dt.timedelta(seconds=queued_grace),
+            running_before=now - dt.timedelta(seconds=settings.lease_seconds),
+        )
     for recognition_id in stale:
         enqueue(recognition_id)
-    if stale or failed:
-        log.warning("sweeper re-enqueued %d stale recognitions, failed %d", len(stale), failed)
-    return len(stale)
+    if stale:
+        log.warning("sweeper resent %d unfinished recognitions", len(stale))
+    return SweepReport(resent=len(stale), stored=store_pending(runtime))
+
+
+def store_pending(runtime: WorkerRuntime, limit: int = 200) -> int:
+    """Write objects of finished doodles that are still waiting for them (oldest first)."""
+    if runtime.storage_paused():
+        return 0
+    # Left alone for a moment: the worker that finished them is writing them now.
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=runtime.settings.lease_seconds)
+    with runtime.engine.begin() as conn:
+        pending = rec.pending_objects(conn, before, limit)
+    items = [
+        object_for(p.id, p.player_id, p.input_format, p.payload, p.payload_png) for p in pending
+    ]
+    stored = store_objects(runtime, items)
+    if stored:
+        log.info("wrote %d pending objects", stored)
+    return stored

@@ -1,24 +1,45 @@
-"""Task names and how to enqueue them: all the API may know about the workers.
+"""Task names, queues and the Redis keys results travel on: all the API may know of workers.
 
 Importing this module never imports torch or the ml package.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from celery import Celery
 
 RECOGNIZE = "doodle.recognize"
-SWEEP = "doodle.sweep_stale"
+GUESS = "doodle.guess"
+SWEEP = "doodle.sweep"
 
+# Redis lists of the broker (kombu's Redis transport names each list after its queue).
 QUEUE = "recognitions"
+GUESS_QUEUE = "guesses"
+MAINTENANCE_QUEUE = "maintenance"
+# A worker consumes all three; guesses first (see workers.celery_app).
+ALL_QUEUES = (GUESS_QUEUE, QUEUE, MAINTENANCE_QUEUE)
+
+# A waiter's result list outlives any sensible wait.
+RESULT_TTL_SECONDS = 60
 
 
 def enqueue_recognition(celery: Celery, recognition_id: uuid.UUID) -> None:
     celery.send_task(RECOGNIZE, args=[str(recognition_id)], queue=QUEUE)
 
 
+def enqueue_guess(celery: Celery, guess_id: str, drawing: list, timeout: float) -> None:
+    """A live guess carries its strokes (it is never stored) and a deadline past which the
+    client has stopped waiting, so a worker skips it."""
+    celery.send_task(GUESS, args=[guess_id, drawing, time.time() + timeout], queue=GUESS_QUEUE)
+
+
 def done_channel(recognition_id: uuid.UUID | str) -> str:
-    """Redis list a worker pushes to when a recognition is finished (see api.waiting)."""
+    """Redis list a worker pushes a finished recognition's result to (see api.waiting)."""
     return f"doodle:done:{recognition_id}"
+
+
+def guess_channel(guess_id: str) -> str:
+    """Redis list a worker pushes a live guess's answer to."""
+    return f"doodle:guess:{guess_id}"

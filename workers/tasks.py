@@ -1,32 +1,86 @@
-"""The worker's Celery app: the tasks registered on an app built from Settings."""
+"""The worker's Celery app: micro-batched tasks registered on an app built from Settings.
+
+Recognitions and live guesses are `celery_batches.Batches` tasks: the worker buffers their
+messages and runs one task call per batch (at `batch_size` messages, or `batch_wait_ms`
+after the first). Messages are acknowledged after the call returns (acks_late), also when
+it failed: the row in Postgres, not the message, is what the sweeper resends.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Sequence
 
 import torch
-from celery import Celery, Task
+from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
+from celery_batches import Batches, SimpleRequest
+from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
-from core.storage import StorageUnavailable
+from core.storage import StorageError
 from workers.celery_app import make_celery
+from workers.guess import GuessRequest, guess_batch
 from workers.model_cache import NoModel
-from workers.recognize import BUSY, recognize, sweep_stale
+from workers.recognize import recognize_batch, sweep
 from workers.runtime import RuntimeHolder
-from workers.signatures import RECOGNIZE, SWEEP, enqueue_recognition
+from workers.signatures import GUESS, RECOGNIZE, SWEEP, enqueue_recognition
 
 log = logging.getLogger(__name__)
 
-# Infrastructure hiccups are retried with backoff; the message stays unacked meanwhile.
-TRANSIENT = (OperationalError, StorageUnavailable, NoModel, ConnectionError)
+# Infrastructure that is down: the work waits (in Postgres) and is resent; never counted.
+TRANSIENT = (OperationalError, RedisError, StorageError, NoModel, ConnectionError)
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class Backoff:
+    """Slows a process down while its infrastructure is failing, so it does not spin."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        self.delay = min(max(self.delay * 2, 0.1), MAX_BACKOFF_SECONDS)
+        log.warning("%s: %s: %s; waiting %.1fs", what, type(exc).__name__, exc, self.delay)
+        time.sleep(self.delay)
+
+    def succeeded(self) -> None:
+        self.delay = 0.0
+
+
+def _recognition_ids(requests: Sequence[SimpleRequest]) -> list[uuid.UUID]:
+    ids = []
+    for request in requests:
+        try:
+            ids.append(uuid.UUID(str(request.args[0])))
+        except (ValueError, IndexError):
+            log.error("dropping a message with a malformed recognition id: %r", request.args)
+    return ids
+
+
+def _guess_requests(requests: Sequence[SimpleRequest]) -> list[GuessRequest]:
+    out = []
+    for request in requests:
+        try:
+            guess_id, drawing, deadline = request.args
+            out.append(GuessRequest(str(guess_id), drawing, float(deadline)))
+        except (ValueError, TypeError):
+            log.error("dropping a malformed guess message")
+    return out
 
 
 def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     runtimes = RuntimeHolder(settings)
+    backoff = Backoff()
+    batch_options = {
+        "base": Batches,
+        "flush_every": settings.batch_size,
+        "flush_interval": settings.batch_wait_ms / 1000,
+    }
 
     @worker_process_init.connect(weak=False)
     def _fresh_process(**_: object) -> None:
@@ -39,28 +93,33 @@ def make_worker_app(settings: Settings) -> Celery:
     def _close_process(**_: object) -> None:
         runtimes.reset()
 
-    @app.task(
-        name=RECOGNIZE,
-        bind=True,
-        autoretry_for=TRANSIENT,
-        retry_backoff=True,
-        retry_backoff_max=30,
-        max_retries=8,
-    )
-    def recognize_task(self: Task, recognition_id: str) -> str:
+    @app.task(name=RECOGNIZE, **batch_options)
+    def recognize_task(requests: Sequence[SimpleRequest]) -> None:
+        ids = _recognition_ids(requests)
+        if not ids:
+            return
         try:
-            parsed = uuid.UUID(recognition_id)
-        except ValueError:
-            log.error("dropping message with a malformed recognition id %r", recognition_id)
-            return "malformed"
-        status = recognize(runtimes.get(), parsed)
-        if status == BUSY:
-            # Another delivery is on it; look again once it must have finished or died.
-            raise self.retry(countdown=settings.task_time_limit, max_retries=None)
-        return status
+            report = recognize_batch(runtimes.get(), ids)
+        except TRANSIENT as exc:
+            backoff.failed(f"batch of {len(ids)} recognitions left for the sweeper", exc)
+            return
+        backoff.succeeded()
+        log.debug("batch of %d: %s", len(ids), report)
+
+    @app.task(name=GUESS, **batch_options)
+    def guess_task(requests: Sequence[SimpleRequest]) -> None:
+        guesses = _guess_requests(requests)
+        try:
+            guess_batch(runtimes.get(), guesses)
+        except TRANSIENT as exc:
+            # The waiting requests time out and answer 503; guesses are never retried.
+            backoff.failed(f"{len(guesses)} guesses dropped", exc)
 
     @app.task(name=SWEEP, ignore_result=True)
-    def sweep_task() -> int:
-        return sweep_stale(runtimes.get(), lambda rid: enqueue_recognition(app, rid))
+    def sweep_task() -> None:
+        try:
+            sweep(runtimes.get(), lambda rid: enqueue_recognition(app, rid))
+        except TRANSIENT as exc:
+            log.warning("sweep skipped: %s: %s", type(exc).__name__, exc)
 
     return app

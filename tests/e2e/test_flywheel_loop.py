@@ -23,8 +23,7 @@ from ml.evaluate import score
 from ml.network import seed_classes
 from ml.predict import Predictor
 from ml.raster import rasterize
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
-from workers.recognize import recognize
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, recognize
 
 # Words the seed model rarely mistakes, with confidence, for one of its own (a
 # confident "that is a bowtie" sends a doodle to review instead of into training).

@@ -15,12 +15,21 @@ from PIL import Image
 from sqlalchemy import func, select, update
 
 from api.auth import key_id
+from core.drawings import render_png
 from core.storage import open_storage
 from db import labels
 from db.datasets import golden_examples, training_examples
-from db.models import AuditLog, Consent, Label, LabelSource, Player, Review, ReviewStatus
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error
-from workers.recognize import recognize
+from db.models import (
+    AuditLog,
+    Consent,
+    Label,
+    LabelSource,
+    Player,
+    Recognition,
+    Review,
+    ReviewStatus,
+)
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, recognize
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ACTOR = f"admin:{key_id(ADMIN_TOKEN)}"
@@ -143,7 +152,9 @@ def test_pending_list_shows_prediction_reason_and_pages_oldest_first(
     assert prediction["label"] and 0 < prediction["confidence"] <= 1
     assert prediction["top"][0]["label"] == prediction["label"]
     assert first["model_version"] is not None
-    assert first["png_key"].endswith(f"{ids[0]}/drawing.png")
+    # Sent as strokes: no PNG object; the drawing is drawn from the strokes on demand.
+    assert first["png_key"] is None
+    assert first["drawing_url"] == f"{BASE}/{ids[0]}/drawing.png"
     assert first["drawing_url"] == f"{BASE}/{ids[0]}/drawing.png"
     assert str(unqueued) not in json.dumps(body)
 
@@ -411,18 +422,20 @@ def test_body_must_be_json(client, doodle):
     assert_error(response, 400, "invalid_request")
 
 
-def test_drawing_png_streams_the_stored_drawing(client, db_session_factory, doodle, settings):
+def test_drawing_png_draws_the_stored_strokes(client, db_session_factory, doodle, settings):
     rid = doodle()
     _queue(db_session_factory, rid, "near_empty")
-    png_key = client.get(BASE, headers=AUTH).get_json()["reviews"][0]["png_key"]
+    with db_session_factory() as s:
+        strokes_key = s.get(Recognition, rid).strokes_key
+    stored = json.loads(open_storage(settings.object_store_url).get(strokes_key))
 
     response = client.get(f"{BASE}/{rid}/drawing.png", headers=AUTH)
     assert response.status_code == 200
     assert response.mimetype == "image/png"
     assert "no-store" in response.headers["Cache-Control"]
-    assert response.data == open_storage(settings.object_store_url).get(png_key)
+    assert response.data == render_png(stored["drawing"])
     image = Image.open(io.BytesIO(response.data))
-    assert image.format == "PNG" and image.size[0] > 0
+    assert image.format == "PNG" and image.size == (256, 256)
 
     # Nothing stored without consent to store.
     not_stored = doodle(consent=False)
@@ -432,5 +445,5 @@ def test_drawing_png_streams_the_stored_drawing(client, db_session_factory, dood
     assert "no drawing" in error["message"]
 
     # A stored key whose object is gone is a 404 too, not a 500.
-    open_storage(settings.object_store_url).delete(png_key)
+    open_storage(settings.object_store_url).delete(strokes_key)
     assert_error(client.get(f"{BASE}/{rid}/drawing.png", headers=AUTH), 404, "not_found")

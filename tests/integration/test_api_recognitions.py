@@ -12,11 +12,10 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from core import keys
+from core.drawings import render_png
 from core.storage import open_storage
 from db.models import Consent, Player, Recognition, RecognitionStatus
-from ml.raster import render_png
-from tests.fixtures.app import CLIENT_KEY, assert_error
-from workers.recognize import recognize
+from tests.fixtures.app import CLIENT_KEY, assert_error, recognize
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 
@@ -77,7 +76,7 @@ def test_worker_recognises_and_get_returns_the_result(
         assert s.get(Recognition, uuid.UUID(rid)).payload is None
 
 
-def test_consent_to_store_keeps_strokes_and_png_under_the_players_prefix(
+def test_consent_to_store_keeps_the_strokes_under_the_players_prefix(
     client, worker_runtime, db_session_factory, apple, seed_version, settings
 ):
     body = {
@@ -87,17 +86,19 @@ def test_consent_to_store_keeps_strokes_and_png_under_the_players_prefix(
         "consent": {"store": True, "train": True, "version": "2026-11"},
     }
     rid = _post(client, body).get_json()["id"]
-    recognize(worker_runtime, uuid.UUID(rid))
+    assert recognize(worker_runtime, uuid.UUID(rid)) == "done"
     storage = open_storage(settings.object_store_url)
-    stored = sorted(storage.list(keys.player_prefix("player-1")))
-    assert stored == sorted([keys.png_key("player-1", rid), keys.strokes_key("player-1", rid)])
+    # One object a doodle: its strokes (a PNG is drawn from them when someone asks).
+    assert list(storage.list(keys.player_prefix("player-1"))) == [keys.strokes_key("player-1", rid)]
     document = json.loads(storage.get(keys.strokes_key("player-1", rid)))
     assert document["drawing"] == apple
-    png = Image.open(io.BytesIO(storage.get(keys.png_key("player-1", rid))))
-    assert png.format == "PNG"
+    assert client.get(f"/v1/recognitions/{rid}", headers=HEADERS).get_json()["stored"] is True
     with db_session_factory() as s:
         row = s.get(Recognition, uuid.UUID(rid))
         assert row.consent_store and row.consent_train
+        # Once the object is written the row forgets the strokes.
+        assert row.stored_at is not None and row.payload is None
+        assert row.strokes_key == keys.strokes_key("player-1", rid) and row.png_key is None
         consent = s.get(Consent, row.consent_id)
         assert (consent.player_id, consent.version, consent.store, consent.train) == (
             "player-1",

@@ -1,83 +1,187 @@
-"""The worker's logic against real Postgres, Redis and S3: idempotency, the sweeper, reloads."""
+"""The worker's batch logic against real Postgres, Redis and S3: idempotency, isolation of
+bad doodles, attempts, the sweeper, deferred objects and reloads."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from cli.models import import_model
+from core import keys
+from core.storage import StorageUnavailable
 from db import recognitions as rec
 from db import registry
 from db.models import InputFormat, Recognition, RecognitionStatus
 from ml.artifacts import ArtifactCorrupt
 from ml.network import seed_classes, seed_weights_path
-from workers.recognize import recognize, sweep_stale
+from ml.raster import rasterize
+from workers.recognize import recognize_batch, store_pending, sweep
 from workers.signatures import done_channel
+
+KEEP = rec.ConsentGrant(version="2026-11", store=True, train=True)
 
 
 def _queue(session_factory, drawing, **kw) -> uuid.UUID:
     with session_factory.begin() as s:
         new = rec.NewRecognition(input_format=InputFormat.simplified, payload=drawing, **kw)
-        return rec.create_recognition(s, new).id
+        return rec.insert_recognition(s, new).id
+
+
+def _row(session_factory, rid: uuid.UUID) -> Recognition:
+    with session_factory() as s:
+        row = s.get(Recognition, rid)
+        assert row is not None
+        return row
+
+
+def test_a_batch_is_recognised_in_one_pass_and_waiters_get_the_result(
+    db_session_factory, worker_runtime, sample_drawings, seed_version, redis_client
+):
+    words = ["tree", "star", "apple", "cup"]
+    ids = [_queue(db_session_factory, sample_drawings[w][0]["drawing"]) for w in words]
+    report = recognize_batch(worker_runtime, ids)
+    assert (report.done, report.failed, report.skipped) == (4, 0, 0)
+    for word, rid in zip(words, ids, strict=True):
+        row = _row(db_session_factory, rid)
+        assert row.status is RecognitionStatus.done and row.label == word
+        assert row.attempts == 1 and row.timings["batch"] == 4
+        assert row.payload is None  # no consent: the row forgets the strokes
+        # The waiting request gets the whole result, without reading the row.
+        result = json.loads(redis_client.lpop(done_channel(rid)))
+        assert result["status"] == "done" and result["prediction"]["label"] == word
+        assert result["model_version"] == seed_version and result["stored"] is False
 
 
 def test_running_twice_or_concurrently_records_one_result(
-    db_session_factory, worker_runtime, settings, sample_drawings, seed_version, redis_client
+    db_session_factory, worker_runtime, sample_drawings, seed_version, redis_client
 ):
     rid = _queue(db_session_factory, sample_drawings["tree"][0]["drawing"])
     with ThreadPoolExecutor(4) as pool:
-        statuses = list(pool.map(lambda _: recognize(worker_runtime, rid), range(4)))
-    assert "done" in statuses and set(statuses) <= {"done", "busy"}
-    assert recognize(worker_runtime, rid) == "done"
-    with db_session_factory() as s:
-        row = s.get(Recognition, rid)
-        assert row.status is RecognitionStatus.done and row.label == "tree"
-        # Duplicates of a doodle in progress do not count as attempts.
-        assert row.attempts == 1
-    # Waiters are woken.
-    assert redis_client.llen(done_channel(rid)) >= 1
+        reports = list(pool.map(lambda _: recognize_batch(worker_runtime, [rid]), range(4)))
+    assert sum(r.done for r in reports) == 1
+    assert sum(r.skipped for r in reports) == 3
+    assert recognize_batch(worker_runtime, [rid]).skipped == 1
+    row = _row(db_session_factory, rid)
+    assert row.status is RecognitionStatus.done and row.label == "tree"
+    # Duplicates of a doodle in progress or done do not count as attempts.
+    assert row.attempts == 1
+    assert redis_client.llen(done_channel(rid)) == 1
 
 
-def test_unreadable_payload_fails_cleanly(db_session_factory, worker_runtime, seed_version):
-    rid = _queue(db_session_factory, [[["a", "b"], [1, 2]]])
-    assert recognize(worker_runtime, rid) == "failed"
-    with db_session_factory() as s:
-        row = s.get(Recognition, rid)
-        assert row.status is RecognitionStatus.failed
-        assert row.error.startswith("unreadable drawing")
-        assert row.payload is None
+def test_one_unreadable_drawing_fails_alone(
+    db_session_factory, worker_runtime, sample_drawings, seed_version
+):
+    good = [_queue(db_session_factory, sample_drawings["star"][i]["drawing"]) for i in range(3)]
+    bad = _queue(db_session_factory, [[["a", "b"], [1, 2]]])
+    report = recognize_batch(worker_runtime, [good[0], bad, *good[1:]])
+    assert (report.done, report.failed) == (3, 1)
+    row = _row(db_session_factory, bad)
+    assert row.status is RecognitionStatus.failed and row.error.startswith("unreadable drawing")
+    assert row.payload is None and row.attempts == 1
+    assert all(_row(db_session_factory, g).status is RecognitionStatus.done for g in good)
 
 
-def test_a_doodle_that_keeps_crashing_workers_is_given_up(
+def test_a_doodle_abandoned_by_a_dead_worker_is_retried_alone_then_given_up(
     db_session_factory, worker_runtime, sample_drawings, seed_version, settings
 ):
     rid = _queue(db_session_factory, sample_drawings["tree"][0]["drawing"])
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.lease_seconds + 1)
+
+    def abandon(attempts: int) -> None:
+        with db_session_factory.begin() as s:
+            s.execute(
+                update(Recognition)
+                .where(Recognition.id == rid)
+                .values(status=RecognitionStatus.running, started_at=long_ago, attempts=attempts)
+            )
+
+    # Running under a live lease: another worker is on it, nothing happens.
+    abandon(1)
     with db_session_factory.begin() as s:
-        s.execute(update(Recognition).values(attempts=settings.max_attempts))
-    assert recognize(worker_runtime, rid) == "failed"
-    with db_session_factory() as s:
-        assert "gave up" in s.get(Recognition, rid).error
+        s.execute(update(Recognition).values(started_at=dt.datetime.now(dt.UTC)))
+    assert recognize_batch(worker_runtime, [rid]).skipped == 1
+    # Lease expired: claimed again, the attempt counts, and it is finished.
+    abandon(1)
+    assert recognize_batch(worker_runtime, [rid]).done == 1
+    assert _row(db_session_factory, rid).attempts == 2
+    # A doodle that killed its worker max_attempts times is given up on.
+    abandon(settings.max_attempts)
+    with db_session_factory.begin() as s:
+        s.execute(update(Recognition).values(status=RecognitionStatus.running))
+    assert recognize_batch(worker_runtime, [rid]).failed == 1
+    row = _row(db_session_factory, rid)
+    assert row.status is RecognitionStatus.failed and "gave up" in row.error
 
 
-def test_sweeper_re_enqueues_only_long_silent_work(
-    db_session_factory, worker_runtime, sample_drawings, settings
+def test_sweeper_resends_lost_and_abandoned_work_only(
+    db_session_factory, worker_runtime, sample_drawings, settings, redis_client
 ):
-    old = _queue(db_session_factory, sample_drawings["tree"][0]["drawing"])
+    lost = _queue(db_session_factory, sample_drawings["tree"][0]["drawing"])
     fresh = _queue(db_session_factory, sample_drawings["tree"][1]["drawing"])
-    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.sweeper_stale_seconds + 5)
+    abandoned = _queue(db_session_factory, sample_drawings["tree"][2]["drawing"])
+    now = dt.datetime.now(dt.UTC)
+    past_lease = now - dt.timedelta(seconds=settings.lease_seconds + 1)
     with db_session_factory.begin() as s:
-        s.execute(update(Recognition).where(Recognition.id == old).values(enqueued_at=long_ago))
+        s.execute(update(Recognition).where(Recognition.id == lost).values(enqueued_at=past_lease))
+        s.execute(
+            update(Recognition)
+            .where(Recognition.id == abandoned)
+            .values(status=RecognitionStatus.running, started_at=past_lease, enqueued_at=past_lease)
+        )
     sent: list[uuid.UUID] = []
-    assert sweep_stale(worker_runtime, sent.append) == 1
-    assert sent == [old]
-    # Just re-enqueued: the next sweep leaves it alone.
-    assert sweep_stale(worker_runtime, sent.append) == 0
+    # Nothing waits in the broker, so a doodle queued longer than a lease was lost.
+    assert redis_client.llen("recognitions") == 0
+    assert sweep(worker_runtime, sent.append).resent == 2
+    assert sorted(sent) == sorted([lost, abandoned])
+    # Just resent: the next sweep leaves them alone.
+    assert sweep(worker_runtime, sent.append).resent == 0
     assert fresh not in sent
+    # With a backlog in the broker, queued doodles are given the stale delay instead.
+    redis_client.rpush("recognitions", b"x")
+    with db_session_factory.begin() as s:
+        s.execute(update(Recognition).where(Recognition.id == lost).values(enqueued_at=past_lease))
+    assert sweep(worker_runtime, sent.append).resent == 0
+
+
+def test_objects_wait_out_a_storage_outage(
+    db_session_factory, worker_runtime, sample_drawings, seed_version, monkeypatch, redis_client
+):
+    drawing = sample_drawings["star"][0]["drawing"]
+    rid = _queue(db_session_factory, drawing, player_id="p-1", consent=KEEP)
+
+    def down(*_a, **_k):
+        raise StorageUnavailable("storage is down")
+
+    monkeypatch.setattr(worker_runtime.storage, "put", down)
+    report = recognize_batch(worker_runtime, [rid])
+    # Answered and recorded all the same; the strokes stay in the row.
+    assert report.done == 1 and report.stored == 0
+    assert json.loads(redis_client.lpop(done_channel(rid)))["status"] == "done"
+    row = _row(db_session_factory, rid)
+    assert row.status is RecognitionStatus.done and row.attempts == 1
+    assert row.payload == drawing and row.stored_at is None
+    assert row.bitmap == rasterize(drawing).tobytes()
+    # Storage back: the sweeper writes the object once the pause and lease have passed.
+    monkeypatch.undo()
+    worker_runtime._storage_paused_until = 0.0
+    with db_session_factory.begin() as s:
+        s.execute(
+            update(Recognition).values(
+                finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+            )
+        )
+    assert store_pending(worker_runtime) == 1
+    row = _row(db_session_factory, rid)
+    assert row.stored_at is not None and row.payload is None
+    stored = json.loads(worker_runtime.storage.get(keys.strokes_key("p-1", rid)))
+    assert stored["drawing"] == drawing
+    assert store_pending(worker_runtime) == 0
 
 
 def test_model_cache_follows_the_production_alias(
@@ -106,15 +210,8 @@ def test_corrupt_weights_are_refused(db_session_factory, worker_runtime, setting
 def test_bitmap_is_kept_only_with_consent_to_store(
     db_session_factory, worker_runtime, sample_drawings, seed_version
 ):
-    from ml.raster import rasterize
-
     drawing = sample_drawings["star"][0]["drawing"]
-    kept = _queue(
-        db_session_factory,
-        drawing,
-        player_id="p-store",
-        consent=rec.ConsentGrant(version="2026-11", store=True, train=False),
-    )
+    kept = _queue(db_session_factory, drawing, player_id="p-store", consent=KEEP)
     dropped = _queue(
         db_session_factory,
         drawing,
@@ -122,11 +219,11 @@ def test_bitmap_is_kept_only_with_consent_to_store(
         consent=rec.ConsentGrant(version="2026-11", store=False, train=False),
     )
     anonymous = _queue(db_session_factory, drawing)
-    for rid in (kept, dropped, anonymous):
-        assert recognize(worker_runtime, rid) == "done"
+    assert recognize_batch(worker_runtime, [kept, dropped, anonymous]).done == 3
     with db_session_factory() as s:
         row = s.get(Recognition, kept)
         assert row.bitmap == rasterize(drawing).tobytes()
         assert len(row.bitmap) == 28 * 28
         assert s.get(Recognition, dropped).bitmap is None
         assert s.get(Recognition, anonymous).bitmap is None
+        assert s.scalar(select(Recognition.stored_at).where(Recognition.id == kept)) is not None

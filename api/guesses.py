@@ -1,0 +1,68 @@
+"""`POST /v1/guesses`: what the model sees in the strokes drawn so far (live, never stored).
+
+A client sends one every few hundred milliseconds while the player draws. Guesses go to
+the workers on a queue of their own, which workers serve first, and are shed (429) when
+they or stored recognitions are backing up: a guess is worth less than a stored doodle.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.auth import require_client_key
+from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
+from api.resources import resources
+from api.schemas import parse_json_body, validate_drawing
+from api.waiting import wait_for_result
+from workers.signatures import GUESS_QUEUE, QUEUE, enqueue_guess, guess_channel
+
+bp = Blueprint("guesses", __name__, url_prefix="/v1/guesses")
+
+GUESS_FIELDS = {"drawing"}
+
+
+def _shed_if_busy() -> None:
+    """429 while guesses or recognitions wait in the broker beyond their limits."""
+    res = resources()
+    pipe = res.redis.pipeline(transaction=False)
+    pipe.llen(GUESS_QUEUE)
+    pipe.llen(QUEUE)
+    guesses, recognitions = pipe.execute()
+    settings = res.settings
+    if guesses > settings.guess_max_queue or recognitions > settings.guess_shed_backlog:
+        raise TooManyRequests(
+            "the recognisers are busy; live guesses are paused, try again shortly",
+            {"queued_guesses": guesses, "queued_recognitions": recognitions},
+        )
+
+
+@bp.post("")
+def create() -> Response:
+    res = resources()
+    require_client_key(res.settings.client_keys)
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            "send the strokes drawn so far as application/json",
+            {"content_type": request.content_type},
+        )
+    body = parse_json_body(request.get_data())
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    unknown = sorted(set(body) - GUESS_FIELDS)
+    if unknown:
+        raise InvalidRequest("unknown fields", {"unknown": unknown, "allowed": ["drawing"]})
+    if "drawing" not in body:
+        raise InvalidRequest("drawing is required", {"field": "drawing"})
+    validate_drawing(body["drawing"], res.settings)
+    _shed_if_busy()
+    guess_id = uuid.uuid4().hex
+    timeout = res.settings.guess_timeout_seconds
+    enqueue_guess(res.celery, guess_id, body["drawing"], timeout)
+    answer = wait_for_result(res.redis, guess_channel(guess_id), timeout)
+    if answer is None:
+        raise ServiceUnavailable("no recogniser answered in time", {"timeout_s": timeout})
+    if "error" in answer:
+        raise InvalidRequest(str(answer["error"]), {"field": "drawing"})
+    return jsonify(answer)

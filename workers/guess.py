@@ -1,0 +1,66 @@
+"""Live guesses while the player draws: strokes so far -> the model's best guesses.
+
+Nothing is stored: the strokes travel in the message and the answer goes back on a Redis
+list the API request waits on. A guess whose client stopped waiting is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from redis.exceptions import RedisError
+
+from ml.raster import rasterize
+from ml.strokes import to_simplified
+from workers.runtime import WorkerRuntime
+from workers.signatures import RESULT_TTL_SECONDS, guess_channel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GuessRequest:
+    id: str
+    drawing: Any
+    deadline: float  # time.time() past which nobody waits for the answer
+
+
+def guess_batch(runtime: WorkerRuntime, requests: Sequence[GuessRequest]) -> int:
+    """Answer the live guesses still awaited; returns how many were answered."""
+    now = time.time()
+    live = [r for r in requests if r.deadline > now]
+    answers: dict[str, dict[str, Any]] = {}
+    readable: list[tuple[GuessRequest, np.ndarray]] = []
+    for r in live:
+        try:
+            readable.append((r, rasterize(to_simplified(r.drawing))))
+        except (ValueError, TypeError, IndexError) as exc:
+            answers[r.id] = {"error": f"unreadable drawing: {exc}"}
+    if readable:
+        model = runtime.models.current()
+        t0 = time.perf_counter()
+        predictions = model.predictor.predict(np.stack([bitmap for _, bitmap in readable]))
+        inference_ms = round((time.perf_counter() - t0) * 1000, 3)
+        for (r, _), prediction in zip(readable, predictions, strict=True):
+            answers[r.id] = {
+                "guesses": prediction.as_dict()["top"],
+                "model_version": model.version_id,
+                "timings": {"inference_ms": inference_ms, "batch": len(readable)},
+            }
+    if answers:
+        pipe = runtime.redis.pipeline(transaction=False)
+        for guess_id, answer in answers.items():
+            pipe.rpush(guess_channel(guess_id), json.dumps(answer))
+            pipe.expire(guess_channel(guess_id), RESULT_TTL_SECONDS)
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            log.warning("could not answer %d guesses: %s", len(answers), exc)
+            return 0
+    return len(answers)
