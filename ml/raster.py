@@ -1,72 +1,140 @@
-"""Simplified strokes -> Google's 28x28 Quick, Draw! bitmaps (and PNGs for people).
+"""Simplified strokes -> Google's 28x28 Quick, Draw! bitmaps; doodle PNGs -> the same.
 
 The model was trained on Google's bitmaps, so the layout must match theirs: the widely used
-cairo recipe draws the 256x256 drawing with round-capped lines 16 units wide, inside a padding
-of 16 + 8 units, on a canvas of 256 + 48 units scaled to 28 px (line about 1.47 px, margin about
-2.2 px). Pillow's lines are not anti-aliased, so we draw on a canvas `supersample` times larger
-and box-average it down, which gives cairo-like coverage. numpy + Pillow only (no torch).
+cairo recipe draws the 256x256 drawing with round-capped, round-joined lines 16 units wide,
+inside a padding of 16 + 8 units, on a canvas of 256 + 48 units scaled to 28 px (line about
+1.47 px, margin about 2.2 px).
+
+`rasterize` computes the anti-aliased lines directly with numpy instead of drawing them big and
+shrinking them: a pixel's ink is how far its centre lies inside the line, clip(half width + 0.5 -
+distance to the nearest segment, 0, 1) (the edge ramp of a 1 px box filter). That is closer to
+Google's bitmaps than the 8x-supersampled Pillow drawing it replaced (mean absolute difference
+1.91/255 against 2.71 on the 125 pairs in the shared data) and about 3x faster a drawing, 10x in
+a batch (scripts/bench_raster.py). The layout is `core.drawings`' (which draws PNGs for people).
+numpy + Pillow only (no torch).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from core.drawings import CANVAS, LINE_WIDTH, SOURCE_SIDE
 from core.settings import MAX_PNG_SIDE
 
-SOURCE_SIDE = 256.0  # the simplified drawings' coordinate space
-LINE_WIDTH = 16.0  # in source units
-PADDING = 16.0  # in source units, on each side, besides half a line width
-_TOTAL_PADDING = 2 * PADDING + LINE_WIDTH
-_CANVAS = SOURCE_SIDE + _TOTAL_PADDING  # source units that map onto the output image
-# Side of the supersampled canvas we aim for: 224 px (8x for 28) measured MAD ~2.7/255 against
-# Google's bitmaps at ~0.3 ms a drawing; 16x improves MAD to ~1.5 but costs more.
-_SUPERSAMPLED_SIDE = 224
+# Drawings per vectorised pass of rasterize_batch: 32 to 128 measured fastest (the temporary
+# arrays, ~1 MB, stay in cache); 512 is twice as slow a drawing.
+_BATCH = 64
 
 _INK_THRESHOLD = 0.1  # fraction of full contrast that counts as ink when finding the box
 
 Drawing = Sequence[Sequence[Sequence[float]]]
 
 
-def _supersample(size: int) -> int:
-    return max(2, math.ceil(_SUPERSAMPLED_SIDE / size))
+def _segments(drawings: Sequence[Drawing], size: int) -> tuple[np.ndarray, ...]:
+    """(owner, ax, ay, bx, by): every stroke segment of the drawings, in output pixels.
+
+    Each drawing's box is centred (and shrunk if wider than 255 units); a one-point stroke is a
+    zero-length segment, which inks a dot. Coordinates go through numpy in one go, not point by
+    point in Python.
+    """
+    unit = size / CANVAS  # output px per source unit
+    centre = CANVAS / 2 * unit
+    xs: list[float] = []
+    ys: list[float] = []
+    counts: list[int] = []
+    scales: list[float] = []
+    shifts_x: list[float] = []
+    shifts_y: list[float] = []
+    for drawing in drawings:
+        strokes = [s for s in drawing if len(s) >= 2 and len(s[0]) and len(s[0]) == len(s[1])]
+        start = len(xs)
+        scale = shift_x = shift_y = 0.0
+        if strokes:
+            x0, x1 = min(min(s[0]) for s in strokes), max(max(s[0]) for s in strokes)
+            y0, y1 = min(min(s[1]) for s in strokes), max(max(s[1]) for s in strokes)
+            # Simplified drawings span 0..255 already; shrink anything larger.
+            scale = min(1.0, (SOURCE_SIDE - 1) / max(x1 - x0, y1 - y0, 1e-9)) * unit
+            shift_x = centre - (x0 + x1) / 2 * scale
+            shift_y = centre - (y0 + y1) / 2 * scale
+            for s in strokes:
+                xs.extend(s[0])
+                ys.extend(s[1])
+                if len(s[0]) == 1:
+                    xs.extend(s[0])
+                    ys.extend(s[1])
+                # A NaN ends each stroke: no segment joins two strokes (or two drawings).
+                xs.append(math.nan)
+                ys.append(math.nan)
+        counts.append(len(xs) - start)
+        scales.append(scale)
+        shifts_x.append(shift_x)
+        shifts_y.append(shift_y)
+    point_scales = np.repeat(scales, counts)
+    x = np.array(xs, dtype=np.float64) * point_scales + np.repeat(shifts_x, counts)
+    y = np.array(ys, dtype=np.float64) * point_scales + np.repeat(shifts_y, counts)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    i = np.flatnonzero(~np.isnan(x[:-1] + x[1:]))
+    return owner[i], x[i], y[i], x[i + 1], y[i + 1]
 
 
-def _render(drawing: Drawing, size: int) -> Image.Image:
-    """White ink on black, mode L, `size` px square, the drawing's box centred."""
-    factor = _supersample(size)
-    side = size * factor
-    canvas = Image.new("L", (side, side), 0)
-    strokes = [s for s in drawing if len(s) >= 2 and len(s[0]) and len(s[0]) == len(s[1])]
-    if not strokes:
-        return canvas.reduce(factor)
-    xs = [float(v) for s in strokes for v in s[0]]
-    ys = [float(v) for s in strokes for v in s[1]]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    # Simplified drawings span 0..255 already; shrink anything larger so it stays on the canvas.
-    fit = min(1.0, (SOURCE_SIDE - 1) / max(x1 - x0, y1 - y0, 1e-9))
-    unit = side / _CANVAS  # output px per source unit
-    scale = fit * unit
-    centre = _CANVAS / 2 * unit
-    dx = centre - (x0 + x1) / 2 * scale
-    dy = centre - (y0 + y1) / 2 * scale
-    width = LINE_WIDTH * unit
-    radius = width / 2
-    pen = ImageDraw.Draw(canvas)
-    for stroke in strokes:
-        points = [
-            (x * scale + dx, y * scale + dy) for x, y in zip(stroke[0], stroke[1], strict=True)
-        ]
-        if len(points) > 1:
-            pen.line(points, fill=255, width=round(width), joint="curve")
-        # Round caps (Pillow's lines have square-cut ends).
-        for x, y in (points[0], points[-1]):
-            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    return canvas.reduce(factor)
+def _coverage(drawings: Sequence[Drawing], size: int) -> np.ndarray:
+    """(N, size, size) float ink coverage 0..1 of the drawings, laid out like Google's bitmaps."""
+    owner, ax, ay, bx, by = _segments(drawings, size)
+    # A pixel centre this far from a line's axis gets no ink (half a line plus half a pixel).
+    reach = LINE_WIDTH / 2 * size / CANVAS + 0.5
+    # Cut the segments into pieces short enough that a fixed w x w window of pixels holds all
+    # that a piece can ink, so every piece is computed at once. w = 4 * reach measured fastest
+    # (shorter pieces make more windows, longer ones mostly empty windows).
+    w = math.ceil(4 * reach)
+    piece = w - 2 * reach
+    dx, dy = bx - ax, by - ay
+    parts = np.maximum(np.ceil(np.sqrt(dx * dx + dy * dy) / piece), 1).astype(np.int64)
+    seg = np.repeat(np.arange(len(parts)), parts)
+    k = parts[seg]
+    j = np.arange(len(seg)) - (np.cumsum(parts) - parts)[seg]  # piece's rank in its segment
+    ux, uy = dx[seg] / k, dy[seg] / k  # each piece's vector
+    x0, y0 = ax[seg] + j * ux, ay[seg] + j * uy  # and start
+    # Each window starts at the first pixel whose centre can lie within reach of its piece.
+    left = np.floor(np.minimum(x0, x0 + ux) - reach + 0.5).astype(np.int64)
+    top = np.floor(np.minimum(y0, y0 + uy) - reach + 0.5).astype(np.int64)
+    # Window pixel centres relative to the piece's start: (P, 1, w) and (P, w, 1). Window-local
+    # coordinates keep a drawing's pixels the same whether it is rasterised alone or in a batch.
+    centres = np.arange(w) + 0.5
+    px = (centres - (x0 - left)[:, None])[:, None, :]
+    py = (centres - (y0 - top)[:, None])[:, :, None]
+    length2 = ux * ux + uy * uy
+    length2[length2 == 0] = 1.0  # a dot: the distance to its point
+    ux, uy = ux[:, None, None], uy[:, None, None]
+    # Nearest point of the piece, then the distance to it. In place where it can be: the
+    # (P, w, w) arrays are the bulk of the work (~25 % faster a batch than fresh arrays).
+    t = px * (ux / length2[:, None, None]) + py * (uy / length2[:, None, None])
+    t.clip(0.0, 1.0, out=t)
+    ex, ey = px - t * ux, py - t * uy
+    ex *= ex
+    ey *= ey
+    ex += ey
+    ink = np.sqrt(ex, out=ex)
+    np.subtract(reach, ink, out=ink)
+    ink.clip(0.0, 1.0, out=ink)
+    # Pieces overlap (joints, crossings): a pixel keeps its largest ink, as the union of the
+    # round-capped lines would. Padding lets windows poke out of the image.
+    pad = w
+    side = size + 2 * pad
+    canvas = np.zeros((len(drawings), side, side))
+    corner = owner[seg] * side * side + (top + pad) * side + left + pad
+    index = corner[:, None, None] + np.arange(w)[:, None] * side + np.arange(w)
+    np.maximum.at(canvas.reshape(-1), index.reshape(-1), ink.reshape(-1))
+    return canvas[:, pad:-pad, pad:-pad]
+
+
+def _bitmaps(coverage: np.ndarray) -> np.ndarray:
+    return np.rint(coverage * 255).astype(np.uint8)
 
 
 def rasterize(drawing_simplified: Drawing, size: int = 28) -> np.ndarray:
@@ -74,24 +142,21 @@ def rasterize(drawing_simplified: Drawing, size: int = 28) -> np.ndarray:
 
     Expects simplified strokes (see `ml.strokes.to_simplified`); an empty drawing is all black.
     """
-    return np.asarray(_render(drawing_simplified, size), dtype=np.uint8)
+    return _bitmaps(_coverage([drawing_simplified], size))[0]
 
 
-def rasterize_batch(drawings: Iterable[Drawing]) -> np.ndarray:
-    """(N, 28, 28) uint8 bitmaps of simplified drawings."""
-    bitmaps = [rasterize(d) for d in drawings]
-    if not bitmaps:
-        return np.zeros((0, 28, 28), dtype=np.uint8)
-    return np.stack(bitmaps)
+def rasterize_batch(drawings: Iterable[Drawing], size: int = 28) -> np.ndarray:
+    """(N, size, size) uint8 bitmaps of simplified drawings, each as `rasterize` makes it.
 
-
-def render_png(drawing_simplified: Drawing, size: int = 256) -> bytes:
-    """PNG of the drawing, black ink on white, same layout as `rasterize` (for people)."""
-    image = Image.eval(_render(drawing_simplified, size), lambda v: 255 - v)
-    out = io.BytesIO()
-    # optimize=True costs ~5x the CPU for no smaller file on line drawings.
-    image.save(out, format="PNG")
-    return out.getvalue()
+    Vectorised over up to `_BATCH` drawings at a time: ~3x cheaper a drawing than `rasterize`.
+    """
+    drawings = iter(drawings)
+    chunks = []
+    while chunk := list(itertools.islice(drawings, _BATCH)):
+        chunks.append(_bitmaps(_coverage(chunk, size)))
+    if not chunks:
+        return np.zeros((0, size, size), dtype=np.uint8)
+    return np.concatenate(chunks)
 
 
 def _open_png(data: bytes) -> Image.Image:
@@ -142,7 +207,7 @@ def bitmap_from_png(data: bytes) -> np.ndarray:
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
     # The inked box of a full-size drawing covers (255 + line width) of the canvas' units.
-    side = max(height, width) * _CANVAS / (SOURCE_SIDE - 1 + LINE_WIDTH)
+    side = max(height, width) * CANVAS / (SOURCE_SIDE - 1 + LINE_WIDTH)
     side_px = max(round(side), height, width)
     square = np.zeros((side_px, side_px), dtype=np.float32)
     top, left = (side_px - height) // 2, (side_px - width) // 2

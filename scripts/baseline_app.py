@@ -121,7 +121,8 @@ def create_app(storage_url: str) -> Flask:
         if isinstance(drawing, str):
             return _bad(drawing)
         state.ensure()
-        from ml.raster import rasterize, render_png
+        from core.drawings import render_png
+        from ml.raster import rasterize
         from ml.strokes import to_simplified
 
         try:
