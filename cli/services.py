@@ -70,10 +70,15 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
     show_default=True,
     help="Queues to consume (e.g. a worker of its own for live guesses: --queues guesses).",
 )
-@click.option("--pool", default="prefork", show_default=True, help="Celery's execution pool.")
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "threads", "solo"]),
+    default=None,
+    help="Celery's execution pool; defaults to DOODLE_WORKER_POOL (prefork).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_command(
-    concurrency: int | None, beat: bool, queues: str, pool: str, loglevel: str
+    concurrency: int | None, beat: bool, queues: str, pool: str | None, loglevel: str
 ) -> None:
     """Run a Celery worker that recognises doodles and answers live guesses."""
     from workers.tasks import make_worker_app
@@ -85,7 +90,7 @@ def worker_command(
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency or settings.worker_concurrency}",
             f"--queues={queues}",
-            f"--pool={pool}",
+            f"--pool={pool or settings.worker_pool}",
             f"--hostname=doodle-{os.getpid()}@%h",
         ]
         if beat:

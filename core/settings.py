@@ -75,6 +75,8 @@ class Settings:
     embedded_redis_port: int = 6390
     # Worker behaviour.
     worker_concurrency: int = 2
+    # Celery's execution pool: prefork (processes), threads, or solo (one process, inline).
+    worker_pool: str = "prefork"
     # Messages a worker process may hold unacknowledged: at least a batch's worth.
     worker_prefetch: int = 32
     # Micro-batches: a worker flushes its buffer at this many doodles, or this long after
@@ -141,6 +143,7 @@ class Settings:
                 env, "DOODLE_EMBEDDED_REDIS_PORT", defaults.embedded_redis_port
             ),
             worker_concurrency=_int(env, "DOODLE_WORKER_CONCURRENCY", defaults.worker_concurrency),
+            worker_pool=env.get("DOODLE_WORKER_POOL") or defaults.worker_pool,
             task_soft_time_limit=_int(
                 env, "DOODLE_TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit
             ),

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,12 +41,14 @@ class ModelCache:
         *,
         alias: str = "production",
         check_seconds: float = 2.0,
+        cache_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session_factory = session_factory
         self._storage = storage
         self._alias = alias
         self._check_seconds = check_seconds
+        self._cache_dir = cache_dir
         self._clock = clock
         self._loaded: LoadedModel | None = None
         self._checked_at = float("-inf")
@@ -74,7 +77,7 @@ class ModelCache:
             classes = list(version.classes)
         if self._loaded is None or self._loaded.version_id != version_id:
             started = time.perf_counter()
-            model = load_verified(self._storage, key, checksum, classes)
+            model = load_verified(self._storage, key, checksum, classes, self._cache_dir)
             # Swap in one assignment: a request sees either the old or the new model.
             self._loaded = LoadedModel(version_id, classes, Predictor(model, classes))
             log.info(

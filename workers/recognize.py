@@ -26,13 +26,12 @@ import numpy as np
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from core import keys
-from core.storage import StorageError
 from db import recognitions as rec
 from db.models import InputFormat
 from ml.raster import bitmap_from_png, rasterize
 from ml.strokes import to_simplified
 from workers.model_cache import LoadedModel
+from workers.objects import object_for, write_objects
 from workers.runtime import WorkerRuntime
 from workers.signatures import QUEUE, RESULT_TTL_SECONDS, done_channel
 
@@ -49,7 +48,6 @@ class BatchReport:
     done: int = 0
     failed: int = 0
     skipped: int = 0  # already finished, another worker's, or unknown
-    stored: int = 0
     outcomes: dict[uuid.UUID, rec.Outcome] = field(default_factory=dict)
 
 
@@ -149,64 +147,6 @@ def _notify(runtime: WorkerRuntime, documents: dict[uuid.UUID, dict[str, Any]]) 
         log.warning("could not wake %d waiting requests: %s", len(documents), exc)
 
 
-def object_for(
-    recognition_id: uuid.UUID,
-    player_id: str | None,
-    input_format: InputFormat,
-    payload: Any,
-    payload_png: bytes | None,
-) -> tuple[rec.StoredObject, bytes, str]:
-    """The one object a kept doodle becomes: its strokes as JSON, or the PNG it came as."""
-    if input_format is InputFormat.png:
-        assert payload_png is not None
-        return (
-            rec.StoredObject(recognition_id, png_key=keys.png_key(player_id, recognition_id)),
-            payload_png,
-            "image/png",
-        )
-    document = {"id": str(recognition_id), "format": input_format.value, "drawing": payload}
-    return (
-        rec.StoredObject(recognition_id, strokes_key=keys.strokes_key(player_id, recognition_id)),
-        json.dumps(document, separators=(",", ":")).encode(),
-        "application/json",
-    )
-
-
-def store_objects(
-    runtime: WorkerRuntime, items: Sequence[tuple[rec.StoredObject, bytes, str]]
-) -> int:
-    """Write objects (in parallel), then record the written ones in one statement.
-
-    On a storage failure the rest stay pending for the sweeper, and writes pause for
-    `storage_retry_seconds` so that batches do not each wait on a dead server.
-    """
-    if not items or runtime.storage_paused():
-        return 0
-
-    def put(item: tuple[rec.StoredObject, bytes, str]) -> rec.StoredObject | None:
-        stored, data, content_type = item
-        if runtime.storage_paused():
-            return None
-        try:
-            runtime.storage.put(stored.strokes_key or stored.png_key or "", data, content_type)
-        except StorageError as exc:
-            runtime.pause_storage(exc)
-            return None
-        return stored
-
-    written = [s for s in runtime.io_pool.map(put, items) if s is not None]
-    if not written:
-        return 0
-    try:
-        with runtime.engine.begin() as conn:
-            rec.mark_stored(conn, written)
-    except OperationalError as exc:
-        # Written but not recorded: the sweeper writes them again (puts are idempotent).
-        log.warning("could not record %d written objects: %s", len(written), exc)
-        return 0
-    return len(written)
-
-
 def _process(
     runtime: WorkerRuntime, model: LoadedModel, claimed: Sequence[rec.Claimed], report: BatchReport
 ) -> None:
@@ -225,13 +165,14 @@ def _process(
         else:
             report.done += 1
         report.outcomes[o.id] = o
-    # Kept doodles become objects now that nobody waits for them.
-    kept = [
-        object_for(c.id, c.player_id, c.input_format, c.payload, c.payload_png)
-        for c in claimed
-        if c.id in documents and documents[c.id]["stored"]
-    ]
-    report.stored += store_objects(runtime, kept)
+    # Kept doodles go to object storage now that nobody waits for them.
+    runtime.objects.submit(
+        [
+            object_for(c.id, c.player_id, c.input_format, c.payload, c.payload_png)
+            for c in claimed
+            if c.id in documents and documents[c.id]["stored"]
+        ]
+    )
 
 
 def recognize_batch(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> BatchReport:
@@ -328,7 +269,7 @@ def sweep(runtime: WorkerRuntime, enqueue: Callable[[uuid.UUID], None]) -> Sweep
 
 def store_pending(runtime: WorkerRuntime, limit: int = 200) -> int:
     """Write objects of finished doodles that are still waiting for them (oldest first)."""
-    if runtime.storage_paused():
+    if runtime.storage_pause.active:
         return 0
     # Left alone for a moment: the worker that finished them is writing them now.
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=runtime.settings.lease_seconds)
@@ -337,7 +278,7 @@ def store_pending(runtime: WorkerRuntime, limit: int = 200) -> int:
     items = [
         object_for(p.id, p.player_id, p.input_format, p.payload, p.payload_png) for p in pending
     ]
-    stored = store_objects(runtime, items)
+    stored = write_objects(runtime.storage, runtime.engine, runtime.storage_pause, items)
     if stored:
         log.info("wrote %d pending objects", stored)
     return stored

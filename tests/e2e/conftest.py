@@ -81,6 +81,17 @@ class Stack:
     def start_worker(self, name: str = "worker", *args: str, **extra_env: str) -> None:
         self.start(name, "worker", "--concurrency", "2", *args, **extra_env)
 
+    def wait_worker_ready(self, name: str = "worker") -> float:
+        """Block until the Celery worker says it is ready; returns time.monotonic() then."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{self.tail(name)}")
+            if " ready." in (self.logs / f"{name}.log").read_text(errors="replace"):
+                return time.monotonic()
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} not ready in {STARTUP_SECONDS}s:\n{self.tail(name)}")
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         with contextlib.suppress(ProcessLookupError):

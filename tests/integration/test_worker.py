@@ -159,9 +159,9 @@ def test_objects_wait_out_a_storage_outage(
         raise StorageUnavailable("storage is down")
 
     monkeypatch.setattr(worker_runtime.storage, "put", down)
-    report = recognize_batch(worker_runtime, [rid])
+    assert recognize_batch(worker_runtime, [rid]).done == 1
+    assert worker_runtime.objects.flush()
     # Answered and recorded all the same; the strokes stay in the row.
-    assert report.done == 1 and report.stored == 0
     assert json.loads(redis_client.lpop(done_channel(rid)))["status"] == "done"
     row = _row(db_session_factory, rid)
     assert row.status is RecognitionStatus.done and row.attempts == 1
@@ -169,7 +169,9 @@ def test_objects_wait_out_a_storage_outage(
     assert row.bitmap == rasterize(drawing).tobytes()
     # Storage back: the sweeper writes the object once the pause and lease have passed.
     monkeypatch.undo()
-    worker_runtime._storage_paused_until = 0.0
+    assert worker_runtime.storage_pause.active
+    assert store_pending(worker_runtime) == 0  # paused: not even tried
+    worker_runtime.storage_pause.clear()
     with db_session_factory.begin() as s:
         s.execute(
             update(Recognition).values(
@@ -220,6 +222,7 @@ def test_bitmap_is_kept_only_with_consent_to_store(
     )
     anonymous = _queue(db_session_factory, drawing)
     assert recognize_batch(worker_runtime, [kept, dropped, anonymous]).done == 3
+    assert worker_runtime.objects.flush()
     with db_session_factory() as s:
         row = s.get(Recognition, kept)
         assert row.bitmap == rasterize(drawing).tobytes()
