@@ -336,7 +336,9 @@ def _signals_to_event(stop: threading.Event, hurry: threading.Event) -> Iterator
 def children_to_start(flows: bool) -> list[tuple[str, list[str]]]:
     doodle = doodle_command()
     children = [
-        ("worker", [*doodle, "worker", "--beat"]),
+        ("worker", [*doodle, "worker", "--beat", "--queues", "recognitions,maintenance"]),
+        # Live guesses get a worker of their own: never behind a batch of recognitions.
+        ("guesser", [*doodle, "worker", "--queues", "guesses", "--pool", "solo"]),
         ("api", [*doodle, "api", "--host", "127.0.0.1"]),
     ]
     # Hook: the flows' schedules (Prefect) run as a third child once `doodle flows serve`

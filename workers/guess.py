@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from redis.exceptions import RedisError
 
-from ml.raster import rasterize
+from ml.raster import rasterize_batch
 from ml.strokes import to_simplified
 from workers.runtime import WorkerRuntime
 from workers.signatures import RESULT_TTL_SECONDS, guess_channel
@@ -36,22 +35,22 @@ def guess_batch(runtime: WorkerRuntime, requests: Sequence[GuessRequest]) -> int
     now = time.time()
     live = [r for r in requests if r.deadline > now]
     answers: dict[str, dict[str, Any]] = {}
-    readable: list[tuple[GuessRequest, np.ndarray]] = []
+    readable: list[tuple[GuessRequest, list]] = []
     for r in live:
         try:
-            readable.append((r, rasterize(to_simplified(r.drawing))))
+            readable.append((r, to_simplified(r.drawing)))
         except (ValueError, TypeError, IndexError) as exc:
             answers[r.id] = {"error": f"unreadable drawing: {exc}"}
     if readable:
         model = runtime.models.current()
         t0 = time.perf_counter()
-        predictions = model.predictor.predict(np.stack([bitmap for _, bitmap in readable]))
-        inference_ms = round((time.perf_counter() - t0) * 1000, 3)
+        predictions = model.predictor.predict(rasterize_batch(s for _, s in readable))
+        recognise_ms = round((time.perf_counter() - t0) * 1000, 3)
         for (r, _), prediction in zip(readable, predictions, strict=True):
             answers[r.id] = {
                 "guesses": prediction.as_dict()["top"],
                 "model_version": model.version_id,
-                "timings": {"inference_ms": inference_ms, "batch": len(readable)},
+                "timings": {"recognise_ms": recognise_ms, "batch": len(readable)},
             }
     if answers:
         pipe = runtime.redis.pipeline(transaction=False)

@@ -41,7 +41,7 @@ FOREIGN_VARIABLES = {"PREFECT_API_URL"}
 PENDING_COMMANDS = {("flows", "serve")}
 
 BASE_SERVICES = {"postgres", "redis", "minio", "prefect-server"}
-OUR_SERVICES = {"migrate", "api", "worker", "beat", "flows"}
+OUR_SERVICES = {"migrate", "api", "worker", "guesser", "beat", "flows"}
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""The pure statistics helpers of scripts/bench.py (scripts/ is not a package)."""
+"""The pure statistics helpers of scripts/bench.py (scripts/benchkit; scripts/ is not a package)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,27 @@ from pathlib import Path
 
 import pytest
 
-BENCH_PATH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+BENCHKIT = Path(__file__).resolve().parents[2] / "scripts" / "benchkit"
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("doodle_bench_script", BENCH_PATH)
+def _load_benchkit() -> None:
+    """Register scripts/benchkit as the package `benchkit`, without scripts/ on sys.path."""
+    if "benchkit" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        "benchkit", BENCHKIT / "__init__.py", submodule_search_locations=[str(BENCHKIT)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    sys.modules["benchkit"] = module
     spec.loader.exec_module(module)
-    return module
 
 
-bench = _load_bench()
+_load_benchkit()
+
+from benchkit import inputs, load, report  # noqa: E402
+from benchkit import stats as bench  # noqa: E402
+
 Sample = bench.Sample
 
 
@@ -165,7 +173,7 @@ def test_ratios_nan_when_missing_or_zero():
 
 
 def test_format_table_aligns_rows():
-    table = bench.format_table(
+    table = report.format_table(
         [
             ("baseline", bench.summarize([Sample(10.0, True, True)], 1.0)),
             ("product", {"throughput_rps": math.nan}),
@@ -179,7 +187,7 @@ def test_format_table_aligns_rows():
 
 
 def test_request_bodies_carry_word_player_and_consent():
-    bodies = bench.request_bodies([("apple", [[[0, 255], [0, 10]]]), ("cup", [[[1, 2], [3, 4]]])])
+    bodies = inputs.request_bodies([("apple", [[[0, 255], [0, 10]]]), ("cup", [[[1, 2], [3, 4]]])])
     first = json.loads(bodies[0])
     assert first["word"] == "apple"
     assert first["drawing"] == [[[0, 255], [0, 10]]]
@@ -191,9 +199,9 @@ def test_judge_reads_the_answer():
     done = json.dumps(
         {"status": "done", "prediction": {"label": "cup"}, "timings": {"queue_ms": 1.5}}
     ).encode()
-    s = bench._judge(200, done, "cup")
+    s = load.judge_recognition(200, done, "cup")
     assert s.ok and s.correct and s.timings == {"queue_ms": 1.5}
-    assert not bench._judge(200, done, "apple").correct
-    assert bench._judge(202, b"{}", "cup").error == "http_202"
-    assert bench._judge(200, b'{"status": "queued"}', "cup").error == "status_queued"
-    assert bench._judge(200, b"not json", "cup").error == "bad_body"
+    assert not load.judge_recognition(200, done, "apple").correct
+    assert load.judge_recognition(202, b"{}", "cup").error == "http_202"
+    assert load.judge_recognition(200, b'{"status": "queued"}', "cup").error == "status_queued"
+    assert load.judge_recognition(200, b"not json", "cup").error == "bad_body"
