@@ -7,7 +7,6 @@ from functools import cached_property
 import redis
 from celery import Celery
 from flask import current_app
-from sqlalchemy.engine import Engine
 
 from db.connections import Connections
 from workers.celery_app import make_celery
@@ -17,12 +16,6 @@ EXTENSION = "doodle"
 
 class Resources(Connections):
     """Created lazily, so a forked gunicorn worker opens its own connections."""
-
-    @cached_property
-    def autocommit(self) -> Engine:
-        """The same pool, each statement its own transaction: a one-statement write is one
-        round trip instead of BEGIN, the statement and COMMIT."""
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @cached_property
     def redis(self) -> redis.Redis:

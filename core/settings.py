@@ -79,10 +79,10 @@ class Settings:
     worker_pool: str = "prefork"
     # Messages a worker process may hold unacknowledged: at least a batch's worth.
     worker_prefetch: int = 32
-    # Micro-batches: a worker flushes its buffer at this many doodles, or this long after
-    # the first one arrived, whichever comes first.
+    # Micro-batches: a worker flushes its buffer at this many doodles, when no more are
+    # arriving, or this long after the first one arrived (see workers.batching).
     batch_size: int = 32
-    batch_wait_ms: float = 3.0
+    batch_wait_ms: float = 10.0
     task_soft_time_limit: int = 30
     # Unacked messages of a dead worker are redelivered after this many seconds (a
     # backstop: the sweeper finds a dead worker's doodles by their lease long before).

@@ -128,7 +128,7 @@ def _finish(runtime: WorkerRuntime, outcomes: Sequence[rec.Outcome]) -> dict[uui
     """Record the outcomes, waiting out a short Postgres outage: the results are in hand."""
     for delay in (*FINISH_RETRY_DELAYS, None):
         try:
-            with runtime.engine.begin() as conn:
+            with runtime.autocommit.connect() as conn:
                 return rec.finish(conn, outcomes)
         except OperationalError:
             if delay is None:
@@ -188,7 +188,7 @@ def recognize_batch(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> BatchRe
     unique = list(dict.fromkeys(ids))
     # The model first: if it cannot be had, nothing is claimed and the sweeper resends.
     model = runtime.models.current()
-    with runtime.engine.begin() as conn:
+    with runtime.autocommit.connect() as conn:
         claimed = rec.claim_batch(conn, unique)
     try:
         _process(runtime, model, claimed, report)

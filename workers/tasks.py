@@ -1,9 +1,10 @@
 """The worker's Celery app: micro-batched tasks registered on an app built from Settings.
 
-Recognitions and live guesses are `celery_batches.Batches` tasks: the worker buffers their
-messages and runs one task call per batch (at `batch_size` messages, or `batch_wait_ms`
-after the first). Messages are acknowledged after the call returns (acks_late), also when
-it failed: the row in Postgres, not the message, is what the sweeper resends.
+Recognitions and live guesses are micro-batched tasks (`workers.batching`): the worker
+buffers their messages and runs one task call per batch (at `batch_size` messages, when no
+more are arriving, or `batch_wait_ms` after the first). Messages are acknowledged after the
+call returns (acks_late), also when it failed: the row in Postgres, not the message, is
+what the sweeper resends.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from collections.abc import Sequence
 import torch
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from core.storage import StorageError
+from workers.batching import AdaptiveBatches
 from workers.celery_app import make_celery
 from workers.guess import GuessRequest, guess_batch
 from workers.model_cache import NoModel
@@ -77,9 +79,9 @@ def make_worker_app(settings: Settings) -> Celery:
     runtimes = RuntimeHolder(settings)
     backoff = Backoff()
     batch_options = {
-        "base": Batches,
+        "base": AdaptiveBatches,
         "flush_every": settings.batch_size,
-        "flush_interval": settings.batch_wait_ms / 1000,
+        "max_wait": settings.batch_wait_ms / 1000,
     }
 
     @worker_process_init.connect(weak=False)
