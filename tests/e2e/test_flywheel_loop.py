@@ -36,7 +36,11 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @pytest.fixture
 def flow_settings(settings: Settings) -> Settings:
     # 20 doodles a word, of which the golden split keeps about a fifth: ask for 12.
-    return dataclasses.replace(settings, new_word_min_examples=12)
+    # The sample's golden sets hold 5 to 8 drawings a word, where one drawing moves a word
+    # 12.5 to 20 points: the gate here tolerates one drawing of an 8-drawing word (the
+    # default 2 points would let a single flip block a candidate that is as good overall;
+    # a gate on paired statistics is issue 10). Old words overall are checked below.
+    return dataclasses.replace(settings, new_word_min_examples=12, gate_max_word_drop=0.13)
 
 
 def _ndjson(path: Path) -> list[dict]:
