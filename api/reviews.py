@@ -11,7 +11,6 @@ cursor of the following page (`after=`), null on the last.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -22,6 +21,7 @@ from api.auth import admin_actor, protect_admin_blueprint
 from api.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from api.resources import resources
 from api.schemas import parse_json_body
+from core import segments
 from core.drawings import render_png
 from core.storage import ObjectNotFound, StorageError
 from db import labels
@@ -149,7 +149,10 @@ def _png_of(kept: labels.KeptDrawing, rid: uuid.UUID) -> bytes:
     if kept.png_key:
         return data
     try:
-        return render_png(json.loads(data)["drawing"])
+        document = segments.find(data, rid)
+        if document is None:
+            raise NotFound("the stored drawing is gone", {"id": str(rid)})
+        return render_png(document["drawing"])
     except (ValueError, KeyError, TypeError):
         log.exception("stored strokes of %s are unreadable", rid)
         raise NotFound("the stored drawing is unreadable", {"id": str(rid)}) from None

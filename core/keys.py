@@ -1,7 +1,8 @@
 """Object keys: one place that decides where things live in object storage.
 
-A player's objects all sit under `players/<player_id>/`, so export and erasure
-are one prefix listing away.
+Doodles sent as strokes are kept in segments (`core.segments`, many doodles an object);
+doodles sent as PNG keep their image under `players/<player_id>/`. The rows of
+`recognitions` say which object holds each doodle, so export and erasure start there.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ def player_prefix(player_id: str | None) -> str:
 
 def recognition_prefix(player_id: str | None, recognition_id: uuid.UUID | str) -> str:
     return f"{player_prefix(player_id)}recognitions/{recognition_id}/"
-
-
-def strokes_key(player_id: str | None, recognition_id: uuid.UUID | str) -> str:
-    return recognition_prefix(player_id, recognition_id) + "strokes.json"
 
 
 def png_key(player_id: str | None, recognition_id: uuid.UUID | str) -> str:

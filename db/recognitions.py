@@ -223,6 +223,9 @@ class Outcome:
     # The 28x28 uint8 raster (784 bytes); only with consent to store, else None.
     bitmap: bytes | None = None
     error: str | None = None
+    # Where a kept doodle is to be written (its segment, or its PNG's key).
+    strokes_key: str | None = None
+    png_key: str | None = None
 
     @property
     def status(self) -> RecognitionStatus:
@@ -239,10 +242,13 @@ class Outcome:
             "timings": self.timings,
             "bitmap": base64.b64encode(self.bitmap).decode() if self.bitmap else None,
             "error": self.error[:2000] if self.error else None,
+            "strokes_key": self.strokes_key,
+            "png_key": self.png_key,
         }
 
 
-# A done doodle with consent to store keeps its payload until its object is written.
+# A done doodle with consent to store keeps its payload until its object is written; the
+# object's key is decided now, so that a write that is retried overwrites, never duplicates.
 _FINISH = text(
     """
 UPDATE recognitions AS r SET
@@ -250,11 +256,12 @@ UPDATE recognitions AS r SET
     label = v.label, confidence = v.confidence, top = v.top,
     model_version_id = v.model_version_id, timings = v.timings,
     bitmap = decode(v.bitmap, 'base64'), error = v.error, finished_at = clock_timestamp(),
+    strokes_key = v.strokes_key, png_key = v.png_key,
     payload = CASE WHEN v.status = 'done' AND r.consent_store THEN r.payload END,
     payload_png = CASE WHEN v.status = 'done' AND r.consent_store THEN r.payload_png END
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
     id uuid, status text, label text, confidence float8, top jsonb, model_version_id int,
-    timings jsonb, bitmap text, error text
+    timings jsonb, bitmap text, error text, strokes_key text, png_key text
 )
 WHERE r.id = v.id AND r.status = 'running'
 RETURNING r.id, r.finished_at
@@ -297,19 +304,22 @@ def fail(conn: Connection | Session, recognition_id: uuid.UUID, reason: str) -> 
 
 
 @dataclass(frozen=True)
-class PendingObject:
-    """A finished doodle with consent to store whose object is not written yet."""
+class KeptDoodle:
+    """A finished doodle with consent to store, and where its object is to be written."""
 
     id: uuid.UUID
     player_id: str | None
     input_format: InputFormat
     payload: Any
     payload_png: bytes | None
+    strokes_key: str | None
+    png_key: str | None
 
 
 _PENDING = text(
     """
-SELECT id, player_id, input_format, payload, payload_png FROM recognitions
+SELECT id, player_id, input_format, payload, payload_png, strokes_key, png_key
+FROM recognitions
 WHERE status = 'done' AND consent_store AND stored_at IS NULL AND finished_at < :before
 ORDER BY finished_at
 LIMIT :limit
@@ -319,39 +329,45 @@ LIMIT :limit
 
 def pending_objects(
     conn: Connection | Session, finished_before: dt.datetime, limit: int = 200
-) -> list[PendingObject]:
+) -> list[KeptDoodle]:
+    """Kept doodles whose object is still to be written, finished before a moment."""
     rows = conn.execute(_PENDING, {"before": finished_before, "limit": limit})
     return [
-        PendingObject(r.id, r.player_id, InputFormat(r.input_format), r.payload, r.payload_png)
+        KeptDoodle(
+            r.id,
+            r.player_id,
+            InputFormat(r.input_format),
+            r.payload,
+            r.payload_png,
+            r.strokes_key,
+            r.png_key,
+        )
         for r in rows
     ]
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    id: uuid.UUID
-    strokes_key: str | None = None
-    png_key: str | None = None
+_ASSIGN_STROKES_KEY = text(
+    "UPDATE recognitions SET strokes_key = :key WHERE id = ANY(:ids) AND stored_at IS NULL"
+)
+
+
+def assign_strokes_key(conn: Connection | Session, ids: Sequence[uuid.UUID], key: str) -> None:
+    """Decide where doodles that have no object key yet will be written."""
+    conn.execute(_ASSIGN_STROKES_KEY, {"ids": list(ids), "key": key})
 
 
 _MARK_STORED = text(
     """
-UPDATE recognitions AS r SET
-    stored_at = clock_timestamp(), strokes_key = v.strokes_key, png_key = v.png_key,
-    payload = NULL, payload_png = NULL
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id uuid, strokes_key text, png_key text)
-WHERE r.id = v.id AND r.stored_at IS NULL
+UPDATE recognitions SET stored_at = clock_timestamp(), payload = NULL, payload_png = NULL
+WHERE id = ANY(:ids) AND stored_at IS NULL
 """
 )
 
 
-def mark_stored(conn: Connection | Session, stored: Sequence[StoredObject]) -> None:
-    """The objects are written: record their keys and drop the doodle from the row."""
-    if stored:
-        rows = [
-            {"id": str(o.id), "strokes_key": o.strokes_key, "png_key": o.png_key} for o in stored
-        ]
-        conn.execute(_MARK_STORED, {"rows": json.dumps(rows)})
+def mark_stored(conn: Connection | Session, ids: Sequence[uuid.UUID]) -> None:
+    """Their objects are written: drop the doodles from their rows."""
+    if ids:
+        conn.execute(_MARK_STORED, {"ids": list(ids)})
 
 
 # --------------------------------------------------------------------------- sweeper

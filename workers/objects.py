@@ -1,15 +1,20 @@
 """Writing kept doodles to object storage, off the recognition path.
 
+The doodles a batch kept go to object storage as one segment (`core.segments`): one
+request to the storage server for the batch instead of one a doodle. The segment's key
+is decided when the batch is finished (and recorded in the rows), so a write that is
+retried, here or by the sweeper, overwrites the same object and never leaves a stray
+copy. Doodles sent as PNG keep their image as an object of its own.
+
 A batch hands its objects to the process's `ObjectWriter` and moves on; one background
-thread writes them one after another (threads would only fight over the GIL) and records
-each run of written objects in one statement. Nothing is lost if the process dies or
-storage is down: until `stored_at` is set the strokes stay in the row, and the sweeper
-writes whatever is still pending (`store_pending`).
+thread writes them and records each run of written objects in one statement. Nothing is
+lost if the process dies or storage is down: until `stored_at` is set the strokes stay
+in the row, and the sweeper writes whatever is still pending (`store_pending`).
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
 import queue
 import threading
@@ -17,12 +22,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from core import keys
+from core import segments
 from core.storage import ObjectStorage, StorageError
 from db import recognitions as rec
 from db.models import InputFormat
@@ -30,42 +34,48 @@ from db.models import InputFormat
 log = logging.getLogger(__name__)
 
 # Objects waiting for the writer; beyond this the sweeper takes over (memory stays bounded).
-MAX_WAITING = 10_000
-# Written objects recorded per statement.
-RECORD_EVERY = 64
+MAX_WAITING = 1_000
+# Objects whose doodles are recorded as stored in one statement.
+RECORD_EVERY = 16
 
 
 @dataclass(frozen=True)
-class PendingWrite:
-    stored: rec.StoredObject
+class ObjectWrite:
+    """One object to write, and the doodles it holds."""
+
+    key: str
     data: bytes
     content_type: str
-
-    @property
-    def key(self) -> str:
-        key = self.stored.strokes_key or self.stored.png_key
-        assert key is not None
-        return key
+    ids: tuple[uuid.UUID, ...]
 
 
-def object_for(
-    recognition_id: uuid.UUID,
-    player_id: str | None,
-    input_format: InputFormat,
-    payload: Any,
-    payload_png: bytes | None,
-) -> PendingWrite:
-    """The one object a kept doodle becomes: its strokes as JSON, or the PNG it came as."""
-    if input_format is InputFormat.png:
-        assert payload_png is not None
-        key = keys.png_key(player_id, recognition_id)
-        return PendingWrite(rec.StoredObject(recognition_id, png_key=key), payload_png, "image/png")
-    document = {"id": str(recognition_id), "format": input_format.value, "drawing": payload}
-    return PendingWrite(
-        rec.StoredObject(recognition_id, strokes_key=keys.strokes_key(player_id, recognition_id)),
-        json.dumps(document, separators=(",", ":")).encode(),
-        "application/json",
+def writes_for(kept: Sequence[rec.KeptDoodle]) -> list[ObjectWrite]:
+    """The objects kept doodles go to: a segment per strokes key, the PNGs one each."""
+    writes = []
+    strokes = sorted(
+        (d for d in kept if d.input_format is not InputFormat.png and d.strokes_key),
+        key=lambda d: str(d.strokes_key),
     )
+    for key, group in itertools.groupby(strokes, key=lambda d: str(d.strokes_key)):
+        doodles = list(group)
+        documents = (
+            {
+                "id": str(d.id),
+                "player_id": d.player_id,
+                "format": d.input_format.value,
+                "drawing": d.payload,
+            }
+            for d in doodles
+        )
+        writes.append(
+            ObjectWrite(
+                key, segments.encode(documents), segments.CONTENT_TYPE, tuple(d.id for d in doodles)
+            )
+        )
+    for d in kept:
+        if d.input_format is InputFormat.png and d.png_key and d.payload_png is not None:
+            writes.append(ObjectWrite(d.png_key, d.payload_png, "image/png", (d.id,)))
+    return writes
 
 
 class StoragePause:
@@ -90,11 +100,12 @@ class StoragePause:
 
 
 def write_objects(
-    storage: ObjectStorage, engine: Engine, pause: StoragePause, writes: Sequence[PendingWrite]
+    storage: ObjectStorage, engine: Engine, pause: StoragePause, writes: Sequence[ObjectWrite]
 ) -> int:
-    """Write objects in order, then record the written ones in one statement; returns how
-    many were recorded. Stops at the first storage failure (the rest stay pending)."""
-    written: list[rec.StoredObject] = []
+    """Write objects in order, then record their doodles as stored in one statement;
+    returns how many doodles were recorded. Stops at the first storage failure (the rest
+    stay pending)."""
+    stored: list[uuid.UUID] = []
     for write in writes:
         if pause.active:
             break
@@ -103,17 +114,17 @@ def write_objects(
         except StorageError as exc:
             pause.start(exc)
             break
-        written.append(write.stored)
-    if not written:
+        stored.extend(write.ids)
+    if not stored:
         return 0
     try:
         with engine.begin() as conn:
-            rec.mark_stored(conn, written)
+            rec.mark_stored(conn, stored)
     except OperationalError as exc:
-        # Written but not recorded: the sweeper writes them again (puts are idempotent).
-        log.warning("could not record %d written objects: %s", len(written), exc)
+        # Written but not recorded: the sweeper writes them again, to the same keys.
+        log.warning("could not record %d written doodles: %s", len(stored), exc)
         return 0
-    return len(written)
+    return len(stored)
 
 
 class ObjectWriter:
@@ -123,13 +134,13 @@ class ObjectWriter:
         self._storage = storage
         self._engine = engine
         self._pause = pause
-        self._queue: queue.Queue[PendingWrite] = queue.Queue(MAX_WAITING)
+        self._queue: queue.Queue[ObjectWrite] = queue.Queue(MAX_WAITING)
         self._idle = threading.Condition()
         self._busy = 0
         self._thread: threading.Thread | None = None
         self.written = 0
 
-    def submit(self, writes: Sequence[PendingWrite]) -> None:
+    def submit(self, writes: Sequence[ObjectWrite]) -> None:
         if self._pause.active:
             return  # the sweeper writes them once storage is back
         if self._thread is None:

@@ -13,6 +13,7 @@ or keep the doodles for the sweeper without counting.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -26,12 +27,13 @@ import numpy as np
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
+from core import keys, segments
 from db import recognitions as rec
 from db.models import InputFormat
 from ml.raster import bitmap_from_png, rasterize_batch
 from ml.strokes import to_simplified
 from workers.model_cache import LoadedModel
-from workers.objects import object_for, write_objects
+from workers.objects import write_objects, writes_for
 from workers.runtime import WorkerRuntime
 from workers.signatures import QUEUE, RESULT_TTL_SECONDS, done_channel
 
@@ -154,10 +156,26 @@ def _notify(runtime: WorkerRuntime, documents: dict[uuid.UUID, dict[str, Any]]) 
         log.warning("could not wake %d waiting requests: %s", len(documents), exc)
 
 
+def _with_object_keys(
+    claimed: Sequence[rec.Claimed], outcomes: Sequence[rec.Outcome]
+) -> list[rec.Outcome]:
+    """Where each kept doodle will be written: the batch's strokes share one segment."""
+    segment = segments.segment_key()
+    out = []
+    for c, o in zip(claimed, outcomes, strict=True):
+        if c.store and o.error is None:
+            if c.input_format is InputFormat.png:
+                o = dataclasses.replace(o, png_key=keys.png_key(c.player_id, c.id))
+            else:
+                o = dataclasses.replace(o, strokes_key=segment)
+        out.append(o)
+    return out
+
+
 def _process(
     runtime: WorkerRuntime, model: LoadedModel, claimed: Sequence[rec.Claimed], report: BatchReport
 ) -> None:
-    outcomes = recognize_claimed(model, claimed)
+    outcomes = _with_object_keys(claimed, recognize_claimed(model, claimed))
     finished = _finish(runtime, outcomes)
     store = {c.id: c.store for c in claimed}
     documents = {
@@ -173,13 +191,21 @@ def _process(
             report.done += 1
         report.outcomes[o.id] = o
     # Kept doodles go to object storage now that nobody waits for them.
-    runtime.objects.submit(
-        [
-            object_for(c.id, c.player_id, c.input_format, c.payload, c.payload_png)
-            for c in claimed
-            if c.id in documents and documents[c.id]["stored"]
-        ]
-    )
+    keys_of = {o.id: o for o in outcomes}
+    kept = [
+        rec.KeptDoodle(
+            c.id,
+            c.player_id,
+            c.input_format,
+            c.payload,
+            c.payload_png,
+            keys_of[c.id].strokes_key,
+            keys_of[c.id].png_key,
+        )
+        for c in claimed
+        if c.id in documents and documents[c.id]["stored"]
+    ]
+    runtime.objects.submit(writes_for(kept))
 
 
 def recognize_batch(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> BatchReport:
@@ -282,10 +308,20 @@ def store_pending(runtime: WorkerRuntime, limit: int = 200) -> int:
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=runtime.settings.lease_seconds)
     with runtime.engine.begin() as conn:
         pending = rec.pending_objects(conn, before, limit)
-    items = [
-        object_for(p.id, p.player_id, p.input_format, p.payload, p.payload_png) for p in pending
-    ]
-    stored = write_objects(runtime.storage, runtime.engine, runtime.storage_pause, items)
+        # Finished before object keys were decided at finish time: give them a segment.
+        keyless = [
+            p.id
+            for p in pending
+            if not (p.strokes_key or p.png_key) and p.input_format is not InputFormat.png
+        ]
+        if keyless:
+            key = segments.segment_key()
+            rec.assign_strokes_key(conn, keyless, key)
+            pending = [
+                dataclasses.replace(p, strokes_key=key) if p.id in keyless else p for p in pending
+            ]
+    writes = writes_for(pending)
+    stored = write_objects(runtime.storage, runtime.engine, runtime.storage_pause, writes)
     if stored:
         log.info("wrote %d pending objects", stored)
     return stored

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ import requests
 from celery import Celery
 from sqlalchemy import func, select
 
-from core import keys
+from core import segments
 from core.storage import open_storage
 from db import recognitions as rec
 from db.models import InputFormat, Recognition, RecognitionStatus
@@ -143,9 +142,10 @@ def test_object_storage_down_answers_all_and_writes_later(
             assert time.monotonic() < deadline, (pending, stack.tail("worker"))
             time.sleep(0.5)
         storage = open_storage(settings.object_store_url)
+        with db_session_factory() as s:
+            where = dict(s.execute(select(Recognition.id, Recognition.strokes_key)).all())
         for rid, drawing in zip(ids, drawings, strict=True):
-            stored = json.loads(storage.get(keys.strokes_key("p-outage", rid)))
-            assert stored["drawing"] == drawing
+            assert segments.find(storage.get(where[rid]), rid)["drawing"] == drawing
         with db_session_factory() as s:
             assert (
                 s.scalar(

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from core import keys
+from core import segments
 from core.drawings import render_png
 from core.storage import open_storage
 from db.models import Consent, Player, Recognition, RecognitionStatus
@@ -76,7 +76,7 @@ def test_worker_recognises_and_get_returns_the_result(
         assert s.get(Recognition, uuid.UUID(rid)).payload is None
 
 
-def test_consent_to_store_keeps_the_strokes_under_the_players_prefix(
+def test_consent_to_store_keeps_the_strokes_in_a_segment(
     client, worker_runtime, db_session_factory, apple, seed_version, settings
 ):
     body = {
@@ -88,17 +88,21 @@ def test_consent_to_store_keeps_the_strokes_under_the_players_prefix(
     rid = _post(client, body).get_json()["id"]
     assert recognize(worker_runtime, uuid.UUID(rid)) == "done"
     storage = open_storage(settings.object_store_url)
-    # One object a doodle: its strokes (a PNG is drawn from them when someone asks).
-    assert list(storage.list(keys.player_prefix("player-1"))) == [keys.strokes_key("player-1", rid)]
-    document = json.loads(storage.get(keys.strokes_key("player-1", rid)))
-    assert document["drawing"] == apple
     assert client.get(f"/v1/recognitions/{rid}", headers=HEADERS).get_json()["stored"] is True
     with db_session_factory() as s:
         row = s.get(Recognition, uuid.UUID(rid))
         assert row.consent_store and row.consent_train
-        # Once the object is written the row forgets the strokes.
+        # Once the object is written the row forgets the strokes and says where they are.
         assert row.stored_at is not None and row.payload is None
-        assert row.strokes_key == keys.strokes_key("player-1", rid) and row.png_key is None
+        assert row.strokes_key.startswith("segments/") and row.png_key is None
+        # The batch's segment: a line a doodle, with its player (a PNG is drawn on demand).
+        document = segments.find(storage.get(row.strokes_key), rid)
+        assert document == {
+            "id": rid,
+            "player_id": "player-1",
+            "format": "simplified",
+            "drawing": apple,
+        }
         consent = s.get(Consent, row.consent_id)
         assert (consent.player_id, consent.version, consent.store, consent.train) == (
             "player-1",

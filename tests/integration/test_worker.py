@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from cli.models import import_model
-from core import keys
+from core import segments
 from core.storage import StorageUnavailable
 from db import recognitions as rec
 from db import registry
@@ -167,6 +167,7 @@ def test_objects_wait_out_a_storage_outage(
     assert row.status is RecognitionStatus.done and row.attempts == 1
     assert row.payload == drawing and row.stored_at is None
     assert row.bitmap == rasterize(drawing).tobytes()
+    decided = row.strokes_key  # where it will go, decided when it was finished
     # Storage back: the sweeper writes the object once the pause and lease have passed.
     monkeypatch.undo()
     assert worker_runtime.storage_pause.active
@@ -181,9 +182,32 @@ def test_objects_wait_out_a_storage_outage(
     assert store_pending(worker_runtime) == 1
     row = _row(db_session_factory, rid)
     assert row.stored_at is not None and row.payload is None
-    stored = json.loads(worker_runtime.storage.get(keys.strokes_key("p-1", rid)))
-    assert stored["drawing"] == drawing
+    assert row.strokes_key == decided  # a retried write never leaves a stray copy
+    assert list(worker_runtime.storage.list("segments/")) == [decided]
+    assert segments.find(worker_runtime.storage.get(decided), rid)["drawing"] == drawing
     assert store_pending(worker_runtime) == 0
+
+
+def test_a_batchs_kept_doodles_go_to_one_segment(
+    db_session_factory, worker_runtime, sample_drawings, seed_version
+):
+    drawings = [sample_drawings[w][0]["drawing"] for w in ("cup", "leaf", "hat")]
+    kept = [
+        _queue(db_session_factory, d, player_id=f"p{i}", consent=KEEP)
+        for i, d in enumerate(drawings)
+    ]
+    not_kept = _queue(db_session_factory, drawings[0])
+    assert recognize_batch(worker_runtime, [*kept, not_kept]).done == 4
+    assert worker_runtime.objects.flush()
+    rows = [_row(db_session_factory, rid) for rid in kept]
+    (key,) = {r.strokes_key for r in rows}
+    assert all(r.stored_at is not None and r.payload is None for r in rows)
+    assert list(worker_runtime.storage.list("segments/")) == [key]
+    lines = list(segments.decode(worker_runtime.storage.get(key)))
+    assert [(d["id"], d["player_id"], d["drawing"]) for d in lines] == [
+        (str(rid), f"p{i}", d) for i, (rid, d) in enumerate(zip(kept, drawings, strict=True))
+    ]
+    assert _row(db_session_factory, not_kept).strokes_key is None
 
 
 def test_model_cache_follows_the_production_alias(
