@@ -40,6 +40,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip() or default
+    if raw not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -75,8 +82,10 @@ class Settings:
     embedded_redis_port: int = 6390
     # Worker behaviour.
     worker_concurrency: int = 2
-    # Celery's execution pool: prefork (processes), threads, or solo (one process, inline).
-    worker_pool: str = "prefork"
+    # Celery's execution pool. solo: batches run in the process that reads the messages (no
+    # hand-over to a pool; measured cheapest a doodle); scale out with more worker
+    # processes. prefork or threads use `worker_concurrency`.
+    worker_pool: str = "solo"
     # Messages a worker process may hold unacknowledged: at least a batch's worth.
     worker_prefetch: int = 32
     # Micro-batches: a worker flushes its buffer at this many doodles, when no more are
@@ -143,7 +152,9 @@ class Settings:
                 env, "DOODLE_EMBEDDED_REDIS_PORT", defaults.embedded_redis_port
             ),
             worker_concurrency=_int(env, "DOODLE_WORKER_CONCURRENCY", defaults.worker_concurrency),
-            worker_pool=env.get("DOODLE_WORKER_POOL") or defaults.worker_pool,
+            worker_pool=_choice(
+                env, "DOODLE_WORKER_POOL", defaults.worker_pool, ("solo", "prefork", "threads")
+            ),
             task_soft_time_limit=_int(
                 env, "DOODLE_TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit
             ),

@@ -18,7 +18,7 @@ from benchkit import report
 from benchkit.cpu import CpuMeter, cpu_figures, wait_quiet
 from benchkit.depth import DepthSampler, depth_timeline, drain_time, outcomes, peaks
 from benchkit.load import judge_accepted, run_open_loop, sender_threads
-from benchkit.measure import measure, one_line, warm_up
+from benchkit.measure import measure, objects_written, one_line, warm_up
 from benchkit.session import Session
 from benchkit.stats import summarize_shots
 
@@ -77,7 +77,15 @@ def run(session: Session) -> int:
     else:
         session.check_alive(product)
         quiet = wait_quiet(args.quiet_wait, args.quiet_cores)
-        sustained = measure(product.target, bodies, words, meter, args, offset=0)
+        sustained = measure(
+            product.target,
+            bodies,
+            words,
+            meter,
+            args,
+            offset=0,
+            settle=objects_written(product.db_url),
+        )
         sustained["load_before_cores"] = quiet
         rate = sustained["throughput_rps"]
         print(f"sustained: {one_line(sustained)}", flush=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from benchkit import report
 from benchkit.cpu import wait_quiet
-from benchkit.measure import measure, one_line, warm_up
+from benchkit.measure import measure, objects_written, one_line, warm_up
 from benchkit.session import Session
 from benchkit.stats import aggregate, ratios
 
@@ -26,8 +26,15 @@ def run(session: Session) -> int:
             session.check_alive(systems[name])
             quiet = wait_quiet(args.quiet_wait, args.quiet_cores)
             # Same drawings for both systems within a repeat; another slice each repeat.
+            system = systems[name]
             summary = measure(
-                systems[name].target, bodies, words, meter, args, offset=repeat * args.requests
+                system.target,
+                bodies,
+                words,
+                meter,
+                args,
+                offset=repeat * args.requests,
+                settle=objects_written(system.db_url) if system.db_url else None,
             )
             summary.update(system=name, repeat=repeat, load_before_cores=quiet)
             runs.append(summary)

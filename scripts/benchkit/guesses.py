@@ -18,7 +18,7 @@ from benchkit import report
 from benchkit.cpu import wait_quiet
 from benchkit.inputs import guess_bodies
 from benchkit.load import Target, judge_guess, run_open_loop, sender_threads
-from benchkit.measure import measure, one_line, warm_up
+from benchkit.measure import measure, objects_written, one_line, warm_up
 from benchkit.session import Session
 from benchkit.stats import Shot, aggregate, is_number, ratios, summarize_shots
 
@@ -132,7 +132,16 @@ def run(session: Session) -> int:
                         (repeat + 1) * per_run,
                     )
                 )
-            summary = measure(product.target, bodies, words, meter, args, offset, duration)
+            summary = measure(
+                product.target,
+                bodies,
+                words,
+                meter,
+                args,
+                offset,
+                duration,
+                settle=objects_written(product.db_url),
+            )
             if guessed is not None:
                 summary["guesses"] = summarize_shots(*guessed())
             summary.update(mode=mode, repeat=repeat, load_before_cores=quiet)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchkit.cpu import CpuMeter, cpu_figures
@@ -19,8 +20,14 @@ def measure(
     args: argparse.Namespace,
     offset: int,
     duration: float | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Closed loop at --concurrency for --requests (or `duration` / --duration seconds)."""
+    """Closed loop at --concurrency for --requests (or `duration` / --duration seconds).
+
+    `settle` waits for work a system still owes after its last answer (the product writes
+    kept doodles to object storage after answering): the run, its throughput and its CPU
+    include that wait, so deferred work is never left for the next run to pay for.
+    """
     before = meter.snapshot()
     samples, elapsed = run_closed_loop(
         target,
@@ -32,9 +39,38 @@ def measure(
         timeout=args.wait + 20,
         offset=offset,
     )
+    settled = time.perf_counter()
+    if settle is not None:
+        settle()
+    settle_s = time.perf_counter() - settled
+    elapsed += settle_s
     summary = summarize(samples, elapsed)
+    summary["settle_s"] = settle_s
     summary.update(cpu_figures(CpuMeter.delta(before, meter.snapshot()), elapsed, summary["ok"]))
     return summary
+
+
+def objects_written(db_url: str, timeout: float = 120.0) -> Callable[[], None]:
+    """A `settle` for the product: wait until every kept doodle's object is written."""
+
+    def settle() -> None:
+        import psycopg
+
+        from benchkit.depth import libpq_url
+
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "SELECT count(*) FROM recognitions WHERE consent_store AND "
+                    "status = 'done' AND stored_at IS NULL"
+                ).fetchone()
+                if row is not None and row[0] == 0:
+                    return
+                time.sleep(0.02)
+        raise RuntimeError(f"kept doodles still unwritten after {timeout:.0f}s")
+
+    return settle
 
 
 def warm_up(

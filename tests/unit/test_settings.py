@@ -65,10 +65,34 @@ def test_csv_keys_are_trimmed_and_blanks_dropped() -> None:
         ("DOODLE_WORKER_CONCURRENCY", "worker_concurrency", 4),
         ("DOODLE_TASK_SOFT_TIME_LIMIT", "task_soft_time_limit", 12),
         ("DOODLE_SWEEPER_STALE_SECONDS", "sweeper_stale_seconds", 5),
+        ("DOODLE_BATCH_SIZE", "batch_size", 8),
+        ("DOODLE_GUESS_MAX_QUEUE", "guess_max_queue", 3),
+        ("DOODLE_GUESS_SHED_BACKLOG", "guess_shed_backlog", 9),
     ],
 )
 def test_integers(name: str, field: str, value: int) -> None:
     assert getattr(Settings.from_env({name: str(value)}), field) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("DOODLE_BATCH_WAIT_MS", "batch_wait_ms", 2.5),
+        ("DOODLE_LEASE_SECONDS", "lease_seconds", 7.5),
+        ("DOODLE_SWEEP_SECONDS", "sweep_seconds", 0.5),
+        ("DOODLE_STORAGE_RETRY_SECONDS", "storage_retry_seconds", 3.0),
+        ("DOODLE_GUESS_TIMEOUT_SECONDS", "guess_timeout_seconds", 0.25),
+    ],
+)
+def test_numbers(name: str, field: str, value: float) -> None:
+    assert getattr(Settings.from_env({name: str(value)}), field) == value
+
+
+def test_worker_pool() -> None:
+    assert Settings().worker_pool == "solo"
+    assert Settings.from_env({"DOODLE_WORKER_POOL": "prefork"}).worker_pool == "prefork"
+    with pytest.raises(ValueError, match="DOODLE_WORKER_POOL"):
+        Settings.from_env({"DOODLE_WORKER_POOL": "gevent"})
 
 
 @pytest.mark.parametrize("name", ["PORT", "DOODLE_MAX_STROKES", "DOODLE_EMBEDDED_REDIS_PORT"])
