@@ -12,24 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.benchkit import load_benchkit
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-BENCHKIT = SCRIPTS / "benchkit"
 
 
-def _load_benchkit() -> None:
-    """Register scripts/benchkit as the package `benchkit`, without scripts/ on sys.path."""
-    if "benchkit" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(
-        "benchkit", BENCHKIT / "__init__.py", submodule_search_locations=[str(BENCHKIT)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchkit"] = module
-    spec.loader.exec_module(module)
-
-
-_load_benchkit()
+load_benchkit()
 
 from benchkit import burst, cpu, depth, guesses, inputs, load, report, stats  # noqa: E402
 from benchkit.depth import DepthSample  # noqa: E402

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHKIT = Path(__file__).resolve().parents[2] / "scripts" / "benchkit"
+from tests.fixtures.benchkit import load_benchkit
 
-
-def _load_benchkit() -> None:
-    """Register scripts/benchkit as the package `benchkit`, without scripts/ on sys.path."""
-    if "benchkit" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(
-        "benchkit", BENCHKIT / "__init__.py", submodule_search_locations=[str(BENCHKIT)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchkit"] = module
-    spec.loader.exec_module(module)
-
-
-_load_benchkit()
+load_benchkit()
 
 from benchkit import inputs, load, report  # noqa: E402
 from benchkit import stats as bench  # noqa: E402
