@@ -16,7 +16,13 @@ from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, Unsu
 from api.resources import resources
 from api.schemas import parse_json_body, validate_drawing
 from api.waiting import wait_for_result
-from workers.signatures import GUESS_QUEUE, QUEUE, enqueue_guess, guess_channel
+from workers.signatures import (
+    GUESS_QUEUE,
+    QUEUE,
+    RECOGNITION_WAIT_KEY,
+    enqueue_guess,
+    guess_channel,
+)
 
 bp = Blueprint("guesses", __name__, url_prefix="/v1/guesses")
 
@@ -24,17 +30,28 @@ GUESS_FIELDS = {"drawing"}
 
 
 def _shed_if_busy() -> None:
-    """429 while guesses or recognitions wait in the broker beyond their limits."""
+    """429 while guesses wait in the broker beyond their limit, or stored recognitions wait
+    (in the broker, or for a worker) longer than theirs."""
     res = resources()
     pipe = res.redis.pipeline(transaction=False)
     pipe.llen(GUESS_QUEUE)
     pipe.llen(QUEUE)
-    guesses, recognitions = pipe.execute()
+    pipe.get(RECOGNITION_WAIT_KEY)
+    guesses, recognitions, wait = pipe.execute()
+    recognition_wait_ms = float(wait or 0)
     settings = res.settings
-    if guesses > settings.guess_max_queue or recognitions > settings.guess_shed_backlog:
+    if (
+        guesses > settings.guess_max_queue
+        or recognitions > settings.guess_shed_backlog
+        or recognition_wait_ms > settings.guess_shed_wait_ms
+    ):
         raise TooManyRequests(
             "the recognisers are busy; live guesses are paused, try again shortly",
-            {"queued_guesses": guesses, "queued_recognitions": recognitions},
+            {
+                "queued_guesses": guesses,
+                "queued_recognitions": recognitions,
+                "recognition_wait_ms": recognition_wait_ms,
+            },
         )
 
 

@@ -109,10 +109,12 @@ class Settings:
     # After an object-storage failure, workers leave writes to the sweeper this long.
     storage_retry_seconds: float = 5.0
     # Live guesses: how long the API waits for one, and when it sheds them (429): more
-    # than this many guesses, or recognitions, waiting in the broker.
+    # than this many guesses, or recognitions, waiting in the broker, or stored
+    # recognitions waiting longer than this for a worker (the last batch's median).
     guess_timeout_seconds: float = 1.0
     guess_max_queue: int = 16
     guess_shed_backlog: int = 32
+    guess_shed_wait_ms: float = 25.0
     # Relabelling: when the model's opinion turns a prompt word into a training label.
     relabel_accept_confidence: float = 0.5  # model agrees with the prompt at least this much
     relabel_reject_confidence: float = 0.8  # model sees another known word at least this much

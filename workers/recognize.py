@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,7 +36,13 @@ from ml.strokes import to_simplified
 from workers.model_cache import LoadedModel
 from workers.objects import write_objects, writes_for
 from workers.runtime import WorkerRuntime
-from workers.signatures import QUEUE, RESULT_TTL_SECONDS, done_channel
+from workers.signatures import (
+    QUEUE,
+    RECOGNITION_WAIT_KEY,
+    RECOGNITION_WAIT_TTL_SECONDS,
+    RESULT_TTL_SECONDS,
+    done_channel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +148,8 @@ def _finish(runtime: WorkerRuntime, outcomes: Sequence[rec.Outcome]) -> dict[uui
 
 
 def _notify(runtime: WorkerRuntime, documents: dict[uuid.UUID, dict[str, Any]]) -> None:
-    """Hand each result to the API request waiting for it (Prefer: wait), in one round trip."""
+    """Hand each result to the API request waiting for it (Prefer: wait), in one round trip,
+    and say how long the batch waited in the queue (the API sheds live guesses on it)."""
     if not documents:
         return
     pipe = runtime.redis.pipeline(transaction=False)
@@ -149,6 +157,9 @@ def _notify(runtime: WorkerRuntime, documents: dict[uuid.UUID, dict[str, Any]]) 
         channel = done_channel(recognition_id)
         pipe.rpush(channel, json.dumps(document))
         pipe.expire(channel, RESULT_TTL_SECONDS)
+    waits = [d["timings"]["queue_ms"] for d in documents.values() if d.get("timings")]
+    if waits:
+        pipe.set(RECOGNITION_WAIT_KEY, statistics.median(waits), ex=RECOGNITION_WAIT_TTL_SECONDS)
     try:
         pipe.execute()
     except RedisError as exc:

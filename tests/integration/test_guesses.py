@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.app import CLIENT_KEY, assert_error
 from workers.guess import GuessRequest, guess_batch
-from workers.signatures import GUESS_QUEUE, QUEUE
+from workers.signatures import GUESS_QUEUE, QUEUE, RECOGNITION_WAIT_KEY
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 
@@ -64,6 +64,11 @@ def test_guesses_are_shed_when_the_workers_are_busy(client, redis_client, settin
     # A backlog of stored recognitions sheds guesses too: they come first.
     redis_client.rpush(QUEUE, *[b"x"] * (settings.guess_shed_backlog + 1))
     assert_error(_guess(client, {"drawing": apple_drawing}), 429, "too_many_requests")
+    redis_client.delete(QUEUE)
+    # So do stored recognitions that wait too long for a worker (the workers say so).
+    redis_client.set(RECOGNITION_WAIT_KEY, settings.guess_shed_wait_ms + 1)
+    error = assert_error(_guess(client, {"drawing": apple_drawing}), 429, "too_many_requests")
+    assert error["details"]["recognition_wait_ms"] > settings.guess_shed_wait_ms
     assert redis_client.llen(GUESS_QUEUE) == 0  # nothing was queued
 
 

@@ -22,7 +22,7 @@ from ml.artifacts import ArtifactCorrupt
 from ml.network import seed_classes, seed_weights_path
 from ml.raster import rasterize
 from workers.recognize import recognize_batch, store_pending, sweep
-from workers.signatures import done_channel
+from workers.signatures import RECOGNITION_WAIT_KEY, done_channel
 
 KEEP = rec.ConsentGrant(version="2026-11", store=True, train=True)
 
@@ -56,6 +56,8 @@ def test_a_batch_is_recognised_in_one_pass_and_waiters_get_the_result(
         result = json.loads(redis_client.lpop(done_channel(rid)))
         assert result["status"] == "done" and result["prediction"]["label"] == word
         assert result["model_version"] == seed_version and result["stored"] is False
+    # The API sheds live guesses on how long recognitions wait: the batch says so.
+    assert float(redis_client.get(RECOGNITION_WAIT_KEY)) >= 0
 
 
 def test_running_twice_or_concurrently_records_one_result(
