@@ -26,7 +26,7 @@ RESULT_TTL_SECONDS = 60
 # How long the last batch of recognitions waited between being recorded and claimed (ms),
 # set by workers: the API sheds live guesses while stored recognitions wait too long.
 RECOGNITION_WAIT_KEY = "doodle:load:recognition_wait_ms"
-RECOGNITION_WAIT_TTL_SECONDS = 5
+RECOGNITION_WAIT_TTL_SECONDS = 2  # a stale figure must not shed guesses for long
 
 
 def enqueue_recognition(celery: Celery, recognition_id: uuid.UUID) -> None:
