@@ -92,6 +92,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--api-threads", type=int, default=16)
     g.add_argument("--worker-concurrency", type=int, default=2)
     g.add_argument(
+        "--worker-processes", type=int, default=1, help="`doodle worker` processes (recognitions)"
+    )
+    g.add_argument(
         "--worker-args",
         default="",
         help="extra arguments for `doodle worker` (one string, shell-split)",

@@ -156,11 +156,13 @@ def start_product(
         "WARNING",
         *shlex.split(args.worker_args or ""),
     ]
-    procs.start("worker", worker_argv, env)
+    workers = ["worker"] + [f"worker-{i}" for i in range(2, args.worker_processes + 1)]
+    for name in workers:
+        procs.start(name, worker_argv, env)
     # Live guesses have a worker of their own, as `make run` and the compose stack have.
     guesser_argv = [*doodle, "worker", "--queues", "guesses", "--pool", "solo"]
     procs.start("guesser", [*guesser_argv, "--loglevel", "WARNING"], env)
-    took = wait_ready(procs, ["api", "worker", "guesser"], port, "/readyz")
+    took = wait_ready(procs, ["api", *workers, "guesser"], port, "/readyz")
     extra = f", worker args {args.worker_args!r}" if args.worker_args else ""
     print(f"product ready on :{port} in {took:.1f}s ({services}{extra})", flush=True)
     target = Target(
@@ -179,7 +181,7 @@ def start_product(
         target,
         {
             "api": procs.pgid("api"),
-            "worker": procs.pgid("worker"),
+            **{name: procs.pgid(name) for name in workers},
             "guesser": procs.pgid("guesser"),
         },
         db_url=db_url,
