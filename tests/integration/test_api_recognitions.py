@@ -288,3 +288,43 @@ def test_a_broker_outage_still_accepts_the_doodle(client, app, db_session_factor
     response = _post(client, {"drawing": apple})
     assert response.status_code == 202
     assert _count(db_session_factory) == 1
+
+
+def test_database_down_is_503_with_retry_after(settings, apple):
+    """An outage, not a bug: nothing was accepted, and the client is told to come back."""
+    from dataclasses import replace
+
+    from api import create_app
+
+    down = replace(settings, database_url="postgresql://root@127.0.0.1:1/nowhere")
+    app = create_app(down)
+    try:
+        response = _post(app.test_client(), {"drawing": apple})
+    finally:
+        app.extensions["doodle"].close()
+    error = assert_error(response, 503, "unavailable")
+    assert "try again" in error["message"]
+    assert response.headers["Retry-After"] == "2"
+
+
+def test_broker_down_still_accepts_and_the_row_waits_for_the_sweeper(
+    settings, apple, db_session_factory
+):
+    """The row is the record of work: with Redis down it is committed and answered 202,
+    and the sweeper sends it once the broker is back."""
+    from dataclasses import replace
+
+    from api import create_app
+
+    down = replace(settings, redis_url="redis://127.0.0.1:1/0")
+    app = create_app(down)
+    try:
+        response = _post(
+            app.test_client(), {"drawing": apple}, headers={**HEADERS, "Prefer": "wait=1"}
+        )
+    finally:
+        app.extensions["doodle"].close()
+    assert response.status_code == 202, response.get_data(as_text=True)
+    with db_session_factory() as s:
+        row = s.get(Recognition, uuid.UUID(response.get_json()["id"]))
+        assert row is not None and row.status is RecognitionStatus.queued
