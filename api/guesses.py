@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from api.auth import require_client_key
 from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
 from api.resources import resources
-from api.schemas import parse_json_body, validate_drawing
+from api.schemas import parse_json_body, parse_json_guess
 from api.waiting import wait_for_result
 from workers.signatures import (
     GUESS_QUEUE,
@@ -25,8 +25,6 @@ from workers.signatures import (
 )
 
 bp = Blueprint("guesses", __name__, url_prefix="/v1/guesses")
-
-GUESS_FIELDS = {"drawing"}
 
 
 def _shed_if_busy() -> None:
@@ -64,19 +62,11 @@ def create() -> Response:
             "send the strokes drawn so far as application/json",
             {"content_type": request.content_type},
         )
-    body = parse_json_body(request.get_data())
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    unknown = sorted(set(body) - GUESS_FIELDS)
-    if unknown:
-        raise InvalidRequest("unknown fields", {"unknown": unknown, "allowed": ["drawing"]})
-    if "drawing" not in body:
-        raise InvalidRequest("drawing is required", {"field": "drawing"})
-    validate_drawing(body["drawing"], res.settings)
+    drawing = parse_json_guess(parse_json_body(request.get_data()), res.settings)
     _shed_if_busy()
     guess_id = uuid.uuid4().hex
     timeout = res.settings.guess_timeout_seconds
-    enqueue_guess(res.celery, guess_id, body["drawing"], timeout)
+    enqueue_guess(res.celery, guess_id, drawing, timeout)
     answer = wait_for_result(res.redis, guess_channel(guess_id), timeout)
     if answer is None:
         raise ServiceUnavailable("no recogniser answered in time", {"timeout_s": timeout})

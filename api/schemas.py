@@ -20,12 +20,14 @@ from api.errors import InvalidRequest
 from core.settings import MAX_PNG_SIDE, Settings
 from db.models import InputFormat, Recognition, RecognitionStatus
 from db.recognitions import ConsentGrant, NewRecognition
+from workers.signatures import result_document
 
 PLAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 MAX_WORD_LENGTH = 64
 MAX_CONSENT_VERSION_LENGTH = 32
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RECOGNITION_FIELDS = {"drawing", "word", "player_id", "consent"}
+GUESS_FIELDS = {"drawing"}
 CONSENT_FIELDS = {"store", "train", "version"}
 
 
@@ -168,17 +170,27 @@ def _optional_consent(value: Any, player_id: str | None) -> ConsentGrant | None:
     return ConsentGrant(version=version.strip(), store=store, train=train)
 
 
-def parse_json_recognition(body: Any, settings: Settings, client_key_id: str) -> NewRecognition:
+def _object_with_drawing(
+    body: Any, fields: set[str], settings: Settings
+) -> tuple[dict[str, Any], DrawingCheck]:
+    """A JSON object of known fields with a valid `drawing`, and what the drawing is."""
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
-    unknown = sorted(set(body) - RECOGNITION_FIELDS)
+    unknown = sorted(set(body) - fields)
     if unknown:
-        raise InvalidRequest(
-            "unknown fields", {"unknown": unknown, "allowed": sorted(RECOGNITION_FIELDS)}
-        )
+        raise InvalidRequest("unknown fields", {"unknown": unknown, "allowed": sorted(fields)})
     if "drawing" not in body:
         raise InvalidRequest("drawing is required", {"field": "drawing"})
-    check = validate_drawing(body["drawing"], settings)
+    return body, validate_drawing(body["drawing"], settings)
+
+
+def parse_json_guess(body: Any, settings: Settings) -> Any:
+    """The strokes drawn so far, of a live guess's body."""
+    return _object_with_drawing(body, GUESS_FIELDS, settings)[0]["drawing"]
+
+
+def parse_json_recognition(body: Any, settings: Settings, client_key_id: str) -> NewRecognition:
+    body, check = _object_with_drawing(body, RECOGNITION_FIELDS, settings)
     player_id = _optional_player_id(body.get("player_id"))
     return NewRecognition(
         input_format=check.input_format,
@@ -218,20 +230,19 @@ def parse_png_recognition(data: bytes, args: dict[str, str], client_key_id: str)
 
 
 def recognition_json(row: Recognition) -> dict[str, Any]:
-    """A recognition as read from its row (GET, or a POST answered before it finished)."""
-    result: dict[str, Any] = {
-        "status": row.status.value,
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-        "prediction": None,
-        "model_version": row.model_version_id,
-        "timings": row.timings,
+    """A recognition as read from its row (GET)."""
+    result = result_document(
+        status=row.status.value,
+        finished_at=row.finished_at,
+        label=row.label,
+        confidence=row.confidence,
+        top=row.top,
+        model_version=row.model_version_id,
+        timings=row.timings,
         # Kept in object storage (written just after the answer; `stored_at` says when).
-        "stored": row.status is RecognitionStatus.done and row.consent_store,
-    }
-    if row.label is not None:
-        result["prediction"] = {"label": row.label, "confidence": row.confidence, "top": row.top}
-    if row.error:
-        result["error"] = row.error
+        stored=row.status is RecognitionStatus.done and row.consent_store,
+        error=row.error,
+    )
     return recognition_document(row.id, row.word, row.player_id, row.created_at, result)
 
 

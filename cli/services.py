@@ -74,7 +74,7 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
     "--pool",
     type=click.Choice(["prefork", "threads", "solo"]),
     default=None,
-    help="Celery's execution pool; defaults to DOODLE_WORKER_POOL (prefork).",
+    help="Celery's execution pool; defaults to DOODLE_WORKER_POOL (solo).",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_command(

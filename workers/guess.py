@@ -6,21 +6,15 @@ list the API request waits on. A guess whose client stopped waiting is skipped.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from ml.raster import rasterize_batch
 from ml.strokes import to_simplified
 from workers.runtime import WorkerRuntime
-from workers.signatures import RESULT_TTL_SECONDS, guess_channel
-
-log = logging.getLogger(__name__)
+from workers.signatures import guess_channel
 
 
 @dataclass(frozen=True)
@@ -52,14 +46,8 @@ def guess_batch(runtime: WorkerRuntime, requests: Sequence[GuessRequest]) -> int
                 "model_version": model.version_id,
                 "timings": {"recognise_ms": recognise_ms, "batch": len(readable)},
             }
-    if answers:
-        pipe = runtime.redis.pipeline(transaction=False)
-        for guess_id, answer in answers.items():
-            pipe.rpush(guess_channel(guess_id), json.dumps(answer))
-            pipe.expire(guess_channel(guess_id), RESULT_TTL_SECONDS)
-        try:
-            pipe.execute()
-        except RedisError as exc:
-            log.warning("could not answer %d guesses: %s", len(answers), exc)
-            return 0
+    if answers and not runtime.hand_over(
+        {guess_channel(guess_id): answer for guess_id, answer in answers.items()}
+    ):
+        return 0
     return len(answers)

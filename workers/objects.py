@@ -138,7 +138,6 @@ class ObjectWriter:
         self._idle = threading.Condition()
         self._busy = 0
         self._thread: threading.Thread | None = None
-        self.written = 0
 
     def submit(self, writes: Sequence[ObjectWrite]) -> None:
         if self._pause.active:
@@ -175,7 +174,7 @@ class ObjectWriter:
                 except queue.Empty:
                     break
             try:
-                self.written += write_objects(self._storage, self._engine, self._pause, writes)
+                write_objects(self._storage, self._engine, self._pause, writes)
             except Exception:
                 log.exception("writing %d objects failed; the sweeper will retry", len(writes))
             finally:

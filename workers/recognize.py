@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import statistics
 import time
@@ -40,8 +39,8 @@ from workers.signatures import (
     QUEUE,
     RECOGNITION_WAIT_KEY,
     RECOGNITION_WAIT_TTL_SECONDS,
-    RESULT_TTL_SECONDS,
     done_channel,
+    result_document,
 )
 
 log = logging.getLogger(__name__)
@@ -112,25 +111,19 @@ def recognize_claimed(model: LoadedModel, claimed: Sequence[rec.Claimed]) -> lis
     return [outcomes[c.id] for c in claimed]
 
 
-def result_document(outcome: rec.Outcome, finished_at: dt.datetime, stored: bool) -> dict[str, Any]:
-    """The part of a recognition's JSON a worker knows (see api.schemas.recognition_json)."""
-    document: dict[str, Any] = {
-        "status": outcome.status.value,
-        "finished_at": finished_at.isoformat(),
-        "prediction": None,
-        "model_version": outcome.model_version_id,
-        "timings": outcome.timings,
-        "stored": stored and outcome.error is None,
-    }
-    if outcome.label is not None:
-        document["prediction"] = {
-            "label": outcome.label,
-            "confidence": outcome.confidence,
-            "top": outcome.top,
-        }
-    if outcome.error:
-        document["error"] = outcome.error
-    return document
+def _result(outcome: rec.Outcome, finished_at: dt.datetime, kept: bool) -> dict[str, Any]:
+    """What the waiting request answers with (the same document as the row's)."""
+    return result_document(
+        status=outcome.status.value,
+        finished_at=finished_at,
+        label=outcome.label,
+        confidence=outcome.confidence,
+        top=outcome.top,
+        model_version=outcome.model_version_id,
+        timings=outcome.timings,
+        stored=kept and outcome.error is None,
+        error=outcome.error,
+    )
 
 
 def _finish(runtime: WorkerRuntime, outcomes: Sequence[rec.Outcome]) -> dict[uuid.UUID, Any]:
@@ -148,23 +141,20 @@ def _finish(runtime: WorkerRuntime, outcomes: Sequence[rec.Outcome]) -> dict[uui
 
 
 def _notify(runtime: WorkerRuntime, documents: dict[uuid.UUID, dict[str, Any]]) -> None:
-    """Hand each result to the API request waiting for it (Prefer: wait), in one round trip,
-    and say how long the batch waited in the queue (the API sheds live guesses on it)."""
+    """Hand each result to the API request waiting for it (Prefer: wait), and say how long
+    the batch waited in the queue (the API sheds live guesses on it)."""
     if not documents:
         return
-    pipe = runtime.redis.pipeline(transaction=False)
-    for recognition_id, document in documents.items():
-        channel = done_channel(recognition_id)
-        pipe.rpush(channel, json.dumps(document))
-        pipe.expire(channel, RESULT_TTL_SECONDS)
     waits = [d["timings"]["queue_ms"] for d in documents.values() if d.get("timings")]
-    if waits:
-        pipe.set(RECOGNITION_WAIT_KEY, statistics.median(waits), ex=RECOGNITION_WAIT_TTL_SECONDS)
-    try:
-        pipe.execute()
-    except RedisError as exc:
-        # The results are in Postgres; a waiting request answers 202 and the client polls.
-        log.warning("could not wake %d waiting requests: %s", len(documents), exc)
+    wait = (
+        (RECOGNITION_WAIT_KEY, statistics.median(waits), RECOGNITION_WAIT_TTL_SECONDS)
+        if waits
+        else None
+    )
+    # If Redis fails, the results are in Postgres: a waiting request answers 202 and polls.
+    runtime.hand_over(
+        {done_channel(rid): document for rid, document in documents.items()}, also=wait
+    )
 
 
 def _with_object_keys(
@@ -188,33 +178,19 @@ def _process(
 ) -> None:
     outcomes = _with_object_keys(claimed, recognize_claimed(model, claimed))
     finished = _finish(runtime, outcomes)
-    store = {c.id: c.store for c in claimed}
-    documents = {
-        o.id: result_document(o, finished[o.id], store[o.id]) for o in outcomes if o.id in finished
-    }
-    _notify(runtime, documents)
-    for o in outcomes:
-        if o.id not in finished:
-            report.skipped += 1
-        elif o.error:
-            report.failed += 1
-        else:
-            report.done += 1
-        report.outcomes[o.id] = o
+    done = [(c, o) for c, o in zip(claimed, outcomes, strict=True) if o.id in finished]
+    _notify(runtime, {o.id: _result(o, finished[o.id], c.store) for c, o in done})
+    report.skipped += len(outcomes) - len(done)
+    report.failed += sum(1 for _, o in done if o.error)
+    report.done += sum(1 for _, o in done if not o.error)
+    report.outcomes.update((o.id, o) for o in outcomes)
     # Kept doodles go to object storage now that nobody waits for them.
-    keys_of = {o.id: o for o in outcomes}
     kept = [
         rec.KeptDoodle(
-            c.id,
-            c.player_id,
-            c.input_format,
-            c.payload,
-            c.payload_png,
-            keys_of[c.id].strokes_key,
-            keys_of[c.id].png_key,
+            c.id, c.player_id, c.input_format, c.payload, c.payload_png, o.strokes_key, o.png_key
         )
-        for c in claimed
-        if c.id in documents and documents[c.id]["stored"]
+        for c, o in done
+        if c.store and not o.error
     ]
     runtime.objects.submit(writes_for(kept))
 
@@ -258,7 +234,7 @@ def _recognize_abandoned(
             outcome = rec.Outcome(recognition_id, error=reason)
             report.outcomes[recognition_id] = outcome
             finished = dt.datetime.now(dt.UTC)
-            _notify(runtime, {recognition_id: result_document(outcome, finished, False)})
+            _notify(runtime, {recognition_id: _result(outcome, finished, False)})
             return
     if claimed is None:
         report.skipped += 1

@@ -6,10 +6,15 @@ shared across a fork.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
 import redis
+from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from core.settings import Settings
@@ -17,6 +22,9 @@ from db.connections import Connections
 from db.session import make_engine
 from workers.model_cache import ModelCache
 from workers.objects import ObjectWriter, StoragePause
+from workers.signatures import RESULT_TTL_SECONDS
+
+log = logging.getLogger(__name__)
 
 
 class WorkerRuntime(Connections):
@@ -54,6 +62,26 @@ class WorkerRuntime(Connections):
     @cached_property
     def objects(self) -> ObjectWriter:
         return ObjectWriter(self.storage, self.autocommit, self.storage_pause)
+
+    def hand_over(
+        self, results: Mapping[str, dict[str, Any]], also: tuple[str, object, int] | None = None
+    ) -> bool:
+        """Push each result, as JSON, to the Redis list its waiting request pops (see
+        api.waiting), and set `also` = (key, value, ttl) too, in one round trip; False if
+        Redis failed (the requests then time out: 202 to poll, or 503 for a guess)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for channel, result in results.items():
+            pipe.rpush(channel, json.dumps(result))
+            pipe.expire(channel, RESULT_TTL_SECONDS)
+        if also is not None:
+            key, value, ttl = also
+            pipe.set(key, value, ex=ttl)  # type: ignore[arg-type]
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            log.warning("could not hand over %d results: %s", len(results), exc)
+            return False
+        return True
 
     def close(self) -> None:
         if "objects" in self.__dict__:
