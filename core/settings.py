@@ -129,6 +129,7 @@ class Settings:
     # Learn new words without touching what the old words' outputs were (see ml.train).
     train_new_rows_only: bool = True
     gate_max_word_drop: float = 0.02
+    gate_max_overall_drop: float = 0.0
     flywheel_cron: str = "0 3 * * *"
 
     @classmethod
@@ -200,6 +201,9 @@ class Settings:
             ),
             gate_max_word_drop=_float(
                 env, "DOODLE_GATE_MAX_WORD_DROP", defaults.gate_max_word_drop
+            ),
+            gate_max_overall_drop=_float(
+                env, "DOODLE_GATE_MAX_OVERALL_DROP", defaults.gate_max_overall_drop
             ),
             flywheel_cron=env.get("DOODLE_FLYWHEEL_CRON") or defaults.flywheel_cron,
             sweeper_stale_seconds=_int(

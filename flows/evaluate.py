@@ -107,7 +107,12 @@ def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
     settings = flow_context().settings
     reports = score_on_golden([candidate_id, production_id])
     candidate, production = reports[candidate_id], reports[production_id]
-    decision = decide(candidate, production, max_word_drop=settings.gate_max_word_drop)
+    decision = decide(
+        candidate,
+        production,
+        max_word_drop=settings.gate_max_word_drop,
+        max_overall_drop=settings.gate_max_overall_drop,
+    )
     record_evaluation(candidate_id, candidate, production_id, decision)
     if decision.promote:
         promote(

@@ -50,6 +50,7 @@ def flywheel() -> dict[str, Any]:
                 "replay_per_word": settings.replay_per_word,
                 "new_word_min_examples": settings.new_word_min_examples,
                 "gate_max_word_drop": settings.gate_max_word_drop,
+                "gate_max_overall_drop": settings.gate_max_overall_drop,
                 "golden_fraction": settings.golden_fraction,
             },
         )

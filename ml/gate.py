@@ -1,8 +1,9 @@
 """The promotion gate: a candidate model replaces production only if it is no worse.
 
 Both reports are `ml.evaluate.score()` results on the same golden set. The candidate is promoted
-only if its overall top-1 is at least production's and no word present in both per-word tables
-drops by more than `max_word_drop` (a fraction: 0.02 = 2 points). Words only the candidate is
+only if its overall top-1 falls by no more than `max_overall_drop` (default 0: not at all) and no
+word present in both per-word tables drops by more than `max_word_drop` (fractions: 0.02 = 2
+points). Words only the candidate is
 scored on (new words) are reported but never block. The comparison is exact on the reports'
 rounded figures, with a tolerance of 1e-9 for float noise.
 
@@ -57,11 +58,15 @@ def decide(
     production: dict[str, Any],
     *,
     max_word_drop: float,
+    max_overall_drop: float = 0.0,
     known_words: Collection[str] | None = None,
 ) -> GateDecision:
     """Promote or not, with reasons in plain words; see the module's doc."""
-    if max_word_drop < 0:
-        raise ValueError(f"max_word_drop must be >= 0, got {max_word_drop}")
+    if max_word_drop < 0 or max_overall_drop < 0:
+        raise ValueError(
+            f"the allowed drops must be >= 0, got {max_word_drop} (word), "
+            f"{max_overall_drop} (overall)"
+        )
     blocking: list[str] = []
     notes: list[str] = []
     if not candidate.get("n"):
@@ -72,10 +77,15 @@ def decide(
         cand_top1 = _overall_on(candidate, known_words)
         prod_top1 = _overall_on(production, known_words)
         scope = "top-1 on the words production knows"
-    if cand_top1 < prod_top1 - _EPS:
+    if cand_top1 < prod_top1 - max_overall_drop - _EPS:
+        allowed = (
+            f"more than the {_points(max_overall_drop)} allowed"
+            if max_overall_drop
+            else "it must not fall at all"
+        )
         blocking.append(
             f"{scope} fell {_points(prod_top1 - cand_top1)} points "
-            f"({_pct(prod_top1)} -> {_pct(cand_top1)}); it must not fall at all"
+            f"({_pct(prod_top1)} -> {_pct(cand_top1)}); {allowed}"
         )
     cand_words, prod_words = _per_word(candidate), _per_word(production)
     if known_words is not None:

@@ -270,7 +270,7 @@ def sweep(runtime: WorkerRuntime, enqueue: Callable[[uuid.UUID], None]) -> Sweep
     # waiting there, one queued for longer than a lease was lost (a dead worker held
     # it, or the broker lost it), so it is resent sooner than after the stale delay.
     try:
-        backlog: int = runtime.redis.llen(QUEUE)  # type: ignore[assignment]
+        backlog: int = runtime.redis.llen(QUEUE)
     except RedisError:
         backlog = -1
     queued_grace = settings.lease_seconds if backlog == 0 else settings.sweeper_stale_seconds

@@ -38,9 +38,13 @@ def flow_settings(settings: Settings) -> Settings:
     # 20 doodles a word, of which the golden split keeps about a fifth: ask for 12.
     # The sample's golden sets hold 5 to 8 drawings a word, where one drawing moves a word
     # 12.5 to 20 points: the gate here tolerates one drawing of an 8-drawing word (the
-    # default 2 points would let a single flip block a candidate that is as good overall;
-    # a gate on paired statistics is issue 10). Old words overall are checked below.
-    return dataclasses.replace(settings, new_word_min_examples=12, gate_max_word_drop=0.13)
+    # default 2 points would let a single flip block a candidate that is as good overall),
+    # and overall top-1 may fall by one drawing in about 900 (0.1 point): the figure moves by
+    # that much between CPUs (CI saw 94.55% -> 94.44%, this machine 94.55% -> 94.55%). A
+    # gate on paired statistics is issue 10. Old words overall are checked below.
+    return dataclasses.replace(
+        settings, new_word_min_examples=12, gate_max_word_drop=0.13, gate_max_overall_drop=0.002
+    )
 
 
 def _ndjson(path: Path) -> list[dict]:

@@ -115,3 +115,18 @@ def test_known_words_keep_new_words_out_of_the_overall() -> None:
     )
     assert "new word 'fish': 84.0% top-1 (not gated)" in decision.reasons
     assert decision.word_drops == {"cup": pytest.approx(0.04)}
+
+
+def test_overall_may_fall_by_the_allowed_margin_only() -> None:
+    production = _report(0.9455, {"cup": 0.96})
+    candidate = _report(0.9444, {"cup": 0.96})
+    assert not decide(candidate, production, max_word_drop=0.02).promote
+    assert decide(candidate, production, max_word_drop=0.02, max_overall_drop=0.002).promote
+    worse = _report(0.9355, {"cup": 0.96})
+    decision = decide(worse, production, max_word_drop=0.02, max_overall_drop=0.005)
+    assert not decision.promote
+    assert decision.reasons[0] == (
+        "overall top-1 fell 1.0 points (94.5% -> 93.5%); more than the 0.5 allowed"
+    )
+    with pytest.raises(ValueError):
+        decide(production, production, max_word_drop=0.02, max_overall_drop=-0.01)
