@@ -66,7 +66,7 @@ def create() -> Response:
     _shed_if_busy()
     guess_id = uuid.uuid4().hex
     timeout = res.settings.guess_timeout_seconds
-    enqueue_guess(res.celery, guess_id, drawing, timeout)
+    enqueue_guess(res.redis, guess_id, drawing, timeout)
     answer = wait_for_result(res.redis, guess_channel(guess_id), timeout)
     if answer is None:
         raise ServiceUnavailable("no recogniser answered in time", {"timeout_s": timeout})

@@ -73,7 +73,7 @@ def create() -> Response:
     with res.autocommit.connect() as conn:
         accepted = insert_recognition(conn, new)
     try:
-        enqueue_recognition(res.celery, accepted.id)
+        enqueue_recognition(res.redis, accepted.id)
     except Exception:
         # The row is durable: the sweeper re-enqueues it once the broker is back.
         log.exception("could not enqueue recognition %s; the sweeper will retry", accepted.id)

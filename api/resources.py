@@ -5,11 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 
 import redis
-from celery import Celery
 from flask import current_app
 
 from db.connections import Connections
-from workers.celery_app import make_celery
 
 EXTENSION = "doodle"
 
@@ -24,17 +22,11 @@ class Resources(Connections):
             self.settings.broker_url, socket_connect_timeout=2, health_check_interval=30
         )
 
-    @cached_property
-    def celery(self) -> Celery:
-        return make_celery(self.settings)
-
     def close(self) -> None:
         """Release pooled connections (tests; a gunicorn worker just exits)."""
         super().close()
         if "redis" in self.__dict__:
             self.redis.close()
-        if "celery" in self.__dict__:
-            self.celery.close()
 
 
 def resources() -> Resources:

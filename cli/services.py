@@ -122,13 +122,11 @@ def sweep_command() -> None:
     from workers.recognize import sweep
     from workers.runtime import WorkerRuntime
     from workers.signatures import enqueue_recognition
-    from workers.tasks import make_worker_app
 
     with resolved_settings() as settings:
-        app = make_worker_app(settings)
         runtime = WorkerRuntime(settings)
         try:
-            report = sweep(runtime, lambda rid: enqueue_recognition(app, rid))
+            report = sweep(runtime, lambda rid: enqueue_recognition(runtime.redis, rid))
         finally:
             runtime.close()
     click.echo(f"resent {report.resent} recognitions, wrote {report.stored} pending objects")

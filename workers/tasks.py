@@ -120,7 +120,8 @@ def make_worker_app(settings: Settings) -> Celery:
     @app.task(name=SWEEP, ignore_result=True)
     def sweep_task() -> None:
         try:
-            sweep(runtimes.get(), lambda rid: enqueue_recognition(app, rid))
+            runtime = runtimes.get()
+            sweep(runtime, lambda rid: enqueue_recognition(runtime.redis, rid))
         except TRANSIENT as exc:
             log.warning("sweep skipped: %s: %s", type(exc).__name__, exc)
 

@@ -13,8 +13,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import redis
 import requests
-from celery import Celery
 from sqlalchemy import func, select
 
 from core import segments
@@ -167,12 +167,12 @@ def test_an_unreadable_drawing_fails_alone_in_its_batch(
         for payload in [*good[:3], [[["x", "y"], [1, 2]]], *good[3:]]:
             new = rec.NewRecognition(input_format=InputFormat.simplified, payload=payload)
             ids.append(rec.insert_recognition(s, new).id)
-    celery = Celery(broker=settings.broker_url, set_as_current=False)
+    broker = redis.Redis.from_url(settings.broker_url)
     try:
         for rid in ids:  # queued before the worker starts: they arrive as one batch
-            enqueue_recognition(celery, rid)
+            enqueue_recognition(broker, rid)
     finally:
-        celery.close()
+        broker.close()
     stack.start_worker("worker")
     deadline = time.monotonic() + 60
     while sum(_counts(db_session_factory).get(s, 0) for s in ("done", "failed")) < len(ids):
