@@ -8,6 +8,7 @@ from flask import Flask
 
 from api import admin, guesses, meta, recognitions, reviews
 from api.errors import register_error_handlers
+from api.request_ids import register_request_ids
 from api.resources import EXTENSION, Resources
 from core.settings import Settings
 
@@ -20,6 +21,7 @@ def create_app(settings: Settings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Resources(settings)
+    register_request_ids(app)
     register_error_handlers(app)
     app.register_blueprint(meta.bp)
     app.register_blueprint(recognitions.bp)

@@ -25,6 +25,7 @@ from api.schemas import (
     recognition_json,
 )
 from api.waiting import requested_wait, wait_for_result
+from core.logs import current_request_id
 from db.recognitions import NewRecognition, get_recognition, insert_recognition
 from workers.signatures import done_channel, enqueue_recognition
 
@@ -73,7 +74,7 @@ def create() -> Response:
     with res.autocommit.connect() as conn:
         accepted = insert_recognition(conn, new)
     try:
-        enqueue_recognition(res.redis, accepted.id)
+        enqueue_recognition(res.redis, accepted.id, current_request_id())
     except Exception:
         # The row is durable: the sweeper re-enqueues it once the broker is back.
         log.exception("could not enqueue recognition %s; the sweeper will retry", accepted.id)

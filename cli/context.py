@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core.embedded import EmbeddedServices
 from core.settings import Settings
 from db.connections import Connections
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # One line per HTTP call to the Prefect API drowns everything else.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @contextmanager

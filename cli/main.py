@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from cli.context import configure_logging, resolved_settings
+from cli.context import resolved_settings
 from cli.data import data_group
 from cli.dev import run_command
 from cli.evaluate import eval_command
 from cli.flows import flows_group
 from cli.models import models_group
 from cli.services import api_command, beat_command, sweep_command, worker_command
+from core.logs import configure_logging
 
 
 @click.group()

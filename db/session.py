@@ -47,7 +47,8 @@ def make_engine(url: str, **kw: Any) -> Engine:
     Keyword arguments go to `sqlalchemy.create_engine` and override the defaults
     (e.g. `poolclass=NullPool` in a forking process, or a bigger `pool_size`).
     """
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: an error must not log a player id, a word or strokes.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if "poolclass" not in kw:
         options.update(DEFAULT_POOL)
     options.update(kw)

@@ -19,7 +19,7 @@ import logging
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,12 +173,31 @@ def _with_object_keys(
     return out
 
 
+def _log_outcomes(
+    outcomes: Sequence[rec.Outcome], request_ids: Mapping[uuid.UUID, str | None]
+) -> None:
+    """A line a doodle, with the request id that made it (failures at WARNING): never its
+    strokes or player, and not the error's text, which may quote the drawing."""
+    for o in outcomes:
+        extra = {"request_id": request_ids.get(o.id)}
+        if o.error:
+            reason = o.error.split(":", 1)[0]
+            log.warning("recognition %s failed: %s", o.id, reason, extra=extra)
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("recognition %s done: %s", o.id, o.label, extra=extra)
+
+
 def _process(
-    runtime: WorkerRuntime, model: LoadedModel, claimed: Sequence[rec.Claimed], report: BatchReport
+    runtime: WorkerRuntime,
+    model: LoadedModel,
+    claimed: Sequence[rec.Claimed],
+    report: BatchReport,
+    request_ids: Mapping[uuid.UUID, str | None],
 ) -> None:
     outcomes = _with_object_keys(claimed, recognize_claimed(model, claimed))
     finished = _finish(runtime, outcomes)
     done = [(c, o) for c, o in zip(claimed, outcomes, strict=True) if o.id in finished]
+    _log_outcomes([o for _, o in done], request_ids)
     _notify(runtime, {o.id: _result(o, finished[o.id], c.store) for c, o in done})
     report.skipped += len(outcomes) - len(done)
     report.failed += sum(1 for _, o in done if o.error)
@@ -195,8 +214,14 @@ def _process(
     runtime.objects.submit(writes_for(kept))
 
 
-def recognize_batch(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> BatchReport:
-    """Recognise the doodles of one micro-batch; see the module's docstring."""
+def recognize_batch(
+    runtime: WorkerRuntime,
+    ids: Sequence[uuid.UUID],
+    request_ids: Mapping[uuid.UUID, str | None] | None = None,
+) -> BatchReport:
+    """Recognise the doodles of one micro-batch; see the module's docstring.
+    `request_ids` name the API requests behind them, for the log lines."""
+    request_ids = request_ids or {}
     report = BatchReport()
     unique = list(dict.fromkeys(ids))
     # The model first: if it cannot be had, nothing is claimed and the sweeper resends.
@@ -204,7 +229,7 @@ def recognize_batch(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> BatchRe
     with runtime.autocommit.connect() as conn:
         claimed = rec.claim_batch(conn, unique)
     try:
-        _process(runtime, model, claimed, report)
+        _process(runtime, model, claimed, report, request_ids)
     except OperationalError:
         # Postgres went away for longer than the retries: the claims stay running and
         # the sweeper resends them after their lease.
@@ -217,12 +242,16 @@ def recognize_batch(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> BatchRe
     claimed_ids = {c.id for c in claimed}
     for recognition_id in unique:
         if recognition_id not in claimed_ids:
-            _recognize_abandoned(runtime, model, recognition_id, report)
+            _recognize_abandoned(runtime, model, recognition_id, report, request_ids)
     return report
 
 
 def _recognize_abandoned(
-    runtime: WorkerRuntime, model: LoadedModel, recognition_id: uuid.UUID, report: BatchReport
+    runtime: WorkerRuntime,
+    model: LoadedModel,
+    recognition_id: uuid.UUID,
+    report: BatchReport,
+    request_ids: Mapping[uuid.UUID, str | None],
 ) -> None:
     settings = runtime.settings
     with runtime.engine.begin() as conn:
@@ -240,9 +269,12 @@ def _recognize_abandoned(
         report.skipped += 1
         return
     log.warning(
-        "recognising %s again (attempt %d) after its worker died", recognition_id, claimed.attempts
+        "recognising %s again (attempt %d) after its worker died",
+        recognition_id,
+        claimed.attempts,
+        extra={"request_id": request_ids.get(recognition_id)},
     )
-    _process(runtime, model, [claimed], report)
+    _process(runtime, model, [claimed], report, request_ids)
 
 
 def _release(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> None:

@@ -40,12 +40,13 @@ _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 _NO_WORKFLOW = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
-def task_message(task: str, args: list[Any], queue: str) -> bytes:
+def task_message(task: str, args: list[Any], queue: str, argsrepr: str | None = None) -> bytes:
     """A Celery task message (protocol 2, JSON) as kombu's Redis transport stores it.
 
     Built here rather than by `Celery.send_task`, which costs ~0.4 ms of CPU a call to the
     LPUSH's 0.08: once a doodle, that was a fifth of the API's work. Celery and kombu are
     pinned; tests/integration/test_task_messages.py checks the message against kombu's.
+    `argsrepr` is what Celery logs of the arguments (never strokes).
     """
     task_id = str(uuid.uuid4())
     body = json.dumps([args, {}, _NO_WORKFLOW]).encode()
@@ -66,7 +67,7 @@ def task_message(task: str, args: list[Any], queue: str) -> bytes:
             "timelimit": [None, None],
             "root_id": task_id,
             "parent_id": None,
-            "argsrepr": repr(args),
+            "argsrepr": repr(args) if argsrepr is None else argsrepr,
             "kwargsrepr": "{}",
             "origin": _ORIGIN,
             "ignore_result": True,
@@ -86,19 +87,22 @@ def task_message(task: str, args: list[Any], queue: str) -> bytes:
     return json.dumps(message).encode()
 
 
-def _publish(client: redis.Redis, task: str, args: list[Any], queue: str) -> None:
+def enqueue_recognition(
+    client: redis.Redis, recognition_id: uuid.UUID, request_id: str | None = None
+) -> None:
+    """The recognition's id and the id of the request that made it (for the logs), if any;
+    the row holds the rest."""
+    args = [str(recognition_id)] if request_id is None else [str(recognition_id), request_id]
     # kombu's Redis transport: a queue is a list named after it, LPUSHed and BRPOPed.
-    client.lpush(queue, task_message(task, args, queue))
-
-
-def enqueue_recognition(client: redis.Redis, recognition_id: uuid.UUID) -> None:
-    _publish(client, RECOGNIZE, [str(recognition_id)], QUEUE)
+    client.lpush(QUEUE, task_message(RECOGNIZE, args, QUEUE))
 
 
 def enqueue_guess(client: redis.Redis, guess_id: str, drawing: list, timeout: float) -> None:
     """A live guess carries its strokes (it is never stored) and a deadline past which the
     client has stopped waiting, so a worker skips it."""
-    _publish(client, GUESS, [guess_id, drawing, time.time() + timeout], GUESS_QUEUE)
+    args = [guess_id, drawing, time.time() + timeout]
+    argsrepr = repr([guess_id, "<strokes>", args[2]])
+    client.lpush(GUESS_QUEUE, task_message(GUESS, args, GUESS_QUEUE, argsrepr=argsrepr))
 
 
 def result_document(

@@ -53,13 +53,17 @@ class Backoff:
         self.delay = 0.0
 
 
-def _recognition_ids(requests: Sequence[SimpleRequest]) -> list[uuid.UUID]:
-    ids = []
+def _recognition_ids(requests: Sequence[SimpleRequest]) -> dict[uuid.UUID, str | None]:
+    """{recognition id: id of the API request that made it, if the message names one}."""
+    ids: dict[uuid.UUID, str | None] = {}
     for request in requests:
         try:
-            ids.append(uuid.UUID(str(request.args[0])))
+            rid = uuid.UUID(str(request.args[0]))
         except (ValueError, IndexError):
             log.error("dropping a message with a malformed recognition id: %r", request.args)
+            continue
+        named = str(request.args[1]) if len(request.args) > 1 else None
+        ids[rid] = named or ids.get(rid)
     return ids
 
 
@@ -101,7 +105,7 @@ def make_worker_app(settings: Settings) -> Celery:
         if not ids:
             return
         try:
-            report = recognize_batch(runtimes.get(), ids)
+            report = recognize_batch(runtimes.get(), list(ids), request_ids=ids)
         except TRANSIENT as exc:
             backoff.failed(f"batch of {len(ids)} recognitions left for the sweeper", exc)
             return
