@@ -12,9 +12,19 @@ from cli.flows import flows_group
 from cli.models import models_group
 from cli.services import api_command, beat_command, sweep_command, worker_command
 from core.logs import configure_logging
+from core.settings import ConfigError
 
 
-@click.group()
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            # A variable that cannot work stops the command, naming it: no traceback.
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def cli() -> None:
     """Doodle flywheel: recognise Quick, Draw! doodles and learn from them."""
     configure_logging()

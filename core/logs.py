@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from core.settings import ConfigError
+
 FORMATS = ("text", "json")
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -91,7 +93,7 @@ class JsonFormatter(logging.Formatter):
 def log_format() -> str:
     fmt = os.environ.get("DOODLE_LOG_FORMAT", "text").strip().lower() or "text"
     if fmt not in FORMATS:
-        raise ValueError(f"DOODLE_LOG_FORMAT must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"DOODLE_LOG_FORMAT must be one of {', '.join(FORMATS)}, got {fmt!r}")
     return fmt
 
 

@@ -7,13 +7,18 @@ A setting left unset means the embedded default (see `core.embedded`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Larger PNGs are refused unread (decompression bombs), by the API and by the worker alike.
 MAX_PNG_SIDE = 4096
+
+
+class ConfigError(ValueError):
+    """An environment variable that cannot work; the message names it (never its secret)."""
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -27,7 +32,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -37,14 +42,55 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     raw = (env.get(name) or "").strip() or default
     if raw not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
     return raw
+
+
+def _url(env: Mapping[str, str], name: str, check: Callable[[str], object]) -> str | None:
+    """The variable's URL, checked for form (no I/O); the message never repeats it, as it
+    may hold a password."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        check(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not usable: {exc}") from None
+    return raw
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError("expected postgresql://user[:password]@host[:port]/database") from None
+    if parsed.get_backend_name() not in ("postgresql", "postgres") or not parsed.database:
+        raise ValueError("expected postgresql://user[:password]@host[:port]/database")
+
+
+def _check_redis_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValueError("expected redis://[:password@]host[:port][/db]")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ValueError("expected redis://[:password@]host[:port][/db]") from None
+
+
+def _check_storage_url(url: str) -> None:
+    from core.storage import open_storage
+
+    open_storage(url)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -55,7 +101,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name} must be true or false, got {raw!r}")
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -131,6 +177,13 @@ class Settings:
     gate_max_word_drop: float = 0.02
     gate_max_overall_drop: float = 0.0
     flywheel_cron: str = "0 3 * * *"
+    # Metrics (api/metrics.py): the folder the processes' counters share (None: home/metrics),
+    # an optional bearer token /metrics asks for, and worker heartbeats: a worker counts as
+    # alive for three beats after its last; /readyz is 503 with fewer alive than asked.
+    metrics_dir: Path | None = None
+    metrics_token: str | None = None
+    worker_heartbeat_seconds: float = 5.0
+    ready_min_workers: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -139,9 +192,9 @@ class Settings:
         defaults = cls()
         return cls(
             home=home,
-            database_url=env.get("DATABASE_URL") or None,
-            redis_url=env.get("REDIS_URL") or None,
-            storage_url=env.get("STORAGE_URL") or None,
+            database_url=_url(env, "DATABASE_URL", _check_database_url),
+            redis_url=_url(env, "REDIS_URL", _check_redis_url),
+            storage_url=_url(env, "STORAGE_URL", _check_storage_url),
             client_keys=_csv(env.get("DOODLE_CLIENT_KEYS")),
             admin_tokens=_csv(env.get("DOODLE_ADMIN_TOKENS")),
             port=_int(env, "PORT", defaults.port),
@@ -206,6 +259,12 @@ class Settings:
                 env, "DOODLE_GATE_MAX_OVERALL_DROP", defaults.gate_max_overall_drop
             ),
             flywheel_cron=env.get("DOODLE_FLYWHEEL_CRON") or defaults.flywheel_cron,
+            metrics_dir=Path(env["DOODLE_METRICS_DIR"]) if env.get("DOODLE_METRICS_DIR") else None,
+            metrics_token=env.get("DOODLE_METRICS_TOKEN") or None,
+            worker_heartbeat_seconds=_float(
+                env, "DOODLE_WORKER_HEARTBEAT_SECONDS", defaults.worker_heartbeat_seconds
+            ),
+            ready_min_workers=_int(env, "DOODLE_READY_MIN_WORKERS", defaults.ready_min_workers),
             sweeper_stale_seconds=_int(
                 env, "DOODLE_SWEEPER_STALE_SECONDS", defaults.sweeper_stale_seconds
             ),
@@ -236,6 +295,10 @@ class Settings:
                 "REDIS_URL is not resolved; enter core.embedded.EmbeddedServices first"
             )
         return self.redis_url
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.metrics_dir or self.home / "metrics"
 
     @property
     def object_store_url(self) -> str:

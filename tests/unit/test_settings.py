@@ -126,3 +126,34 @@ def test_with_services_returns_a_copy() -> None:
 def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "8123")
     assert Settings.from_env().port == 8123
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("DATABASE_URL", "mysql://root:hunter2@db/test"),
+        ("DATABASE_URL", "postgresql://root:hunter2@db:5432"),
+        ("DATABASE_URL", "not a url hunter2"),
+        ("REDIS_URL", "http://:hunter2@cache:6379/0"),
+        ("REDIS_URL", "redis://:hunter2@cache:port/0"),
+        ("STORAGE_URL", "s3://key:hunter2@/bucket"),
+        ("STORAGE_URL", "ftp://key:hunter2@files/bucket"),
+        ("STORAGE_URL", "file://relative/hunter2"),
+    ],
+)
+def test_an_unusable_url_names_its_variable_and_not_its_secret(name: str, raw: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name} is not usable: ") as error:
+        Settings.from_env({name: raw})
+    assert "hunter2" not in str(error.value)
+
+
+def test_usable_urls_pass() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql+psycopg://root:pw@127.0.0.1:5432/test",
+            "REDIS_URL": "rediss://:pw@cache:6380/2",
+            "STORAGE_URL": "s3://key:secret@minio:9000/doodles?secure=false",
+        }
+    )
+    assert settings.database_url == "postgresql+psycopg://root:pw@127.0.0.1:5432/test"
+    assert settings.redis_url == "rediss://:pw@cache:6380/2"
