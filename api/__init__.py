@@ -8,6 +8,7 @@ from flask import Flask
 
 from api import admin, guesses, meta, recognitions, reviews
 from api.errors import register_error_handlers
+from api.metrics import register_metrics
 from api.request_ids import register_request_ids
 from api.resources import EXTENSION, Resources
 from core.settings import Settings
@@ -21,6 +22,7 @@ def create_app(settings: Settings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Resources(settings)
+    register_metrics(app)  # first: its clock starts before the other hooks
     register_request_ids(app)
     register_error_handlers(app)
     app.register_blueprint(meta.bp)

@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from cli.context import resolved_settings
+from core.metrics import use_metrics_dir
+from core.settings import Settings
 from workers.signatures import ALL_QUEUES
 
 
@@ -38,6 +40,7 @@ def _gunicorn(app: Any, options: dict[str, Any]) -> None:
 )
 def api_command(host: str, port: int | None, workers: int, threads: int) -> None:
     """Serve the HTTP API with gunicorn."""
+    use_metrics_dir(Settings.from_env())  # before prometheus_client is imported
     from api import create_app
 
     with resolved_settings() as settings:
@@ -81,6 +84,7 @@ def worker_command(
     concurrency: int | None, beat: bool, queues: str, pool: str | None, loglevel: str
 ) -> None:
     """Run a Celery worker that recognises doodles and answers live guesses."""
+    use_metrics_dir(Settings.from_env())  # before prometheus_client is imported
     from workers.tasks import make_worker_app
 
     with resolved_settings() as settings:

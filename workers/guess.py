@@ -13,6 +13,7 @@ from typing import Any
 
 from ml.raster import rasterize_batch
 from ml.strokes import to_simplified
+from workers.metrics import observe_batch
 from workers.runtime import WorkerRuntime
 from workers.signatures import guess_channel
 
@@ -38,8 +39,12 @@ def guess_batch(runtime: WorkerRuntime, requests: Sequence[GuessRequest]) -> int
     if readable:
         model = runtime.models.current()
         t0 = time.perf_counter()
-        predictions = model.predictor.predict(rasterize_batch(s for _, s in readable))
-        recognise_ms = round((time.perf_counter() - t0) * 1000, 3)
+        bitmaps = rasterize_batch(s for _, s in readable)
+        t1 = time.perf_counter()
+        predictions = model.predictor.predict(bitmaps)
+        t2 = time.perf_counter()
+        observe_batch("guess", len(readable), t1 - t0, t2 - t1, model.version_id)
+        recognise_ms = round((t2 - t0) * 1000, 3)
         for (r, _), prediction in zip(readable, predictions, strict=True):
             answers[r.id] = {
                 "guesses": prediction.as_dict()["top"],

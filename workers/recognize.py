@@ -32,6 +32,7 @@ from db import recognitions as rec
 from db.models import InputFormat
 from ml.raster import bitmap_from_png, rasterize_batch
 from ml.strokes import to_simplified
+from workers.metrics import observe_batch
 from workers.model_cache import LoadedModel
 from workers.objects import write_objects, writes_for
 from workers.runtime import WorkerRuntime
@@ -90,6 +91,7 @@ def recognize_claimed(model: LoadedModel, claimed: Sequence[rec.Claimed]) -> lis
     if readable:
         predictions = model.predictor.predict(np.stack([bitmap for _, bitmap in readable]))
         t2 = time.perf_counter()
+        observe_batch("recognize", len(readable), t1 - t0, t2 - t1, model.version_id)
         raster_ms = (t1 - t0) * 1000 / len(claimed)
         for (c, bitmap), prediction in zip(readable, predictions, strict=True):
             queued = (c.started_at - c.created_at).total_seconds()

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 
 import torch
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from celery_batches import SimpleRequest
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
@@ -26,6 +32,7 @@ from core.storage import StorageError
 from workers.batching import AdaptiveBatches
 from workers.celery_app import make_celery
 from workers.guess import GuessRequest, guess_batch
+from workers.metrics import HeartbeatHolder
 from workers.model_cache import NoModel
 from workers.recognize import recognize_batch, sweep
 from workers.runtime import RuntimeHolder
@@ -81,6 +88,7 @@ def _guess_requests(requests: Sequence[SimpleRequest]) -> list[GuessRequest]:
 def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     runtimes = RuntimeHolder(settings)
+    heartbeats = HeartbeatHolder(settings)
     backoff = Backoff()
     batch_options = {
         "base": AdaptiveBatches,
@@ -94,10 +102,23 @@ def make_worker_app(settings: Settings) -> Celery:
         runtimes.reset()
         # Parallelism comes from the pool's processes; torch threads would only contend.
         torch.set_num_threads(1)
+        # A heartbeat per process that runs tasks (solo: the worker itself; prefork: each child).
+        heartbeats.ensure_started()
+
+    @worker_ready.connect(weak=False)
+    def _ready(sender: object = None, **_: object) -> None:
+        # The threads pool sends no worker_process_init; a prefork parent runs no tasks.
+        if not isinstance(getattr(sender, "pool", None), PreforkPool):
+            heartbeats.ensure_started()
 
     @worker_process_shutdown.connect(weak=False)
     def _close_process(**_: object) -> None:
+        heartbeats.stop()
         runtimes.reset()
+
+    @worker_shutdown.connect(weak=False)
+    def _stop_heartbeat(**_: object) -> None:
+        heartbeats.stop()
 
     @app.task(name=RECOGNIZE, **batch_options)
     def recognize_task(requests: Sequence[SimpleRequest]) -> None:
