@@ -24,7 +24,8 @@ RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt
 COPY . .
 RUN pip install --no-deps -e . \
     && useradd --system --uid 10001 --home-dir /var/lib/doodle --create-home doodle \
-    && chown doodle:doodle /var/lib/doodle
+    && mkdir /var/lib/doodle/metrics \
+    && chown -R doodle:doodle /var/lib/doodle
 
 # Not root from here on.
 USER doodle
