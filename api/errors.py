@@ -9,8 +9,11 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from redis.exceptions import RedisError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from core.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +98,19 @@ def register_error_handlers(app: Flask) -> None:
         details: dict[str, Any] = {}
         if status == 413:
             details["max_bytes"] = app.config.get("MAX_CONTENT_LENGTH")
-        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            details["allowed"] = sorted(exc.valid_methods)  # type: ignore[attr-defined]
-        return error_response(status, _http_code(exc), exc.description or exc.name, details)
+        allowed = sorted(getattr(exc, "valid_methods", None) or [])
+        if status == 405 and allowed:
+            details["allowed"] = allowed
+        response = error_response(status, _http_code(exc), exc.description or exc.name, details)
+        if status == 405:
+            response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 must send it
+        return response
 
-    @app.errorhandler(OperationalError)
+    @app.errorhandler(OperationalError)  # Postgres unreachable, or gone mid-statement
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)  # every pooled connection is stuck waiting on it
     @app.errorhandler(RedisError)
+    @app.errorhandler(StorageUnavailable)
     def _dependency_down(exc: Exception) -> Response:
         # An outage, not a bug: the client may try again; nothing was accepted.
         log.warning("dependency unavailable: %s", type(exc).__name__)
