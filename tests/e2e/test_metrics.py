@@ -13,7 +13,7 @@ import requests
 
 from tests.e2e.conftest import Stack
 from tests.fixtures.app import CLIENT_KEY
-from tests.integration.test_metrics import Samples, parse, value
+from tests.fixtures.metrics import Samples, parse, value
 
 DOODLES = 8
 HEARTBEAT_SECONDS = "0.5"  # a killed worker is gone from the count after 1.5 s

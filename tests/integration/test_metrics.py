@@ -10,30 +10,15 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from db.models import TrainingRun
 from tests.fixtures.app import CLIENT_KEY, assert_error, recognize
+from tests.fixtures.metrics import Samples, parse, value
 from tests.fixtures.proxy import TcpProxy
 from workers.metrics import Heartbeat, observe_batch
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 PLAYER = "player-metrics-7"
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """{(sample name, labels): value}, by prometheus_client's own parser."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def scrape(client, headers=None) -> Samples:
