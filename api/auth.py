@@ -1,4 +1,5 @@
-"""API keys of game clients (X-API-Key) and bearer tokens of admins."""
+"""API keys of game clients (X-API-Key) and bearer tokens of admins, with the rate limits
+that go with them (api.limits): failed attempts per address, requests per client key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Iterable
 from flask import Blueprint, Response, g, request
 
 from api.errors import Unauthorized
+from api.limits import too_many
 from api.resources import resources
+from core.rates import Rate
 
 
 def key_id(key: str) -> str:
@@ -25,14 +28,40 @@ def _matches(candidate: str, allowed: Iterable[str]) -> bool:
     return found
 
 
-def require_client_key(allowed: tuple[str, ...]) -> str:
-    """Return the id of the request's valid X-API-Key, or raise Unauthorized."""
+def _admit(authenticated: bool, bucket: str = "", who: str = "", rate: Rate | None = None) -> None:
+    """Count the attempt; 429 if its address failed too often, or its key sent too much."""
+    verdict = resources().limiter.count(
+        request.remote_addr or "unknown", authenticated, bucket, who, rate
+    )
+    if verdict.failures_over is not None:
+        raise too_many(
+            "too many failed authentications from this address; try again later",
+            verdict.failures_over,
+            {"limit": str(resources().settings.rate_auth_failures)},
+        )
+    if verdict.rate_over is not None:
+        raise too_many(
+            f"this key sent more {bucket} than its limit; slow down",
+            verdict.rate_over,
+            {"limit": str(rate)},
+        )
+
+
+def require_client_key(allowed: tuple[str, ...], bucket: str | None = None) -> str:
+    """Return the id of the request's valid X-API-Key, or raise Unauthorized.
+
+    `bucket` ("recognitions" or "guesses") counts the request against the key's rate.
+    """
     candidate = request.headers.get("X-API-Key", "")
+    valid = bool(candidate) and _matches(candidate, allowed)
+    who = key_id(candidate) if valid else ""
+    rate = getattr(resources().settings, f"rate_{bucket}") if bucket else None
+    _admit(valid, bucket or "", who, rate)
     if not candidate:
         raise Unauthorized("missing X-API-Key header")
-    if not _matches(candidate, allowed):
+    if not valid:
         raise Unauthorized("unknown API key")
-    return key_id(candidate)
+    return who
 
 
 def require_admin_token(allowed: tuple[str, ...]) -> str:
@@ -42,13 +71,16 @@ def require_admin_token(allowed: tuple[str, ...]) -> str:
     (a short hash) names the admin in history and audit rows; the token is never stored.
     """
     header = request.headers.get("Authorization", "")
-    if not header:
-        raise Unauthorized("missing Authorization header (Bearer token)")
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    well_formed = scheme.lower() == "bearer" and bool(token)
+    valid = well_formed and _matches(token, allowed)
+    _admit(valid)
+    if not header:
+        raise Unauthorized("missing Authorization header (Bearer token)")
+    if not well_formed:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    if not _matches(token, allowed):
+    if not valid:
         raise Unauthorized("unknown admin token")
     return key_id(token)
 

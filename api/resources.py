@@ -7,6 +7,7 @@ from functools import cached_property
 import redis
 from flask import current_app
 
+from api.limits import Limiter
 from db.connections import Connections
 
 EXTENSION = "doodle"
@@ -21,6 +22,10 @@ class Resources(Connections):
         return redis.Redis.from_url(
             self.settings.broker_url, socket_connect_timeout=2, health_check_interval=30
         )
+
+    @cached_property
+    def limiter(self) -> Limiter:
+        return Limiter(self.redis, self.settings.rate_auth_failures)
 
     def close(self) -> None:
         """Release pooled connections (tests; a gunicorn worker just exits)."""

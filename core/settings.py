@@ -12,7 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.rates import Rate
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Default rate limits (frozen, so shared safely as defaults).
+_PER_KEY_RATE = Rate(300, 1)
+_AUTH_FAILURE_RATE = Rate(20, 60)
 # Larger PNGs are refused unread (decompression bombs), by the API and by the worker alike.
 MAX_PNG_SIDE = 4096
 
@@ -43,6 +48,16 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _rate(env: Mapping[str, str], name: str, default: Rate | None) -> Rate | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return Rate.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -117,6 +132,11 @@ class Settings:
     client_keys: tuple[str, ...] = ()
     admin_tokens: tuple[str, ...] = ()
     port: int = 8000
+    # Rate limits (api.limits): a client key's recognitions and guesses, and failed
+    # authentications from one address; None is no limit.
+    rate_recognitions: Rate | None = _PER_KEY_RATE
+    rate_guesses: Rate | None = _PER_KEY_RATE
+    rate_auth_failures: Rate | None = _AUTH_FAILURE_RATE
     # Request limits: bad input gets a 4xx, never a 500 or a hang.
     max_body_bytes: int = 1_000_000
     max_strokes: int = 200
@@ -198,6 +218,9 @@ class Settings:
             client_keys=_csv(env.get("DOODLE_CLIENT_KEYS")),
             admin_tokens=_csv(env.get("DOODLE_ADMIN_TOKENS")),
             port=_int(env, "PORT", defaults.port),
+            rate_recognitions=_rate(env, "DOODLE_RATE_RECOGNITIONS", defaults.rate_recognitions),
+            rate_guesses=_rate(env, "DOODLE_RATE_GUESSES", defaults.rate_guesses),
+            rate_auth_failures=_rate(env, "DOODLE_RATE_AUTH_FAILURES", defaults.rate_auth_failures),
             max_body_bytes=_int(env, "DOODLE_MAX_BODY_BYTES", defaults.max_body_bytes),
             max_strokes=_int(env, "DOODLE_MAX_STROKES", defaults.max_strokes),
             max_points=_int(env, "DOODLE_MAX_POINTS", defaults.max_points),

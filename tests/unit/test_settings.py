@@ -157,3 +157,24 @@ def test_usable_urls_pass() -> None:
     )
     assert settings.database_url == "postgresql+psycopg://root:pw@127.0.0.1:5432/test"
     assert settings.redis_url == "rediss://:pw@cache:6380/2"
+
+
+def test_rates() -> None:
+    from core.rates import Rate
+
+    defaults = Settings.from_env({})
+    assert str(defaults.rate_recognitions) == "300/second"
+    assert str(defaults.rate_auth_failures) == "20/minute"
+    settings = Settings.from_env(
+        {
+            "DOODLE_RATE_RECOGNITIONS": " 50 / minute ",
+            "DOODLE_RATE_GUESSES": "off",
+            "DOODLE_RATE_AUTH_FAILURES": "100/hour",
+        }
+    )
+    assert settings.rate_recognitions == Rate(50, 60)
+    assert settings.rate_guesses is None
+    assert settings.rate_auth_failures == Rate(100, 3600)
+    for bad in ("50", "0/second", "5/day", "-1/second", "lots"):
+        with pytest.raises(ValueError, match=r"^DOODLE_RATE_GUESSES: expected"):
+            Settings.from_env({"DOODLE_RATE_GUESSES": bad})
