@@ -68,7 +68,10 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         rid = getattr(record, "request_id", None)
-        return f"{line} [request_id={rid}]" if rid else line
+        if rid:
+            return f"{line} [request_id={rid}]"
+        rids = getattr(record, "request_ids", None)
+        return f"{line} [request_ids={','.join(rids)}]" if rids else line
 
 
 class JsonFormatter(logging.Formatter):
@@ -85,6 +88,9 @@ class JsonFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None)
         if rid:
             entry["request_id"] = rid
+        rids = getattr(record, "request_ids", None)
+        if rids:
+            entry["request_ids"] = rids  # a line about a batch of doodles
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -131,7 +131,15 @@ def make_worker_app(settings: Settings) -> Celery:
             backoff.failed(f"batch of {len(ids)} recognitions left for the sweeper", exc)
             return
         backoff.succeeded()
-        log.debug("batch of %d: %s", len(ids), report)
+        # One line a batch, naming the requests behind it (grep a request id to find it).
+        log.info(
+            "batch of %d: %d done, %d failed, %d skipped",
+            len(ids),
+            report.done,
+            report.failed,
+            report.skipped,
+            extra={"request_ids": sorted(r for r in ids.values() if r)},
+        )
 
     @app.task(name=GUESS, **batch_options)
     def guess_task(requests: Sequence[SimpleRequest]) -> None:

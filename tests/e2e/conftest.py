@@ -64,8 +64,10 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def start_api(self) -> None:
-        self.start("api", "api", "--host", "127.0.0.1", "--workers", "2", "--threads", "8")
+    def start_api(self, **extra_env: str) -> None:
+        self.start(
+            "api", "api", "--host", "127.0.0.1", "--workers", "2", "--threads", "8", **extra_env
+        )
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.procs["api"].poll() is not None:

@@ -1,0 +1,64 @@
+"""What a run logs, read back: no secret, no player id, no strokes in any line of the API
+or the worker, even at DEBUG and on errors; and the request id of a doodle shows up in the
+worker's lines about it."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import requests
+
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
+
+PLAYER = "player-7f3a9c-in-the-logs"
+JSON_LOGS = {"DOODLE_LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG"}
+
+
+def _lines(text: str) -> list[dict]:
+    """Our JSON lines (gunicorn's own error log stays text; its access log names paths)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_logs_hold_no_secret_player_id_or_strokes(stack, sample_drawings, settings):
+    stack.start_api(**JSON_LOGS)
+    stack.start_worker("worker", **JSON_LOGS)
+    stack.wait_worker_ready("worker")
+    url = stack.base_url
+    drawing = sample_drawings["star"][0]["drawing"]
+    headers = {"X-API-Key": CLIENT_KEY, "Prefer": "wait=10"}
+    consent = {"store": True, "train": True, "version": "2026-11"}
+    for i in range(3):
+        answer = requests.post(
+            f"{url}/v1/recognitions",
+            json={"drawing": drawing, "player_id": PLAYER, "word": "star", "consent": consent},
+            headers={**headers, "X-Request-ID": f"trace-{i}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["X-Request-ID"] == f"trace-{i}"
+    # Errors of every kind: a bad body, a wrong key, a wrong admin token, an unknown id.
+    bad = {"drawing": [[[1, 2], [3]]], "player_id": PLAYER}
+    assert requests.post(f"{url}/v1/recognitions", json=bad, headers=headers).status_code == 400
+    wrong_key = {"X-API-Key": "not-" + CLIENT_KEY}
+    assert requests.post(f"{url}/v1/recognitions", json=bad, headers=wrong_key).status_code == 401
+    wrong_admin = {"Authorization": f"Bearer not-{ADMIN_TOKEN}"}
+    assert requests.get(f"{url}/v1/admin/models", headers=wrong_admin).status_code == 401
+    missing = requests.get(f"{url}/v1/recognitions/{PLAYER}", headers=headers)
+    assert missing.status_code == 404
+    stack.stop()  # flush and close every log
+
+    logs = {name: (stack.logs / f"{name}.log").read_text() for name in ("api", "worker")}
+    everything = "\n".join(logs.values())
+    secret = urlsplit(settings.object_store_url).password
+    strokes = json.dumps(drawing[0][0][:6])[1:-1]  # "x1, x2, ..." as JSON writes them
+    for needle in (CLIENT_KEY, ADMIN_TOKEN, secret, strokes, strokes.replace(" ", "")):
+        assert needle and needle not in everything, f"{needle!r} is in the logs"
+    # The player id may only appear where the client itself put it: a path in the access log.
+    for name, text in logs.items():
+        for line in text.splitlines():
+            if PLAYER in line:
+                assert name == "api" and f"/v1/recognitions/{PLAYER}" in line, line
+    # Each request id is named by the worker's line about the batch its doodle was in.
+    named = {rid for line in _lines(logs["worker"]) for rid in line.get("request_ids", [])}
+    assert {"trace-0", "trace-1", "trace-2"} <= named, logs["worker"]
