@@ -13,16 +13,17 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
 from api.auth import admin_actor, protect_admin_blueprint
+from api.contract import limits
+from api.contract.parsing import read_body
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
-from api.schemas import parse_json_body
+from api.schemas import parse_move_reason
 from db import registry
 from db.models import ModelVersion
 
 bp = Blueprint("admin_models", __name__, url_prefix="/v1/admin/models")
 
-MAX_REASON_LENGTH = 1000
-ALIAS_NAME_LENGTH = 32
+ALIAS_NAME_LENGTH = limits.ALIAS_NAME_LENGTH
 
 
 protect_admin_blueprint(bp)
@@ -47,21 +48,10 @@ def _version_json(v: ModelVersion, aliases: list[str], *, full: bool = False) ->
 
 def _reason() -> str:
     """The optional JSON body {"reason": "..."}; an empty body means no reason."""
-    data = request.get_data()
-    if not data.strip():
-        return ""
-    if request.mimetype != "application/json":
+    data = read_body(request, resources().settings.max_body_bytes)
+    if data.strip() and request.mimetype != "application/json":
         raise InvalidRequest("send the body as application/json", {"field": "body"})
-    body = parse_json_body(data)
-    if not isinstance(body, dict) or set(body) - {"reason"}:
-        raise InvalidRequest('the body may only hold {"reason": "..."}', {"field": "body"})
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH:
-        raise InvalidRequest(
-            f"reason must be a string of at most {MAX_REASON_LENGTH} characters",
-            {"field": "reason", "limit": MAX_REASON_LENGTH},
-        )
-    return reason
+    return parse_move_reason(data)
 
 
 def _moved(s: Session, action: str, previous: int | None, version: ModelVersion) -> Response:
@@ -81,13 +71,6 @@ def _moved(s: Session, action: str, previous: int | None, version: ModelVersion)
     )
 
 
-def _version_id(raw: str) -> int:
-    # A plain <version> rule (not <int:>) keeps the URL map and OpenAPI paths alike.
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
-        raise NotFound("no such model version", {"version": raw[:20]})
-    return int(raw)
-
-
 def _production_id(s: Session) -> int | None:
     current = registry.get_alias(s, registry.PRODUCTION)
     return None if current is None else current.id
@@ -101,9 +84,14 @@ def list_models() -> Response:
         return jsonify({"versions": versions, "production": _production_id(s)})
 
 
-@bp.get("/<version>")
-def read_model(version: str) -> Response:
-    version_id = _version_id(version)
+# Digits only, so `GET /rollback` is a 405 (only POST is routed there), not an unknown
+# version; the bound keeps ids within a Postgres integer.
+VERSION = f"<int(max={limits.MAX_VERSION_ID}):version>"
+
+
+@bp.get(f"/{VERSION}")
+def read_model(version: int) -> Response:
+    version_id = version
     with resources().sessions() as s:
         v = registry.get_version(s, version_id)
         if v is None:
@@ -111,9 +99,9 @@ def read_model(version: str) -> Response:
         return jsonify(_version_json(v, registry.aliases_of(s).get(v.id, []), full=True))
 
 
-@bp.post("/<version>/promote")
-def promote(version: str) -> Response:
-    version_id = _version_id(version)
+@bp.post(f"/{VERSION}/promote")
+def promote(version: int) -> Response:
+    version_id = version
     reason = _reason()
     with resources().sessions.begin() as s:
         previous = _production_id(s)
@@ -138,7 +126,7 @@ def rollback() -> Response:
 
 @bp.get("/aliases/<alias>/history")
 def alias_history(alias: str) -> Response:
-    if len(alias) > ALIAS_NAME_LENGTH:
+    if len(alias) > ALIAS_NAME_LENGTH or not alias.isprintable():  # never a valid name
         raise NotFound("no such alias", {"alias": alias[:ALIAS_NAME_LENGTH]})
     with resources().sessions() as s:
         moves = registry.alias_history(s, alias)

@@ -12,9 +12,10 @@ import uuid
 from flask import Blueprint, Response, jsonify, request
 
 from api.auth import require_client_key
+from api.contract.parsing import read_body
 from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
 from api.resources import resources
-from api.schemas import parse_json_body, parse_json_guess
+from api.schemas import parse_json_guess
 from api.waiting import wait_for_result
 from workers.signatures import (
     GUESS_QUEUE,
@@ -62,7 +63,7 @@ def create() -> Response:
             "send the strokes drawn so far as application/json",
             {"content_type": request.content_type},
         )
-    drawing = parse_json_guess(parse_json_body(request.get_data()), res.settings)
+    drawing = parse_json_guess(read_body(request, res.settings.max_body_bytes), res.settings)
     _shed_if_busy()
     guess_id = uuid.uuid4().hex
     timeout = res.settings.guess_timeout_seconds

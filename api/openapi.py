@@ -1,464 +1,417 @@
-"""The OpenAPI 3.1 description of every route (a test checks it covers the url map)."""
+"""The OpenAPI 3.1 document, generated from the models of `api.contract` and the app's
+settings (a test checks it covers the url map; schemathesis checks the app keeps it)."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-ERROR = {"$ref": "#/components/schemas/Error"}
+from flask import current_app, has_app_context
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
 
+from api.contract import limits
+from api.contract import requests as rq
+from api.contract import responses as rs
+from api.contract.drawing import STROKES_MARK, strokes_schema
+from api.resources import EXTENSION
+from core.settings import Settings
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
-
-
-def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-STROKES = {
-    "type": "array",
-    "minItems": 1,
-    "description": "Strokes in Quick, Draw! form: [[x...], [y...]] (simplified, 0..255) "
-    "or [[x...], [y...], [t...]] (raw screen pixels with times in ms).",
-    "items": {
-        "type": "array",
-        "minItems": 2,
-        "maxItems": 3,
-        "items": {"type": "array", "minItems": 1, "items": {"type": "number"}},
-    },
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "details"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "object"},
-                },
-            }
-        },
-    },
-    "Consent": {
-        "type": "object",
-        "required": ["store", "train", "version"],
-        "properties": {
-            "store": {"type": "boolean", "description": "keep the doodle"},
-            "train": {"type": "boolean", "description": "use it to train (needs store)"},
-            "version": {"type": "string", "description": "version of the consent text"},
-        },
-    },
-    "RecognitionRequest": {
-        "type": "object",
-        "required": ["drawing"],
-        "additionalProperties": False,
-        "properties": {
-            "drawing": STROKES,
-            "word": {"type": "string", "maxLength": 64, "description": "prompt shown"},
-            "player_id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"},
-            "consent": {"$ref": "#/components/schemas/Consent"},
-        },
-    },
-    "Guess": {
-        "type": "object",
-        "properties": {"label": {"type": "string"}, "confidence": {"type": "number"}},
-    },
-    "GuessRequest": {
-        "type": "object",
-        "required": ["drawing"],
-        "additionalProperties": False,
-        "properties": {"drawing": STROKES},
-    },
-    "LiveGuesses": {
-        "type": "object",
-        "required": ["guesses", "model_version"],
-        "properties": {
-            "guesses": {
-                "type": "array",
-                "maxItems": 3,
-                "description": "best first",
-                "items": {"$ref": "#/components/schemas/Guess"},
-            },
-            "model_version": {"type": "integer"},
-            "timings": {"type": "object"},
-        },
-    },
-    "Prediction": {
-        "type": "object",
-        "properties": {
-            "label": {"type": "string"},
-            "confidence": {"type": "number"},
-            "top": {
-                "type": "array",
-                "maxItems": 3,
-                "items": {"$ref": "#/components/schemas/Guess"},
-            },
-        },
-    },
-    "Recognition": {
-        "type": "object",
-        "required": ["id", "status"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-            "word": {"type": ["string", "null"]},
-            "player_id": {"type": ["string", "null"]},
-            "created_at": {"type": ["string", "null"], "format": "date-time"},
-            "finished_at": {"type": ["string", "null"], "format": "date-time"},
-            "prediction": {
-                "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Prediction"}]
-            },
-            "model_version": {"type": ["integer", "null"]},
-            "timings": {"type": ["object", "null"]},
-            "stored": {
-                "type": "boolean",
-                "description": "kept, with the player's consent to store: the strokes go to "
-                "object storage just after the answer",
-            },
-            "error": {"type": "string"},
-        },
-    },
-}
-
+REF = "#/components/schemas/{model}"
 API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 ADMIN: list[dict[str, list[str]]] = [{"AdminBearer": []}]
+PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+UUID = {"type": "string", "format": "uuid"}
 
-ADMIN_SCHEMAS: dict[str, Any] = {
-    "ModelVersion": {
-        "type": "object",
-        "required": ["version", "aliases", "classes", "metrics", "parent", "created_at"],
-        "properties": {
-            "version": {"type": "integer"},
-            "aliases": {"type": "array", "items": {"type": "string"}},
-            "classes": {"type": "array", "items": {"type": "string"}},
-            "metrics": {"type": "object"},
-            "parent": {"type": ["integer", "null"]},
-            "created_at": {"type": "string", "format": "date-time"},
-            "architecture": {"type": "string"},
-            "source": {"type": "string"},
-            "checksum": {"type": "string", "description": "sha256 of the weights"},
-            "dataset_manifest": {
-                "type": "object",
-                "description": "the data it was trained on (single version only)",
-            },
-        },
-    },
-    "AliasMove": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "alias": {"type": "string"},
-            "from": {"type": ["integer", "null"]},
-            "to": {"type": "integer"},
-            "actor": {"type": "string", "description": "cli:<user>, admin:<token id>, flow:…"},
-            "reason": {"type": "string"},
-            "moved_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "MoveResult": {
-        "type": "object",
-        "properties": {
-            "action": {"type": "string", "enum": ["promote", "rollback"]},
-            "alias": {"type": "string"},
-            "from": {"type": ["integer", "null"]},
-            "to": {"type": "integer"},
-            "moved": {
-                "type": "boolean",
-                "description": "false when the version already was in production",
-            },
-            "move": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/AliasMove"}]},
-            "model": {"$ref": "#/components/schemas/ModelVersion"},
-        },
-    },
-    "MoveRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"reason": {"type": "string", "maxLength": 1000}},
-    },
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel] | None) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model) if model else {"type": "object"}}}
+
+
+@dataclass
+class Op:
+    """One operation: its answers map a status to a description, or (description, model)."""
+
+    operation_id: str
+    summary: str
+    answers: dict[int, str | tuple[str, type[BaseModel] | None]]
+    security: list[dict[str, list[str]]] | None = None
+    description: str | None = None
+    body: dict[str, Any] | None = None
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    headers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    links: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        responses: dict[str, Any] = {}
+        for status, answer in self.answers.items():
+            text, model = answer if isinstance(answer, tuple) else (answer, None)
+            if model is None and status >= 400:
+                model = rs.Error
+            response: dict[str, Any] = {"description": text}
+            if model is not None:
+                response["content"] = _json(model)
+            if status in (429, 503):
+                response["headers"] = RETRY_AFTER
+            if status in self.headers:
+                response["headers"] = {**response.get("headers", {}), **self.headers[status]}
+            if status in self.links:
+                response["links"] = self.links[status]
+            responses[str(status)] = response
+        out: dict[str, Any] = {"operationId": self.operation_id, "summary": self.summary}
+        if self.description:
+            out["description"] = self.description
+        if self.security is not None:
+            out["security"] = self.security
+        if self.parameters:
+            out["parameters"] = self.parameters
+        if self.body is not None:
+            out["requestBody"] = self.body
+        out["responses"] = responses
+        return out
+
+
+def _path(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param = {"name": name, "in": "path", "required": True, "schema": schema}
+    return {**param, "description": description} if description else param
+
+
+def _query(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """A model of query parameters as OpenAPI parameters."""
+    schema = model.model_json_schema(ref_template=REF)
+    params = []
+    for name, prop in schema["properties"].items():
+        # An optional parameter is left out, never sent as null: drop the null branch.
+        branches = [b for b in prop.pop("anyOf", []) if b != {"type": "null"}]
+        prop = {**branches[0], **prop} if branches else prop
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+        param = {"name": name, "in": "query", "required": name in schema.get("required", [])}
+        if "description" in prop:
+            param["description"] = prop.pop("description")
+        params.append({**param, "schema": prop})
+    return params
+
+
+def _body(content: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": content}
+
+
+RECOGNITION_ID = _path("recognition_id", UUID)
+VERSION = _path("version", {"type": "integer", "minimum": 0, "maximum": limits.MAX_VERSION_ID})
+ALIAS = _path("alias", {"type": "string", "minLength": 1, "maxLength": limits.ALIAS_NAME_LENGTH})
+CLIENT_401 = "missing or unknown API key"
+ADMIN_401 = "missing or unknown admin token"
+BAD_JSON = "invalid JSON, fields or drawing; `details.field` names the field"
+TOO_LARGE = "body over the limit"
+NEXT_PAGE = {"operationId": "listReviews", "parameters": {"after": "$response.body#/next"}}
+READ_RECOGNITION = {
+    "operationId": "readRecognition",
+    "parameters": {"recognition_id": "$response.body#/id"},
 }
-SCHEMAS.update(ADMIN_SCHEMAS)
-
-_VERSION_PARAM = {
-    "name": "version",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer"},
-}
-_MOVE_BODY = {
-    "required": False,
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MoveRequest"}}},
-}
 
 
-def admin_paths() -> dict[str, Any]:
-    """The model registry for admins (bearer token from DOODLE_ADMIN_TOKENS)."""
-    unauthorized = _error("missing or unknown admin token")
-    moved = _json("the move", {"$ref": "#/components/schemas/MoveResult"})
-    version = {"$ref": "#/components/schemas/ModelVersion"}
+def _operations(settings: Settings) -> dict[str, dict[str, Op]]:
+    wait = settings.max_wait_seconds
+    move_body = _body(_json(rq.MoveRequest), required=False)
     return {
-        "/v1/admin/models": {
-            "get": {
-                "summary": "Model versions with their aliases, classes, metrics, parent",
-                "security": ADMIN,
-                "responses": {
-                    "200": _json(
-                        "every version, newest first",
-                        {
-                            "type": "object",
-                            "properties": {
-                                "versions": {"type": "array", "items": version},
-                                "production": {"type": ["integer", "null"]},
-                            },
-                        },
-                    ),
-                    "401": unauthorized,
+        "/v1/recognitions": {
+            "post": Op(
+                "createRecognition",
+                "Recognise a doodle",
+                {
+                    200: ("finished within the Prefer: wait time", rs.Recognition),
+                    202: ("accepted; poll the Location", rs.Recognition),
+                    400: BAD_JSON,
+                    401: CLIENT_401,
+                    413: TOO_LARGE,
+                    415: "neither JSON nor PNG",
+                    503: "a backing service is unavailable; nothing was recorded",
                 },
-            }
+                security=API_KEY,
+                parameters=[
+                    {
+                        "name": "Prefer",
+                        "in": "header",
+                        "description": f"wait=N (RFC 7240, N <= {wait:g}): answer 200 with the "
+                        "result if it is ready within N seconds",
+                        "schema": {"type": "string", "example": "wait=5"},
+                    },
+                    *[
+                        {**p, "description": f"{p.get('description', '')} (PNG bodies only)"}
+                        for p in _query(rq.PngQuery)
+                    ],
+                ],
+                body=_body(
+                    {
+                        **_json(rq.RecognitionRequest),
+                        "image/png": {
+                            "schema": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "at most "
+                                f"{limits.MAX_PNG_SIDE}x{limits.MAX_PNG_SIDE} pixels",
+                            }
+                        },
+                    }
+                ),
+                headers={
+                    202: {
+                        "Location": {"schema": {"type": "string"}},
+                        "Retry-After": RETRY_AFTER["Retry-After"],
+                    }
+                },
+                links={200: {"read": READ_RECOGNITION}, 202: {"read": READ_RECOGNITION}},
+            )
+        },
+        "/v1/recognitions/{recognition_id}": {
+            "get": Op(
+                "readRecognition",
+                "Read a recognition",
+                {
+                    200: ("the recognition", rs.Recognition),
+                    401: CLIENT_401,
+                    404: "no such recognition",
+                    503: "a backing service is unavailable",
+                },
+                security=API_KEY,
+                parameters=[RECOGNITION_ID],
+            )
+        },
+        "/v1/guesses": {
+            "post": Op(
+                "createGuesses",
+                "Live guesses for the strokes drawn so far (nothing is stored)",
+                {
+                    200: ("the model's best guesses", rs.LiveGuesses),
+                    400: BAD_JSON,
+                    401: CLIENT_401,
+                    413: TOO_LARGE,
+                    415: "not JSON",
+                    429: "workers busy: guesses are shed; see Retry-After",
+                    503: "no worker answered in time; see Retry-After",
+                },
+                security=API_KEY,
+                description="Send one every few hundred milliseconds while the player draws. "
+                "Guesses go to the workers ahead of recognitions, and are shed with 429 when "
+                "the workers are busy.",
+                body=_body(_json(rq.GuessRequest)),
+            )
+        },
+        "/v1/words": {
+            "get": Op(
+                "listWords",
+                "Words the production model knows",
+                {200: ("the words", rs.Words), 503: "a backing service is unavailable"},
+            )
+        },
+        "/healthz": {"get": Op("healthz", "Liveness", {200: "alive"})},
+        "/readyz": {
+            "get": Op(
+                "readyz",
+                "Readiness: Postgres, Redis, object storage, production model",
+                {200: "ready", 503: "a dependency is unavailable"},
+            )
+        },
+        "/openapi.json": {"get": Op("openapi", "This document", {200: "OpenAPI"})},
+        "/metrics": {"get": Op("metrics", "Prometheus metrics (text format)", {200: "metrics"})},
+        "/v1/admin/models": {
+            "get": Op(
+                "listModels",
+                "Model versions with their aliases, classes, metrics, parent",
+                {200: ("every version, newest first", rs.ModelList), 401: ADMIN_401},
+                security=ADMIN,
+            )
         },
         "/v1/admin/models/{version}": {
-            "get": {
-                "summary": "One model version, with the manifest of its training data",
-                "security": ADMIN,
-                "parameters": [_VERSION_PARAM],
-                "responses": {
-                    "200": _json("the version", version),
-                    "401": unauthorized,
-                    "404": _error("no such model version"),
-                },
-            }
+            "get": Op(
+                "readModel",
+                "One model version, with the manifest of its training data",
+                {200: ("the version", rs.ModelVersion), 401: ADMIN_401, 404: "no such version"},
+                security=ADMIN,
+                parameters=[VERSION],
+            )
         },
         "/v1/admin/models/{version}/promote": {
-            "post": {
-                "summary": "Point the production alias at this version",
-                "description": "Workers serve it within seconds, without a restart. "
-                "Promoting the current production version changes nothing.",
-                "security": ADMIN,
-                "parameters": [_VERSION_PARAM],
-                "requestBody": _MOVE_BODY,
-                "responses": {
-                    "200": moved,
-                    "400": _error("invalid body"),
-                    "401": unauthorized,
-                    "404": _error("no such model version"),
+            "post": Op(
+                "promoteModel",
+                "Point the production alias at this version",
+                {
+                    200: ("the move", rs.MoveResult),
+                    400: "invalid body",
+                    401: ADMIN_401,
+                    404: "no such model version",
+                    413: TOO_LARGE,
                 },
-            }
+                security=ADMIN,
+                description="Workers serve it within seconds, without a restart. Promoting "
+                "the current production version changes nothing.",
+                parameters=[VERSION],
+                body=move_body,
+            )
         },
         "/v1/admin/models/rollback": {
-            "post": {
-                "summary": "Move production back to the previous production version",
-                "description": "Undoes the latest move of production not undone yet: a "
-                "second rollback goes one step further back.",
-                "security": ADMIN,
-                "requestBody": _MOVE_BODY,
-                "responses": {
-                    "200": moved,
-                    "400": _error("invalid body"),
-                    "401": unauthorized,
-                    "409": _error("no earlier production version to go back to"),
+            "post": Op(
+                "rollbackModel",
+                "Move production back to the previous production version",
+                {
+                    200: ("the move", rs.MoveResult),
+                    400: "invalid body",
+                    401: ADMIN_401,
+                    409: "no earlier production version to go back to",
+                    413: TOO_LARGE,
                 },
-            }
+                security=ADMIN,
+                description="Undoes the latest move of production not undone yet: a second "
+                "rollback goes one step further back.",
+                body=move_body,
+            )
         },
         "/v1/admin/models/aliases/{alias}/history": {
-            "get": {
-                "summary": "Every move of an alias, newest first: who, when, from, to",
-                "security": ADMIN,
-                "parameters": [
-                    {"name": "alias", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": _json(
-                        "the moves",
-                        {
-                            "type": "object",
-                            "properties": {
-                                "alias": {"type": "string"},
-                                "history": {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/AliasMove"},
-                                },
-                            },
-                        },
-                    ),
-                    "401": unauthorized,
-                    "404": _error("no such alias"),
-                },
-            }
+            "get": Op(
+                "aliasHistory",
+                "Every move of an alias, newest first: who, when, from, to",
+                {200: ("the moves", rs.AliasHistory), 401: ADMIN_401, 404: "no such alias"},
+                security=ADMIN,
+                parameters=[ALIAS],
+            )
         },
-    }
-
-
-REVIEW_SCHEMAS: dict[str, Any] = {
-    "Review": {
-        "type": "object",
-        "required": ["recognition_id", "review_id", "reason", "status", "created_at"],
-        "properties": {
-            "recognition_id": {"type": "string", "format": "uuid"},
-            "review_id": {"type": "integer"},
-            "word": {"type": ["string", "null"], "description": "the prompt shown"},
-            "prediction": {
-                "description": "the model's guess when the doodle was recognised",
-                "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Prediction"}],
-            },
-            "model_version": {"type": ["integer", "null"]},
-            "reason": {
-                "type": "string",
-                "description": "why it was queued (near_empty, scribble, model_disagrees: …), "
-                "or spot_check for a doodle a reviewer took up unqueued",
-            },
-            "status": {"type": "string", "enum": ["pending", "resolved"]},
-            "created_at": {"type": "string", "format": "date-time"},
-            "resolved_at": {"type": ["string", "null"], "format": "date-time"},
-            "resolved_by": {"type": ["string", "null"], "description": "admin:<token id>"},
-            "decision": {"type": ["string", "null"], "enum": ["label", "discard", None]},
-            "label": {"type": ["string", "null"], "description": "the reviewer's label"},
-            "png_key": {"type": ["string", "null"], "description": "object key of the PNG"},
-            "drawing_url": {"type": ["string", "null"], "description": "where to see it"},
-        },
-    },
-    "ReviewDecision": {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["label"],
-                "additionalProperties": False,
-                "properties": {"label": {"type": "string", "minLength": 1, "maxLength": 64}},
-            },
-            {
-                "type": "object",
-                "required": ["discard"],
-                "additionalProperties": False,
-                "properties": {"discard": {"const": True}},
-            },
-        ]
-    },
-}
-SCHEMAS.update(REVIEW_SCHEMAS)
-
-_RECOGNITION_PARAM = {
-    "name": "recognition_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "format": "uuid"},
-}
-
-
-def review_paths() -> dict[str, Any]:
-    """The review queue for admins (bearer token from DOODLE_ADMIN_TOKENS)."""
-    unauthorized = _error("missing or unknown admin token")
-    review = {"$ref": "#/components/schemas/Review"}
-    return {
         "/v1/admin/reviews": {
-            "get": {
-                "summary": "Reviews of one status, oldest queued first, a page at a time",
-                "description": "Keyset pagination: pass `next` as `after` for the next page "
-                "(null on the last). Ordered by queue time, then id.",
-                "security": ADMIN,
-                "parameters": [
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "schema": {
-                            "type": "string",
-                            "enum": ["pending", "resolved"],
-                            "default": "pending",
-                        },
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-                    },
-                    {
-                        "name": "after",
-                        "in": "query",
-                        "description": "the `next` cursor of the previous page",
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "responses": {
-                    "200": _json(
-                        "one page",
-                        {
-                            "type": "object",
-                            "properties": {
-                                "status": {"type": "string"},
-                                "reviews": {"type": "array", "items": review},
-                                "next": {"type": ["string", "null"]},
-                            },
-                        },
-                    ),
-                    "400": _error("bad status, limit or cursor"),
-                    "401": unauthorized,
+            "get": Op(
+                "listReviews",
+                "Reviews of one status, oldest queued first, a page at a time",
+                {
+                    200: ("one page", rs.ReviewPage),
+                    400: "bad status, limit or cursor",
+                    401: ADMIN_401,
                 },
-            }
+                security=ADMIN,
+                description="Keyset pagination: pass `next` as `after` for the next page "
+                "(null on the last). Ordered by queue time, then id.",
+                parameters=_query(rq.ReviewListQuery),
+                links={200: {"next": NEXT_PAGE}},
+            )
         },
         "/v1/admin/reviews/{recognition_id}/drawing.png": {
-            "get": {
-                "summary": "The stored drawing of a doodle, as PNG",
-                "security": ADMIN,
-                "parameters": [_RECOGNITION_PARAM],
-                "responses": {
-                    "200": {
-                        "description": "the drawing",
-                        "content": {
-                            "image/png": {"schema": {"type": "string", "format": "binary"}}
-                        },
-                    },
-                    "401": unauthorized,
-                    "404": _error("no such recognition, or no drawing stored for it"),
-                    "503": _error("object storage is unavailable"),
+            "get": Op(
+                "reviewDrawing",
+                "The stored drawing of a doodle, as PNG",
+                {
+                    200: "the drawing",
+                    401: ADMIN_401,
+                    404: "no such recognition, or no drawing stored for it",
+                    503: "object storage is unavailable",
                 },
-            }
+                security=ADMIN,
+                parameters=[RECOGNITION_ID],
+            )
         },
         "/v1/admin/reviews/{recognition_id}": {
-            "post": {
-                "summary": "Label or discard a doodle (queued or not: a spot check)",
-                "description": "A label is recorded with source `reviewer` and beats every "
+            "post": Op(
+                "decideReview",
+                "Label or discard a doodle (queued or not: a spot check)",
+                {
+                    200: ("the resolved review", rs.Review),
+                    400: "invalid body or label",
+                    401: ADMIN_401,
+                    404: "no such recognition",
+                    409: "the doodle may not be trained on (no consent to train, withdrawn, "
+                    "player erased), is not finished, or a discard of a labelled doodle",
+                    413: TOO_LARGE,
+                },
+                security=ADMIN,
+                description="A label is recorded with source `reviewer` and beats every "
                 "automatic label; labelling again replaces the decision. A discard keeps the "
                 "doodle out of relabelling, training and the golden set. Either resolves the "
                 "doodle's review (creating one, reason spot_check, if none) and is audited.",
-                "security": ADMIN,
-                "parameters": [_RECOGNITION_PARAM],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/ReviewDecision"}
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json("the resolved review", review),
-                    "400": _error("invalid body or label"),
-                    "401": unauthorized,
-                    "404": _error("no such recognition"),
-                    "409": _error(
-                        "the doodle may not be trained on (no consent to train, withdrawn, "
-                        "player erased), is not finished, or a discard of a labelled doodle"
-                    ),
-                },
-            }
+                parameters=[RECOGNITION_ID],
+                body=_body(
+                    {"application/json": {"schema": {"$ref": REF.format(model="ReviewDecision")}}}
+                ),
+            )
         },
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    recognition = _json("the recognition", {"$ref": "#/components/schemas/Recognition"})
+RESPONSE_MODELS: list[type[BaseModel]] = [
+    rs.Error,
+    rs.Recognition,
+    rs.LiveGuesses,
+    rs.Words,
+    rs.ModelList,
+    rs.ModelVersion,
+    rs.MoveResult,
+    rs.AliasHistory,
+    rs.Review,
+    rs.ReviewPage,
+]
+REQUEST_MODELS: list[type[BaseModel]] = [rq.RecognitionRequest, rq.GuessRequest, rq.MoveRequest]
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in REQUEST_MODELS]
+        + [(m, "serialization") for m in RESPONSE_MODELS],
+        ref_template=REF,
+    )
+    schemas: dict[str, Any] = defs["$defs"]
+    decision = TypeAdapter(rq.ReviewDecision).json_schema(ref_template=REF)
+    schemas.update(decision.pop("$defs", {}))
+    schemas["ReviewDecision"] = decision
+    schemas["Strokes"] = strokes_schema(settings)
+    return _with_strokes_ref(schemas)
+
+
+def _with_strokes_ref(node: Any) -> Any:
+    """The schemas with each STROKES_MARK replaced by a $ref to the settings' `Strokes`."""
+    if isinstance(node, dict):
+        if node.items() >= STROKES_MARK.items():
+            return {"$ref": REF.format(model="Strokes")}
+        return {key: _with_strokes_ref(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_strokes_ref(value) for value in node]
+    return node
+
+
+def _document(settings: Settings, routes: frozenset[str] | None) -> dict[str, Any]:
+    limits_only = Settings(
+        max_body_bytes=settings.max_body_bytes,
+        max_strokes=settings.max_strokes,
+        max_points=settings.max_points,
+        max_coordinate=settings.max_coordinate,
+        max_wait_seconds=settings.max_wait_seconds,
+    )
+    return _cached(limits_only, routes)
+
+
+@lru_cache(maxsize=8)
+def _cached(settings: Settings, routes: frozenset[str] | None) -> dict[str, Any]:
+    """Built once per set of limits: pydantic's schema generation takes milliseconds.
+
+    Only the paths the app routes (`routes`, all when None) are stated."""
+    paths = {
+        path: {method: op.document() for method, op in ops.items()}
+        for path, ops in _operations(settings).items()
+        if routes is None or path in routes
+    }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Doodle flywheel API",
             "version": "1",
             "description": "Send a doodle, get the model's guess. Errors always have the "
-            'shape {"error": {"code", "message", "details"}}.',
+            'shape {"error": {"code", "message", "details"}}. Request bodies are limited to '
+            f"{settings.max_body_bytes} bytes (413).",
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": _schemas(settings),
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "AdminBearer": {
@@ -468,140 +421,18 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         },
-        "paths": {
-            "/v1/recognitions": {
-                "post": {
-                    "summary": "Recognise a doodle",
-                    "security": API_KEY,
-                    "parameters": [
-                        {
-                            "name": "Prefer",
-                            "in": "header",
-                            "description": "wait=N (RFC 7240, N <= 10): answer 200 with the "
-                            "result if it is ready within N seconds",
-                            "schema": {"type": "string", "example": "wait=5"},
-                        },
-                        {
-                            "name": "word",
-                            "in": "query",
-                            "description": "prompt shown (PNG bodies only)",
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "player_id",
-                            "in": "query",
-                            "description": "player (PNG bodies only)",
-                            "schema": {"type": "string"},
-                        },
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/RecognitionRequest"}
-                            },
-                            "image/png": {"schema": {"type": "string", "format": "binary"}},
-                        },
-                    },
-                    "responses": {
-                        "200": recognition,
-                        "202": {
-                            **_json(
-                                "accepted; poll the Location",
-                                {"$ref": "#/components/schemas/Recognition"},
-                            ),
-                            "headers": {"Location": {"schema": {"type": "string"}}},
-                        },
-                        "400": _error("invalid drawing or fields"),
-                        "401": _error("missing or unknown API key"),
-                        "413": _error("body too large"),
-                        "415": _error("neither JSON nor PNG"),
-                    },
-                }
-            },
-            "/v1/guesses": {
-                "post": {
-                    "summary": "Live guesses for the strokes drawn so far (nothing is stored)",
-                    "description": "Send one every few hundred milliseconds while the player "
-                    "draws. Guesses go to the workers ahead of recognitions, and are shed "
-                    "with 429 when the workers are busy.",
-                    "security": API_KEY,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/GuessRequest"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json(
-                            "the model's best guesses", {"$ref": "#/components/schemas/LiveGuesses"}
-                        ),
-                        "400": _error("invalid drawing or fields"),
-                        "401": _error("missing or unknown API key"),
-                        "413": _error("body too large"),
-                        "415": _error("not JSON"),
-                        "429": _error("workers busy: guesses are shed; see Retry-After"),
-                        "503": _error("no worker answered in time; see Retry-After"),
-                    },
-                }
-            },
-            "/v1/recognitions/{recognition_id}": {
-                "get": {
-                    "summary": "Read a recognition",
-                    "security": API_KEY,
-                    "parameters": [
-                        {
-                            "name": "recognition_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "format": "uuid"},
-                        }
-                    ],
-                    "responses": {
-                        "200": recognition,
-                        "401": _error("missing or unknown API key"),
-                        "404": _error("no such recognition"),
-                    },
-                }
-            },
-            "/v1/words": {
-                "get": {
-                    "summary": "Words the production model knows",
-                    "responses": {
-                        "200": _json(
-                            "the words",
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "words": {"type": "array", "items": {"type": "string"}},
-                                    "model_version": {"type": ["integer", "null"]},
-                                },
-                            },
-                        )
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness: Postgres, Redis, object storage, production model",
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "a dependency is unavailable"},
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "responses": {"200": {"description": "OpenAPI"}},
-                }
-            },
-            **admin_paths(),
-            **review_paths(),
-        },
+        "paths": paths,
     }
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The document of the current app (its settings and routes), else of the defaults."""
+    if not has_app_context():
+        return _document(settings or Settings(), None)
+    routes = frozenset(_openapi_path(rule.rule) for rule in current_app.url_map.iter_rules())
+    return _document(settings or current_app.extensions[EXTENSION].settings, routes)
+
+
+def _openapi_path(rule: str) -> str:
+    """`/models/<int(max=9):version>` -> `/models/{version}`."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)

@@ -14,11 +14,11 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from redis.exceptions import RedisError
 
 from api.auth import require_client_key
+from api.contract.parsing import read_body
 from api.errors import NotFound, UnsupportedMediaType
 from api.resources import resources
 from api.schemas import (
     QUEUED,
-    parse_json_body,
     parse_json_recognition,
     parse_png_recognition,
     recognition_document,
@@ -58,9 +58,10 @@ def _answer(document: dict[str, Any], *, accepted: bool) -> Response:
 def _parse(settings: Any, key: str) -> NewRecognition:
     mimetype = request.mimetype
     if mimetype == "application/json":
-        return parse_json_recognition(parse_json_body(request.get_data()), settings, key)
+        return parse_json_recognition(read_body(request, settings.max_body_bytes), settings, key)
     if mimetype == "image/png":
-        return parse_png_recognition(request.get_data(), request.args.to_dict(), key)
+        data = read_body(request, settings.max_body_bytes)
+        return parse_png_recognition(data, request.args.to_dict(), key)
     raise UnsupportedMediaType(
         "send the drawing as application/json strokes or an image/png",
         {"content_type": request.content_type},

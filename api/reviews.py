@@ -18,22 +18,18 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from api.auth import admin_actor, protect_admin_blueprint
+from api.contract.parsing import read_body
 from api.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from api.resources import resources
-from api.schemas import parse_json_body
+from api.schemas import parse_review_decision, parse_review_list
 from core import segments
 from core.drawings import render_png
 from core.storage import ObjectNotFound, StorageError
 from db import labels
-from db.models import ReviewStatus
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("admin_reviews", __name__, url_prefix="/v1/admin/reviews")
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-
 
 protect_admin_blueprint(bp)
 
@@ -76,30 +72,13 @@ def review_json(item: labels.ReviewItem) -> dict[str, Any]:
     }
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest(
-            f"limit must be a whole number from 1 to {MAX_LIMIT}",
-            {"field": "limit", "limit": MAX_LIMIT},
-        )
-    return int(raw)
-
-
 @bp.get("")
 def list_reviews() -> Response:
-    status = request.args.get("status", ReviewStatus.pending.value)
-    if status not in {s.value for s in ReviewStatus}:
-        raise InvalidRequest(
-            "status must be pending or resolved",
-            {"field": "status", "allowed": [s.value for s in ReviewStatus]},
-        )
-    limit = _limit(request.args.get("limit"))
-    after = request.args.get("after") or None
+    query = parse_review_list(request.args.to_dict())
+    status = query.status
     with resources().sessions() as s:
         try:
-            page = labels.list_reviews(s, status=status, limit=limit, after=after)
+            page = labels.list_reviews(s, status=status, limit=query.limit, after=query.after)
         except labels.InvalidCursor as exc:
             raise InvalidRequest(str(exc), {"field": "after"}) from None
     return jsonify(
@@ -162,20 +141,7 @@ def _decision() -> tuple[str, str | None]:
     """The body: {"label": "cat"} or {"discard": true}. Returns (action, label)."""
     if request.mimetype != "application/json":
         raise InvalidRequest("send the body as application/json", {"field": "body"})
-    body = parse_json_body(request.get_data())
-    usage = 'the body must be {"label": "<word>"} or {"discard": true}'
-    if not isinstance(body, dict) or len(body) != 1 or set(body) - {"label", "discard"}:
-        raise InvalidRequest(usage, {"field": "body"})
-    if "discard" in body:
-        if body["discard"] is not True:
-            raise InvalidRequest(usage, {"field": "discard"})
-        return "discard", None
-    try:
-        return "label", labels.normalize_label(body["label"])
-    except labels.InvalidLabel as exc:
-        raise InvalidRequest(
-            str(exc), {"field": "label", "max_length": labels.MAX_LABEL_LENGTH}
-        ) from None
+    return parse_review_decision(read_body(request, resources().settings.max_body_bytes))
 
 
 @bp.post("/<recognition_id>")

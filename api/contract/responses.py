@@ -1,0 +1,137 @@
+"""Response bodies, declared for the document. Views build them as plain dicts (the hot
+path stays cheap); the schemathesis test checks every answer against these models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime as Timestamp
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ErrorBody(Answer):
+    code: str = Field(description="stable, machine-readable: invalid_request, not_found, …")
+    message: str = Field(description="for people; names the field and the rule broken")
+    details: dict[str, Any] = Field(description="e.g. field, reason, limit, allowed")
+
+
+class Error(Answer):
+    """Every error: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorBody
+
+
+class Guess(Answer):
+    label: str
+    confidence: float
+
+
+class Prediction(Answer):
+    label: str
+    confidence: float
+    top: list[Guess] = Field(max_length=3, description="best first")
+
+
+class Recognition(Answer):
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    status: Literal["queued", "running", "done", "failed"]
+    word: str | None
+    player_id: str | None
+    created_at: Timestamp | None
+    finished_at: Timestamp | None
+    prediction: Prediction | None
+    model_version: int | None
+    timings: dict[str, float] | None
+    stored: bool = Field(
+        description="kept, with the player's consent to store: the strokes go to object "
+        "storage just after the answer"
+    )
+    error: str | None = Field(default=None, description="why it failed (failed only)")
+
+
+class LiveGuesses(Answer):
+    guesses: list[Guess] = Field(max_length=3, description="best first")
+    model_version: int
+    timings: dict[str, float]
+
+
+class Words(Answer):
+    words: list[str]
+    model_version: int | None
+
+
+class ModelVersion(Answer):
+    version: int
+    aliases: list[str]
+    classes: list[str]
+    metrics: dict[str, Any]
+    parent: int | None
+    created_at: Timestamp
+    architecture: str
+    source: str
+    checksum: str = Field(description="sha256 of the weights")
+    dataset_manifest: dict[str, Any] | None = Field(
+        default=None, description="the data it was trained on (single version only)"
+    )
+
+
+class ModelList(Answer):
+    versions: list[ModelVersion] = Field(description="every version, newest first")
+    production: int | None
+
+
+class AliasMove(Answer):
+    id: int
+    alias: str
+    from_: int | None = Field(alias="from")
+    to: int
+    actor: str = Field(description="cli:<user>, admin:<token id>, flow:…")
+    reason: str
+    moved_at: Timestamp
+
+
+class AliasHistory(Answer):
+    alias: str
+    history: list[AliasMove] = Field(description="newest first")
+
+
+class MoveResult(Answer):
+    action: Literal["promote", "rollback"]
+    alias: str
+    from_: int | None = Field(alias="from")
+    to: int
+    moved: bool = Field(description="false when the version already was in production")
+    move: AliasMove | None
+    model: ModelVersion
+
+
+class Review(Answer):
+    recognition_id: str = Field(json_schema_extra={"format": "uuid"})
+    review_id: int
+    word: str | None = Field(description="the prompt shown")
+    prediction: Prediction | None = Field(
+        description="the model's guess when the doodle was recognised"
+    )
+    model_version: int | None
+    reason: str = Field(
+        description="why it was queued (near_empty, scribble, model_disagrees: …), or "
+        "spot_check for a doodle a reviewer took up unqueued"
+    )
+    status: Literal["pending", "resolved"]
+    created_at: Timestamp
+    resolved_at: Timestamp | None
+    resolved_by: str | None = Field(description="admin:<token id>")
+    decision: Literal["label", "discard"] | None
+    label: str | None = Field(description="the reviewer's label")
+    png_key: str | None = Field(description="object key of the PNG")
+    drawing_url: str | None = Field(description="where to see it")
+
+
+class ReviewPage(Answer):
+    status: Literal["pending", "resolved"]
+    reviews: list[Review]
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
