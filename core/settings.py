@@ -197,6 +197,9 @@ class Settings:
     gate_max_word_drop: float = 0.02
     gate_max_overall_drop: float = 0.0
     flywheel_cron: str = "0 3 * * *"
+    # The Prefect server (API and UI) that `doodle run` starts, and `doodle flows` looks
+    # for when PREFECT_API_URL is unset.
+    prefect_port: int = 4200
     # Metrics (api/metrics.py): the folder the processes' counters share (None: home/metrics),
     # an optional bearer token /metrics asks for, and worker heartbeats: a worker counts as
     # alive for three beats after its last; /readyz is 503 with fewer alive than asked.
@@ -282,6 +285,7 @@ class Settings:
                 env, "DOODLE_GATE_MAX_OVERALL_DROP", defaults.gate_max_overall_drop
             ),
             flywheel_cron=env.get("DOODLE_FLYWHEEL_CRON") or defaults.flywheel_cron,
+            prefect_port=_int(env, "DOODLE_PREFECT_PORT", defaults.prefect_port),
             metrics_dir=Path(env["DOODLE_METRICS_DIR"]) if env.get("DOODLE_METRICS_DIR") else None,
             metrics_token=env.get("DOODLE_METRICS_TOKEN") or None,
             worker_heartbeat_seconds=_float(
