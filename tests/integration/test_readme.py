@@ -1,0 +1,112 @@
+"""The README's examples, run: what it tells a newcomer to type gives what it shows.
+
+The request bodies are read out of the README itself (the `-d '...'` of each curl line),
+sent to the real API, and the answers compared with the figures the README prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from core.settings import PROJECT_ROOT, Settings
+from tests.fixtures.app import CLIENT_KEY, recognize
+from tests.integration.test_guesses import _serve_one_guess
+
+README = (PROJECT_ROOT / "README.md").read_text()
+HEADERS = {"X-API-Key": CLIENT_KEY}
+
+
+def _curl_body(path: str) -> dict:
+    """The JSON body of the README's curl line that posts to `path`."""
+    match = re.search(re.escape(path) + r"[^`]*?-d '(\{.*?\})'", README, re.DOTALL)
+    assert match, f"no curl example posting to {path} in the README"
+    return json.loads(match.group(1))
+
+
+def _shown(after: str) -> list[tuple[str, float]]:
+    """The ("label", confidence) pairs the README shows after the text `after`."""
+    start = README.index(after)
+    block = README[start : README.index("```", README.index("```", start) + 3)]
+    pairs = re.findall(r'"label": "([a-z ]+)",\s+"confidence":\s+([0-9.]+)', block)
+    assert pairs, f"no prediction shown after {after!r}"
+    return [(label, float(confidence)) for label, confidence in pairs]
+
+
+def _close(answer: list[tuple[str, float]], shown: list[tuple[str, float]], places: int):
+    rounded = [(label, round(confidence, places)) for label, confidence in answer]
+    assert rounded[: len(shown)] == shown
+
+
+def test_the_recognition_example_answers_what_the_readme_shows(
+    client, worker_runtime, seed_version
+):
+    body = _curl_body("/v1/recognitions")
+    assert body["word"] == "star" and body["consent"]["store"] is True
+    posted = client.post("/v1/recognitions", json=body, headers=HEADERS)
+    assert posted.status_code == 202, posted.get_data(as_text=True)
+    rid = posted.get_json()["id"]
+    assert recognize(worker_runtime, uuid.UUID(rid)) == "done"
+    document = client.get(f"/v1/recognitions/{rid}", headers=HEADERS).get_json()
+    prediction = document["prediction"]
+    # The README shows the answer with `top` three, rounded to three places.
+    answer = [(t["label"], t["confidence"]) for t in prediction["top"]]
+    shown = _shown('"status": "done", "word": "star"')
+    assert shown[0] == (prediction["label"], round(prediction["confidence"], 3))
+    _close(answer, shown[1:], 3)
+    assert document["stored"] is True and document["model_version"] == seed_version
+
+
+def test_the_guess_example_answers_what_the_readme_shows(
+    client, redis_client, worker_runtime, seed_version
+):
+    body = _curl_body("/v1/guesses")
+    thread = _serve_one_guess(redis_client, worker_runtime)
+    answered = client.post("/v1/guesses", json=body, headers=HEADERS)
+    thread.join()
+    assert answered.status_code == 200, answered.get_data(as_text=True)
+    guesses = [(g["label"], g["confidence"]) for g in answered.get_json()["guesses"]]
+    shown = re.findall(
+        r'"label": "([a-z ]+)",\s+"confidence":\s+([0-9.]+)',
+        README[README.index("The first five points of that star") :][:250],
+    )
+    _close(guesses, [(label, float(c)) for label, c in shown], 2)
+
+
+def test_the_eval_example_prints_what_the_readme_shows(settings: Settings, seed_version):
+    command = re.search(r"\.venv/bin/doodle eval (--drawings \S+)", README)
+    assert command, "no doodle eval example in the README"
+    printed = re.search(r"prints `(\{.*?), \"per_word\": …\}`", README)
+    assert printed, "the README does not show what doodle eval prints"
+    shown = json.loads(printed.group(1) + "}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.db_url,
+        "REDIS_URL": settings.broker_url,
+        "STORAGE_URL": settings.object_store_url,
+        "DOODLE_HOME": str(settings.home),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "eval", *command.group(1).split()],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("n", "top1", "top3", "map3"):
+        assert round(result[key], 2) == shown[key], (key, result[key])
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/healthz", "/v1/words"])
+def test_the_service_routes_it_names_answer(client, seed_version, path):
+    response = client.get(path, headers=HEADERS)
+    assert response.status_code == 200, response.get_data(as_text=True)
