@@ -71,7 +71,7 @@ def _parse(settings: Any, key: str) -> NewRecognition:
 @bp.post("")
 def create() -> Response:
     res = resources()
-    new = _parse(res.settings, require_client_key(res.settings.client_keys))
+    new = _parse(res.settings, require_client_key(res.settings.client_keys, "recognitions"))
     with res.autocommit.connect() as conn:
         accepted = insert_recognition(conn, new)
     try:
@@ -95,11 +95,12 @@ def create() -> Response:
 @bp.get("/<recognition_id>")
 def read(recognition_id: str) -> Response:
     res = resources()
-    require_client_key(res.settings.client_keys)
+    caller = require_client_key(res.settings.client_keys)
     rid = _parse_id(recognition_id)
     with res.sessions() as s:
         row = get_recognition(s, rid)
-        if row is None:
+        # Another client's recognition is as unknown as one that never was.
+        if row is None or row.client_key_id != caller:
             raise NotFound("no such recognition", {"id": str(rid)})
         document = recognition_json(row)
     return _answer(document, accepted=False)
