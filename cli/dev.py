@@ -7,12 +7,15 @@
 3. A development API key when DOODLE_CLIENT_KEYS is unset: made once, kept in
    var/dev-client-key (0600), printed with a curl line to paste.
 4. Children, each in its own process group, with the resolved URLs in their
-   environment and their output prefixed with their name: `doodle worker --beat`
-   (Celery + the sweeper's schedule) and `doodle api` (gunicorn on 127.0.0.1:PORT).
-   The flows' schedules (`doodle flows serve`) join them once that command exists.
-5. Ctrl-C or SIGTERM: children get SIGTERM, then SIGKILL after a grace period (a
-   second Ctrl-C skips the wait), then the embedded services stop. A child that dies
-   on its own stops everything and `doodle run` exits non-zero.
+   environment and their output prefixed with their name: Prefect's server (API and
+   UI on 127.0.0.1:DOODLE_PREFECT_PORT, unless PREFECT_API_URL names one), `doodle
+   worker` (recognitions), a second worker for live guesses, `doodle beat` (the
+   sweeper's schedule), `doodle api` (gunicorn on 127.0.0.1:PORT) and `doodle flows
+   serve` (the flows' schedules).
+5. Supervision (cli/supervisor.py): a child that exits, or an embedded server that
+   stops, is started again with back-off; the rest keep serving.
+6. Ctrl-C or SIGTERM: children get SIGTERM, then SIGKILL after a grace period (a
+   second Ctrl-C skips the wait), then the embedded services stop.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import click
 
+from cli.supervisor import Child, Output, Server, Supervisor
 from core.embedded import EmbeddedServices
 from core.settings import PROJECT_ROOT, Settings
 
@@ -45,7 +49,6 @@ SEED_CLASSES = PROJECT_ROOT / "ml" / "seed" / "classes.json"
 SAMPLE_DATA = PROJECT_ROOT / "data" / "quickdraw" / "simplified"
 DEV_KEY_FILE = "dev-client-key"
 DEV_ADMIN_TOKEN_FILE = "dev-admin-token"
-STOP_GRACE_SECONDS = 20.0
 READY_TIMEOUT_SECONDS = 120.0
 
 
@@ -63,21 +66,6 @@ def doodle_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-m", "cli.main"]
-
-
-def _has_command(*path: str) -> bool:
-    """Whether `doodle <path...>` exists (so hooks light up when a colleague adds one)."""
-    from cli.main import cli
-
-    command: Any = cli
-    ctx = click.Context(cli)
-    for name in path:
-        if not isinstance(command, click.Group):
-            return False
-        command = command.get_command(ctx, name)
-        if command is None:
-            return False
-    return True
 
 
 # --------------------------------------------------------------------------- setup steps
@@ -170,15 +158,42 @@ def ensure_seed_model(settings: Settings, env: dict[str, str]) -> None:
     subprocess.run([*doodle_command(), "data", "import", str(SAMPLE_DATA)], env=env, check=True)
 
 
+def use_prefect(settings: Settings, env: dict[str, str]) -> int | None:
+    """Point the children at a Prefect server: PREFECT_API_URL's if set, else the one
+    `doodle run` starts on DOODLE_PREFECT_PORT (returned). Its state lives in home/prefect."""
+    if env.get("PREFECT_API_URL"):
+        _say(f"prefect  {env['PREFECT_API_URL']} (PREFECT_API_URL)")
+        return None
+    port = settings.prefect_port
+    if not _port_free("127.0.0.1", port):
+        raise click.ClickException(
+            f"port {port} (the Prefect server's) is already in use; stop what uses it, set "
+            "DOODLE_PREFECT_PORT to a free port, or run with --no-flows"
+        )
+    home = settings.home / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    env.setdefault("PREFECT_HOME", str(home))
+    # A local server has no need to phone home; its SQLite only gets busier if it does.
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    _say(f"prefect  http://127.0.0.1:{port} (the UI; DOODLE_PREFECT_PORT moves it)")
+    return port
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) != 0
 
 
-def banner(base_url: str, key: str | None, key_file: Path | None) -> str:
+def banner(
+    base_url: str, key: str | None, key_file: Path | None, prefect_api: str | None = None
+) -> str:
     line = "=" * 78
     parts = [line, f"  Doodle API is up: {base_url}   (Ctrl-C stops everything)"]
+    if prefect_api:
+        ui = prefect_api.removesuffix("/").removesuffix("/api")
+        parts += [f"  Prefect UI (the flywheel's runs and reports): {ui}"]
     if key is not None:
         shown = f" (kept in {key_file})" if key_file else ""
         body = '{"word": "lightning", "drawing": [[[10, 60, 30, 90], [0, 60, 60, 140]]]}'
@@ -217,91 +232,6 @@ def wait_ready(base_url: str, is_alive: Any, timeout: float = READY_TIMEOUT_SECO
 # --------------------------------------------------------------------------- supervision
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    reader: threading.Thread | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
-@dataclass
-class Supervisor:
-    """Starts children in their own process groups, relays their output, stops them."""
-
-    env: dict[str, str]
-    out: IO[str] = field(default_factory=lambda: sys.stdout)
-    children: list[Child] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self, name: str, argv: list[str]) -> Child:
-        child = Child(name, argv)
-        child.proc = subprocess.Popen(
-            argv,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            # Own group: the terminal's Ctrl-C reaches only us; we stop them in order.
-            process_group=0,
-        )
-        width = max(len(name), 6)
-        child.reader = threading.Thread(
-            target=self._relay, args=(child, name.rjust(width)), daemon=True
-        )
-        child.reader.start()
-        self.children.append(child)
-        return child
-
-    def _relay(self, child: Child, label: str) -> None:
-        assert child.proc is not None and child.proc.stdout is not None
-        for raw in iter(child.proc.stdout.readline, b""):
-            text = raw.decode(errors="replace").rstrip("\n")
-            with self._lock:
-                self.out.write(f"{label} | {text}\n")
-                self.out.flush()
-
-    def dead(self) -> Child | None:
-        return next((c for c in self.children if not c.alive), None)
-
-    def stop(
-        self, *, grace: float = STOP_GRACE_SECONDS, hurry: threading.Event | None = None
-    ) -> None:
-        """SIGTERM to every child (last started first), SIGKILL to the groups of stragglers."""
-        for child in reversed(self.children):
-            if child.alive and child.proc is not None:
-                _signal_group(child.proc.pid, signal.SIGTERM, group=False)
-        deadline = time.monotonic() + grace
-        while any(c.alive for c in self.children):
-            if time.monotonic() > deadline or (hurry is not None and hurry.is_set()):
-                break
-            time.sleep(0.1)
-        for child in self.children:
-            if child.proc is None:
-                continue
-            if child.alive:
-                _say(f"{child.name} did not stop in time; killing it", err=True)
-            # The whole group: forked workers (celery, gunicorn) go with their parent.
-            _signal_group(child.proc.pid, signal.SIGKILL, group=True)
-            child.proc.wait()
-            if child.reader is not None:
-                child.reader.join(timeout=2)
-
-
-def _signal_group(pid: int, sig: signal.Signals, *, group: bool) -> None:
-    try:
-        if group:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 @contextmanager
 def _signals_raise() -> Iterator[None]:
     """During setup, SIGTERM unwinds like Ctrl-C (so `with` blocks stop the services)."""
@@ -333,58 +263,83 @@ def _signals_to_event(stop: threading.Event, hurry: threading.Event) -> Iterator
             signal.signal(s, h)
 
 
-def children_to_start(flows: bool) -> list[tuple[str, list[str]]]:
+def prefect_command(port: int) -> list[str]:
+    """Prefect's own server (API and UI), as `prefect server start` runs it."""
+    script = Path(sys.executable).with_name("prefect")
+    prefect = [str(script)] if script.exists() else [sys.executable, "-m", "prefect"]
+    return [*prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def children_to_start(flows: bool, prefect_port: int | None = None) -> list[tuple[str, list[str]]]:
+    """(name, argv) of every child, in start order. `prefect_port`: start a Prefect
+    server there (None: PREFECT_API_URL names one already)."""
     doodle = doodle_command()
-    children = [
-        ("worker", [*doodle, "worker", "--beat", "--queues", "recognitions,maintenance"]),
+    children = []
+    if flows and prefect_port is not None:
+        children.append(("prefect", prefect_command(prefect_port)))
+    children += [
+        ("worker", [*doodle, "worker", "--queues", "recognitions,maintenance"]),
         # Live guesses get a worker of their own: never behind a batch of recognitions.
         ("guesser", [*doodle, "worker", "--queues", "guesses", "--pool", "solo"]),
+        # The sweeper's schedule on its own: it neither dies nor restarts with a worker.
+        ("beat", [*doodle, "beat"]),
         ("api", [*doodle, "api", "--host", "127.0.0.1"]),
     ]
-    # Hook: the flows' schedules (Prefect) run as a third child once `doodle flows serve`
-    # exists; until then `doodle run` says so and carries on without them.
     if flows:
-        if _has_command("flows", "serve"):
-            children.append(("flows", [*doodle, "flows", "serve"]))
-        else:
-            _say("`doodle flows serve` is not available yet: no scheduled flows")
+        children.append(("flows", [*doodle, "flows", "serve"]))
     return children
 
 
-def supervise(settings: Settings, env: dict[str, str], key: str | None, flows: bool) -> int:
+def supervise(
+    settings: Settings,
+    env: dict[str, str],
+    key: str | None,
+    flows: bool,
+    embedded: EmbeddedServices,
+    prefect_port: int | None,
+) -> int:
     stop, hurry = threading.Event(), threading.Event()
-    supervisor = Supervisor(env)
+    supervisor = Supervisor()
     base_url = f"http://127.0.0.1:{settings.port}"
+    for name in embedded.entered():
+        supervisor.watch(
+            Server(name, partial(embedded.alive, name), partial(embedded.restart, name))
+        )
     with _signals_to_event(stop, hurry):
         try:
-            for name, argv in children_to_start(flows):
-                supervisor.start(name, argv)
+            for name, argv in children_to_start(flows, prefect_port):
+                supervisor.start(Child(name, argv, env, supervisor.output))
 
-            def all_alive() -> bool:
-                return supervisor.dead() is None and not stop.is_set()
-
-            not_ready = wait_ready(base_url, all_alive)
-            if all_alive():
-                key_file = settings.home / DEV_KEY_FILE if key else None
-                with supervisor._lock:
-                    click.echo(banner(base_url, key, key_file))
-                    if not_ready is not None:
-                        _say(f"warning: {base_url}/readyz is not ready yet: {not_ready}", err=True)
-
-            while not stop.wait(0.2):
-                dead = supervisor.dead()
-                if dead is not None:
-                    assert dead.proc is not None
-                    _say(
-                        f"{dead.name} exited unexpectedly (code {dead.proc.returncode}); "
-                        "stopping everything",
-                        err=True,
-                    )
-                    return 1
-            _say("stopping (Ctrl-C again to kill at once)")
+            # Children that die while the API comes up are started again meanwhile.
+            ready = threading.Thread(
+                target=_announce_when_ready,
+                args=(supervisor.output, base_url, key, settings, env, stop),
+                daemon=True,
+            )
+            ready.start()
+            supervisor.run(stop)
+            supervisor.output.say("stopping (Ctrl-C again to kill at once)")
             return 0
         finally:
             supervisor.stop(hurry=hurry)
+
+
+def _announce_when_ready(
+    output: Output,
+    base_url: str,
+    key: str | None,
+    settings: Settings,
+    env: dict[str, str],
+    stop: threading.Event,
+) -> None:
+    not_ready = wait_ready(base_url, lambda: not stop.is_set())
+    if stop.is_set():
+        return
+    key_file = settings.home / DEV_KEY_FILE if key else None
+    with output.lock:
+        click.echo(banner(base_url, key, key_file, env.get("PREFECT_API_URL")))
+    if not_ready is not None:
+        output.say(f"warning: {base_url}/readyz is not ready yet: {not_ready}")
 
 
 # --------------------------------------------------------------------------- the command
@@ -403,7 +358,8 @@ def run_command(flows: bool) -> None:
             "stop it or set PORT"
         )
     try:
-        with _signals_raise(), EmbeddedServices(settings) as resolved:
+        embedded = EmbeddedServices(settings)
+        with _signals_raise(), embedded as resolved:
             _say(f"database {resolved.db_url}")
             _say(f"redis    {resolved.broker_url}")
             _say(f"objects  {resolved.object_store_url}")
@@ -426,9 +382,10 @@ def run_command(flows: bool) -> None:
                         f"{resolved.home / DEV_ADMIN_TOKEN_FILE} (Authorization: Bearer ...)"
                     )
             env = child_env(resolved, client_keys, admin_tokens)
+            prefect_port = use_prefect(resolved, env) if flows else None
             ensure_seed_model(resolved, env)
 
-            code = supervise(resolved, env, key, flows)
+            code = supervise(resolved, env, key, flows, embedded, prefect_port)
     except (KeyboardInterrupt, _Interrupted):
         _say("interrupted; stopped")
         sys.exit(130)

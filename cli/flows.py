@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
+import urllib.request
 from typing import Any
 
 import click
 
 from cli.context import resolved_settings
 from core.settings import Settings
+
+PREFECT_WAIT_SECONDS = 60.0
 
 
 def _export(settings: Settings) -> None:
@@ -23,6 +27,36 @@ def _export(settings: Settings) -> None:
     # The embedded Prefect API keeps state in SQLite; its telemetry heartbeat only adds
     # "database is locked" noise there, and a deployment has no need to phone home.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The running Prefect server when there is one (`make run` starts one on
+    # DOODLE_PREFECT_PORT), so its UI shows this command's runs; else Prefect starts a
+    # temporary one of its own. Set before Prefect is imported: it reads it then.
+    url = os.environ.get("PREFECT_API_URL") or local_prefect_api(settings.prefect_port)
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+        wait_for_prefect(url)
+
+
+def local_prefect_api(port: int) -> str | None:
+    """The API URL of a Prefect server answering on 127.0.0.1:port, else None."""
+    url = f"http://127.0.0.1:{port}/api"
+    return url if _healthy(url, timeout=1.0) else None
+
+
+def wait_for_prefect(url: str, timeout: float = PREFECT_WAIT_SECONDS) -> None:
+    """Wait for a Prefect API that is starting (`make run` starts it with the flows)."""
+    deadline = time.monotonic() + timeout
+    while not _healthy(url, timeout=2.0):
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"the Prefect API at {url} does not answer")
+        time.sleep(0.5)
+
+
+def _healthy(url: str, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 def headline(report: Any) -> dict[str, Any]:

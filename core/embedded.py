@@ -211,6 +211,14 @@ class EmbeddedPostgres:
             )
         return port
 
+    def alive(self) -> bool:
+        """Whether the postmaster of this data directory runs (a cheap check: no waiting)."""
+        try:
+            pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return _pid_alive(pid) and "postgres" in _cmdline(pid)
+
     def _prepare_root_access(self) -> None:
         """As root: make sure the system user exists and can reach the data directory."""
         user = self._system_user()
@@ -401,6 +409,9 @@ class EmbeddedRedis:
             return pid
         return None
 
+    def alive(self) -> bool:
+        return self._pid() is not None
+
     def running_port(self) -> int | None:
         pid, port = self._pid(), self._configured_port()
         if pid is None or port is None:
@@ -587,6 +598,20 @@ class EmbeddedServices:
         if "redis" in urls:
             changes["redis_url"] = urls["redis"]
         return self.settings.with_services(**changes)
+
+    def entered(self) -> list[str]:
+        """The embedded servers this instance uses ("postgres", "redis"), in start order."""
+        return list(self._entered)
+
+    def alive(self, name: str) -> bool:
+        return self._services()[name].alive()
+
+    def restart(self, name: str) -> None:
+        """Start a server of ours that died, on its port and data (`doodle run`'s supervisor).
+
+        Under the lock, so two processes that both saw it die start it once."""
+        with _flock(self.home / LOCK_FILE):
+            self._services()[name].up()
 
     def _release(self, handles: dict[str, list[str]]) -> None:
         """Drop our handles; stop each server nobody else holds (in reverse order)."""
