@@ -209,7 +209,12 @@ class Supervisor:
                 try:
                     service.start()
                 except Exception as exc:  # e.g. Postgres refusing while old backends exit
-                    self.output.say(f"could not start {service.name}: {exc}")
+                    # The last line says why (a server log's tail ends with the FATAL).
+                    reason = ([ln for ln in str(exc).splitlines() if ln.strip()] or [""])[-1]
+                    self.output.say(
+                        f"could not start {service.name} ({reason or type(exc).__name__}); "
+                        f"trying again in {watch.delay:g}s"
+                    )
                     watch.restart_at = now + watch.delay
                     watch.delay = min(watch.delay * 2, self.max_delay)
                     continue

@@ -148,7 +148,7 @@ def test_a_failed_restart_is_tried_again_later(supervisor, output):
     _until(lambda: supervisor.restarts("flaky") == 1, 5, supervisor)
     assert len(attempts) == 3
     assert attempts[2] - attempts[1] > attempts[1] - attempts[0] >= 0.2
-    assert "could not start flaky: port still taken" in output.out.getvalue()
+    assert "could not start flaky (port still taken); trying again in" in output.out.getvalue()
 
 
 def test_stop_ends_every_child_and_its_forks_within_the_grace(output, tmp_path: Path):
