@@ -2,7 +2,7 @@
 
 Two kinds of things are watched, both as a `Service` (a name, `alive()`, `start()`):
 
-- `Child`: a process of ours (worker, guesser, beat, api, Prefect), in its own process
+- `Child`: a process of ours (workers, beat, api, Prefect, flows), in its own process
   group (the terminal's Ctrl-C reaches only `doodle run`, which stops them in order),
   its output relayed line by line behind its name.
 - `Server`: an embedded server that runs detached (Redis, Postgres); `doodle run` does
@@ -189,7 +189,7 @@ class Supervisor:
 
     def check(self) -> None:
         """One look at every service: notice what went down, start what is due."""
-        # Servers first: a child started while Redis is down would only die again.
+        # Servers first: in a pass that restarts Redis and a worker, Redis comes back first.
         ordered = sorted(self.watches, key=lambda w: isinstance(w.service, Child))
         for watch in ordered:
             now = time.monotonic()
