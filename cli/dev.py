@@ -14,7 +14,7 @@
    serve` (the flows' schedules).
 5. Supervision (cli/supervisor.py): a child that exits, or an embedded server that
    stops, is started again with back-off; the rest keep serving.
-6. Ctrl-C or SIGTERM: children get SIGTERM, then SIGKILL after a grace period (a
+6. Ctrl-C, SIGTERM or SIGHUP: children get SIGTERM, then SIGKILL after a grace period (a
    second Ctrl-C skips the wait), then the embedded services stop.
 """
 
@@ -234,28 +234,33 @@ def wait_ready(base_url: str, is_alive: Any, timeout: float = READY_TIMEOUT_SECO
 
 @contextmanager
 def _signals_raise() -> Iterator[None]:
-    """During setup, SIGTERM unwinds like Ctrl-C (so `with` blocks stop the services)."""
+    """During setup, SIGTERM (or SIGHUP: the terminal closed) unwinds like Ctrl-C, so
+    `with` blocks stop the services."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise _Interrupted(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @contextmanager
 def _signals_to_event(stop: threading.Event, hurry: threading.Event) -> Iterator[None]:
-    """While supervising: the first Ctrl-C/SIGTERM asks to stop, the second to hurry."""
+    """While supervising: the first Ctrl-C/SIGTERM asks to stop, the second to hurry.
+    SIGHUP too: the children, in process groups of their own, would outlive a closed
+    terminal otherwise."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             hurry.set()
         stop.set()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, handler) for s in stopping}
     try:
         yield
     finally:
