@@ -96,6 +96,12 @@ def worker_command(
             f"--queues={queues}",
             f"--pool={pool or settings.worker_pool}",
             f"--hostname=doodle-{os.getpid()}@%h",
+            # Workers never talk to each other here. Gossip's restart after a lost broker
+            # is where kombu's Redis transport raised the worker-killing AttributeError
+            # ('NoneType' object has no attribute 'hostname', celery/kombu#582), and
+            # mingle makes every reconnect wait a second for neighbours.
+            "--without-gossip",
+            "--without-mingle",
         ]
         if beat:
             argv += ["--beat", f"--schedule={settings.home / 'celerybeat-schedule'}"]
