@@ -42,6 +42,7 @@ import click
 
 from cli.supervisor import Child, Output, Server, Supervisor
 from core.embedded import EmbeddedServices
+from core.logs import redact_url
 from core.settings import PROJECT_ROOT, Settings
 
 SEED_WEIGHTS = PROJECT_ROOT / "ml" / "seed" / "quickdraw20_state_dict.pt"
@@ -365,9 +366,9 @@ def run_command(flows: bool) -> None:
     try:
         embedded = EmbeddedServices(settings)
         with _signals_raise(), embedded as resolved:
-            _say(f"database {resolved.db_url}")
-            _say(f"redis    {resolved.broker_url}")
-            _say(f"objects  {resolved.object_store_url}")
+            _say(f"database {redact_url(resolved.db_url)}")
+            _say(f"redis    {redact_url(resolved.broker_url)}")
+            _say(f"objects  {redact_url(resolved.object_store_url)}")
             migrate.upgrade(resolved.db_url)
 
             key: str | None = None

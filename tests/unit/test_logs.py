@@ -62,3 +62,15 @@ def test_an_unknown_format_is_refused(monkeypatch):
     monkeypatch.setenv("DOODLE_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="DOODLE_LOG_FORMAT"):
         configure_logging()
+
+
+def test_urls_are_printed_without_their_password():
+    from core.logs import redact_url
+
+    assert redact_url("s3://KEY:s3cr3t@minio:9000/doodles?secure=true") == (
+        "s3://KEY:***@minio:9000/doodles?secure=true"
+    )
+    assert redact_url("postgresql://root:pw@db:5432/app") == "postgresql://root:***@db:5432/app"
+    assert redact_url("redis://:pw@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert redact_url("redis://cache:6379/0") == "redis://cache:6379/0"
+    assert redact_url("file:///var/objects") == "file:///var/objects"
