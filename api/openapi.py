@@ -50,8 +50,13 @@ class Op:
     links: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
+        answers = dict(self.answers)
+        if self.security is not None:
+            # Every authenticated route counts failed keys (and client routes, requests).
+            answers.setdefault(429, "too many requests, or failed authentications; see Retry-After")
+            answers.setdefault(503, "a backing service is unavailable; see Retry-After")
         responses: dict[str, Any] = {}
-        for status, answer in self.answers.items():
+        for status, answer in sorted(answers.items()):
             text, model = answer if isinstance(answer, tuple) else (answer, None)
             if model is None and status >= 400:
                 model = rs.Error
@@ -145,7 +150,12 @@ def _operations(settings: Settings) -> dict[str, dict[str, Op]]:
                         "schema": {"type": "string", "example": "wait=5"},
                     },
                     *[
-                        {**p, "description": f"{p.get('description', '')} (PNG bodies only)"}
+                        {
+                            **p,
+                            "description": f"{p.get('description', '')} PNG bodies only "
+                            "(with a JSON body it goes in the body; here it is checked and "
+                            "ignored).",
+                        }
                         for p in _query(rq.PngQuery)
                     ],
                 ],

@@ -58,7 +58,8 @@ def _answer(document: dict[str, Any], *, accepted: bool) -> Response:
 def _parse(settings: Any, key: str) -> NewRecognition:
     mimetype = request.mimetype
     if mimetype == "application/json":
-        return parse_json_recognition(read_body(request, settings.max_body_bytes), settings, key)
+        data = read_body(request, settings.max_body_bytes)
+        return parse_json_recognition(data, request.args.to_dict(), settings, key)
     if mimetype == "image/png":
         data = read_body(request, settings.max_body_bytes)
         return parse_png_recognition(data, request.args.to_dict(), key)

@@ -31,7 +31,12 @@ _MOVE: Parser[MoveRequest] = Parser(MoveRequest)
 _REVIEW_LIST: Parser[ReviewListQuery] = Parser(ReviewListQuery)
 
 
-def parse_json_recognition(data: bytes, settings: Settings, client_key_id: str) -> NewRecognition:
+def parse_json_recognition(
+    data: bytes, args: dict[str, str], settings: Settings, client_key_id: str
+) -> NewRecognition:
+    # The query's word and player_id are for PNG bodies; checked here too, so that one
+    # operation has one rule for its parameters.
+    _PNG_QUERY.python(args)
     body = _RECOGNITION.json(data)
     check = check_drawing(body.drawing, settings)
     consent = body.consent
@@ -56,7 +61,7 @@ def parse_json_guess(data: bytes, settings: Settings) -> list[Any]:
 
 def parse_png_recognition(data: bytes, args: dict[str, str], client_key_id: str) -> NewRecognition:
     """A PNG body, as the seed's mobile client sent; `word` and `player_id` come in the query."""
-    query = _PNG_QUERY.python({k: v for k, v in args.items() if k in PngQuery.model_fields})
+    query = _PNG_QUERY.python(args)
     validate_png(data)
     return NewRecognition(
         input_format=InputFormat.png,
@@ -80,11 +85,7 @@ def parse_move_reason(data: bytes) -> str:
 
 
 def parse_review_list(args: dict[str, str]) -> ReviewListQuery:
-    known = {k: v for k, v in args.items() if k in ReviewListQuery.model_fields}
-    # An empty `after=` means the first page, as before.
-    if not known.get("after"):
-        known.pop("after", None)
-    return _REVIEW_LIST.python(known)
+    return _REVIEW_LIST.python(args)
 
 
 def recognition_json(row: Recognition) -> dict[str, Any]:

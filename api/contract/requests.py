@@ -175,5 +175,7 @@ class ReviewListQuery(Body):
     status: Literal["pending", "resolved"] = "pending"
     limit: Annotated[int, Field(ge=1, le=limits.MAX_PAGE)] = limits.DEFAULT_PAGE
     after: Annotated[str, StringConstraints(pattern=limits.CURSOR_PATTERN)] | None = Field(
-        default=None, description="the `next` cursor of the previous page"
+        default=None,
+        description="the `next` cursor of the previous page (leave it out for the first "
+        "page); only cursors the list made are accepted",
     )

@@ -259,3 +259,12 @@ def test_the_document_follows_the_settings(app, settings):
         assert assert_error(response, 400)["details"]["limit"] == 3
     finally:
         tight.extensions["doodle"].close()
+
+
+def test_unknown_or_bad_query_parameters_are_400(client, db_session_factory):
+    error = assert_error(client.get("/v1/admin/reviews?colour=red", headers=ADMIN), 400)
+    assert error["details"]["field"] == "colour"
+    # The PNG parameters are checked with a JSON body too: one rule for the operation.
+    error = assert_error(_post(client, {"drawing": LINE}, query_string={"player_id": ""}), 400)
+    assert error["details"]["field"] == "player_id"
+    assert _count(db_session_factory) == 0

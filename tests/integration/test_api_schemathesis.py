@@ -1,0 +1,207 @@
+"""Schemathesis over /openapi.json, against the real app on real Postgres, Redis and S3:
+every operation, client and admin, with valid keys; no 5xx and no answer that breaks the
+document. Bounded: a few examples an operation, and waits cut to a fraction of a second."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import Case, GenerationMode
+
+from api.openapi import openapi_document
+from core.settings import Settings
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
+from workers.guess import GuessRequest, guess_batch
+from workers.runtime import WorkerRuntime
+from workers.signatures import GUESS_QUEUE
+
+AUTH = {"X-API-Key": CLIENT_KEY, "Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def guess_worker(redis_client, worker_runtime: WorkerRuntime) -> Iterator[None]:
+    """A thread that answers live guesses as the guess worker does, so a guess gets its
+    200 (and its answer is checked against the document) instead of a 503."""
+    worker_runtime.models.current()  # load the model before the first guess waits on it
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            popped = redis_client.brpop([GUESS_QUEUE], timeout=0.1)
+            if popped is not None:
+                envelope = json.loads(popped[1])
+                args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+                guess_batch(worker_runtime, [GuessRequest(*args)])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
+
+
+@pytest.fixture
+def contract_app(settings: Settings, seed_version: int, guess_worker: None) -> Iterator[Flask]:
+    """The app with the seed model in production and a guess worker. Recognitions are
+    not run (Prefer: wait is capped at 0.1 s: it would only time out). Rate limits off:
+    schemathesis sends bursts, and wrong keys on purpose."""
+    from api import create_app
+    from api.resources import EXTENSION
+
+    quick = replace(
+        settings,
+        max_wait_seconds=0.1,
+        rate_recognitions=None,
+        rate_guesses=None,
+        rate_auth_failures=None,
+    )
+    app = create_app(quick)
+    yield app
+    app.extensions[EXTENSION].close()
+
+
+@pytest.fixture
+def api_schema(contract_app: Flask):
+    return schemathesis.openapi.from_wsgi("/openapi.json", contract_app)
+
+
+# One test an operation and mode (schemathesis' own pytest plugin does not run under
+# pytest 9); negative cases only where there is something to send wrong.
+RUNS = [
+    (method.upper(), path, mode)
+    for path, ops in openapi_document(Settings())["paths"].items()
+    for method, op in ops.items()
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE or "parameters" in op or "requestBody" in op
+]
+BOUNDED = settings(
+    max_examples=12,
+    deadline=None,
+    database=None,
+    derandomize=True,  # the same cases every run: a failure here is reproducible
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def _text(value: Any, default: str) -> Any:
+    """Stated in words: stripped, not blank, printable, its length counted lower-cased."""
+    if not isinstance(value, str):
+        return value
+    kept = "".join(c for c in value if c.isprintable()).strip()[:32]
+    return kept if kept and len(kept.lower()) <= 64 else default
+
+
+def _drawing(drawing: Any) -> Any:
+    """Stated in words: one form for all strokes, rows of equal length, two distinct points."""
+    if not (drawing and isinstance(drawing, list)):
+        return drawing
+    if not all(
+        isinstance(x, list) for stroke in drawing if isinstance(stroke, list) for x in stroke
+    ):
+        return drawing  # not the schema's shape (a negative case): left as it is
+    if not all(isinstance(stroke, list) and stroke for stroke in drawing):
+        return drawing
+    arity = len(drawing[0])
+    strokes = []
+    for stroke in drawing:
+        stroke = [*stroke, [0], [0], [0]][:arity]
+        length = min(len(row) for row in stroke)
+        strokes.append([row[:length] for row in stroke])
+    strokes.append([[0, 1], [0, 1], [0, 16]][:arity])  # two distinct points, whatever came
+    return strokes
+
+
+def follow_rules_stated_in_words(case: Case, cursors: set[str] | None = None) -> Case:
+    """A schema-valid case, made to follow the rules the document states in descriptions
+    (JSON Schema cannot say them), so that the app must accept it. `cursors`: the review
+    list's cursors seen so far, the only ones it accepts."""
+    body = case.body
+    if isinstance(body, dict):
+        if "drawing" in body:
+            body["drawing"] = _drawing(body["drawing"])
+        for key, default in (("word", "star"), ("label", "cat")):
+            if key in body:
+                body[key] = _text(body[key], default)
+        consent = body.get("consent")
+        if isinstance(consent, dict):
+            consent["version"] = _text(consent.get("version"), "2026-11")
+            consent["store"] = consent.get("store") or consent.get("train")  # train needs store
+            body.setdefault("player_id", "player-1")  # consent needs a player
+            body["player_id"] = body["player_id"] or "player-1"
+    if case.query:
+        if case.query.get("after") not in (cursors or set()):
+            case.query.pop("after", None)  # a cursor is only ever one the list made
+        if "word" in case.query:
+            case.query["word"] = _text(case.query["word"], "star")
+    return case
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), RUNS, ids=[f"{m} {p} {g}" for m, p, g in RUNS])
+def test_every_operation_keeps_the_contract(api_schema, method, path, mode):
+    operation = api_schema[path][method]
+    # Valid keys, fixed: negative cases then break the request, not the credentials.
+    cases = operation.as_strategy(generation_mode=mode, headers=dict(AUTH))
+    if mode is GenerationMode.POSITIVE:
+        cases = cases.map(follow_rules_stated_in_words)
+
+    @given(case=cases)
+    @BOUNDED
+    def check(case) -> None:
+        case.call_and_validate(headers=AUTH)
+
+    check()
+
+
+def test_linked_calls_keep_the_contract(api_schema):
+    """Stateful: follow the document's links (a created recognition is read back by its id;
+    a review page leads to the next), checking every answer on the way."""
+    machine = api_schema.as_state_machine()
+
+    cursors: set[str] = set()
+    read_back: list[str] = []  # ids a link carried from a created recognition to a read
+
+    class WithKeys(machine):  # type: ignore[misc,valid-type]
+        def before_call(self, case: Case) -> None:
+            follow_rules_stated_in_words(case, cursors)
+
+        def after_call(self, response, case: Case) -> None:
+            super().after_call(response, case)
+            page = response.json() if response.status_code == 200 else None
+            if isinstance(page, dict) and isinstance(page.get("next"), str):
+                cursors.add(page["next"])
+            if case.operation.label == "GET /v1/recognitions/{recognition_id}" and page:
+                read_back.append(page["id"])
+
+        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+            return {"headers": AUTH}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+            # Told the headers sent, the auth checks know the keys are valid ones.
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                headers=AUTH,
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+    WithKeys.run(
+        settings=settings(
+            max_examples=10,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    assert read_back, "no created recognition was read back through the link"
