@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -116,6 +116,13 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("dependency unavailable: %s", type(exc).__name__)
         unavailable = ServiceUnavailable("a backing service is unavailable; try again shortly")
         return _api_error(unavailable)
+
+    @app.errorhandler(DataError)
+    def _unstorable(exc: DataError) -> Response:
+        # A value Postgres refuses (out of range, NUL, too long) that validation let through:
+        # the client's input, so a 400; logged without its parameters (players' data).
+        log.warning("value refused by the database: %s", type(exc.orig).__name__)
+        return _api_error(InvalidRequest("a value in the request is out of range"))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

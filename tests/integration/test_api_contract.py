@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import struct
@@ -268,3 +269,12 @@ def test_unknown_or_bad_query_parameters_are_400(client, db_session_factory):
     error = assert_error(_post(client, {"drawing": LINE}, query_string={"player_id": ""}), 400)
     assert error["details"]["field"] == "player_id"
     assert _count(db_session_factory) == 0
+
+
+def test_a_forged_cursor_beyond_the_database_range_is_400_not_500(client):
+    """The cursor decodes (a time and a review id), but the id overflows Postgres' bigint:
+    a value the database refuses is the client's input, answered 400."""
+    raw = json.dumps(["2026-01-01T00:00:00+00:00", 10**30]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = client.get(f"/v1/admin/reviews?after={cursor}", headers=ADMIN)
+    assert_error(response, 400, "invalid_request")
