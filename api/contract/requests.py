@@ -28,7 +28,7 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _lower_within(max_length: int, field: str):
+def _lower_within(max_length: int, field: str) -> AfterValidator:
     def check(value: str) -> str:
         value = value.strip().lower()
         if not value:
