@@ -26,6 +26,10 @@ from workers.signatures import GUESS_QUEUE
 
 AUTH = {"X-API-Key": CLIENT_KEY, "Authorization": f"Bearer {ADMIN_TOKEN}"}
 
+# Hypothesis warns when the global `random` state moves while it draws a case; in a full
+# run, background threads of other fixtures (Prefect's server, object writers) do that.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
+
 
 @pytest.fixture
 def guess_worker(redis_client, worker_runtime: WorkerRuntime) -> Iterator[None]:
