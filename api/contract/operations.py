@@ -1,0 +1,344 @@
+"""The operations of the API: for each path and method, its parameters, bodies (by
+model), answers, security and links. `api.openapi` assembles them into the document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from api.contract import limits
+from api.contract import requests as rq
+from api.contract import responses as rs
+from core.settings import Settings
+
+REF = "#/components/schemas/{model}"
+API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
+ADMIN: list[dict[str, list[str]]] = [{"AdminBearer": []}]
+RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+UUID = {"type": "string", "format": "uuid"}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel] | None) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model) if model else {"type": "object"}}}
+
+
+@dataclass
+class Op:
+    """One operation: its answers map a status to a description, or (description, model)."""
+
+    operation_id: str
+    summary: str
+    answers: dict[int, str | tuple[str, type[BaseModel] | None]]
+    security: list[dict[str, list[str]]] | None = None
+    description: str | None = None
+    body: dict[str, Any] | None = None
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    headers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    links: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        answers = dict(self.answers)
+        if self.security is not None:
+            # Every authenticated route counts failed keys (and client routes, requests).
+            answers.setdefault(429, "too many requests, or failed authentications; see Retry-After")
+            answers.setdefault(503, "a backing service is unavailable; see Retry-After")
+        responses: dict[str, Any] = {}
+        for status, answer in sorted(answers.items()):
+            text, model = answer if isinstance(answer, tuple) else (answer, None)
+            if model is None and status >= 400:
+                model = rs.Error
+            response: dict[str, Any] = {"description": text}
+            if model is not None:
+                response["content"] = _json(model)
+            if status in (429, 503):
+                response["headers"] = RETRY_AFTER
+            if status in self.headers:
+                response["headers"] = {**response.get("headers", {}), **self.headers[status]}
+            if status in self.links:
+                response["links"] = self.links[status]
+            responses[str(status)] = response
+        out: dict[str, Any] = {"operationId": self.operation_id, "summary": self.summary}
+        if self.description:
+            out["description"] = self.description
+        if self.security is not None:
+            out["security"] = self.security
+        if self.parameters:
+            out["parameters"] = self.parameters
+        if self.body is not None:
+            out["requestBody"] = self.body
+        out["responses"] = responses
+        return out
+
+
+def _path(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param = {"name": name, "in": "path", "required": True, "schema": schema}
+    return {**param, "description": description} if description else param
+
+
+def _query(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """A model of query parameters as OpenAPI parameters."""
+    schema = model.model_json_schema(ref_template=REF)
+    params = []
+    for name, prop in schema["properties"].items():
+        # An optional parameter is left out, never sent as null: drop the null branch.
+        branches = [b for b in prop.pop("anyOf", []) if b != {"type": "null"}]
+        prop = {**branches[0], **prop} if branches else prop
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+        param = {"name": name, "in": "query", "required": name in schema.get("required", [])}
+        if "description" in prop:
+            param["description"] = prop.pop("description")
+        params.append({**param, "schema": prop})
+    return params
+
+
+def _body(content: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": content}
+
+
+RECOGNITION_ID = _path("recognition_id", UUID)
+VERSION = _path("version", {"type": "integer", "minimum": 0, "maximum": limits.MAX_VERSION_ID})
+ALIAS = _path("alias", {"type": "string", "minLength": 1, "maxLength": limits.ALIAS_NAME_LENGTH})
+CLIENT_401 = "missing or unknown API key"
+ADMIN_401 = "missing or unknown admin token"
+BAD_JSON = "invalid JSON, fields or drawing; `details.field` names the field"
+TOO_LARGE = "body over the limit"
+NEXT_PAGE = {"operationId": "listReviews", "parameters": {"after": "$response.body#/next"}}
+READ_RECOGNITION = {
+    "operationId": "readRecognition",
+    "parameters": {"recognition_id": "$response.body#/id"},
+}
+
+
+def operations(settings: Settings) -> dict[str, dict[str, Op]]:
+    """Every path and method the API serves, with the models of its bodies."""
+    wait = settings.max_wait_seconds
+    move_body = _body(_json(rq.MoveRequest), required=False)
+    return {
+        "/v1/recognitions": {
+            "post": Op(
+                "createRecognition",
+                "Recognise a doodle",
+                {
+                    200: ("finished within the Prefer: wait time", rs.Recognition),
+                    202: ("accepted; poll the Location", rs.Recognition),
+                    400: BAD_JSON,
+                    401: CLIENT_401,
+                    413: TOO_LARGE,
+                    415: "neither JSON nor PNG",
+                    503: "a backing service is unavailable; nothing was recorded",
+                },
+                security=API_KEY,
+                parameters=[
+                    {
+                        "name": "Prefer",
+                        "in": "header",
+                        "description": f"wait=N (RFC 7240, N <= {wait:g}): answer 200 with the "
+                        "result if it is ready within N seconds",
+                        "schema": {"type": "string", "example": "wait=5"},
+                    },
+                    *[
+                        {
+                            **p,
+                            "description": f"{p.get('description', '')} PNG bodies only "
+                            "(with a JSON body it goes in the body; here it is checked and "
+                            "ignored).",
+                        }
+                        for p in _query(rq.PngQuery)
+                    ],
+                ],
+                body=_body(
+                    {
+                        **_json(rq.RecognitionRequest),
+                        "image/png": {
+                            "schema": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "at most "
+                                f"{limits.MAX_PNG_SIDE}x{limits.MAX_PNG_SIDE} pixels",
+                            }
+                        },
+                    }
+                ),
+                headers={
+                    202: {
+                        "Location": {"schema": {"type": "string"}},
+                        "Retry-After": RETRY_AFTER["Retry-After"],
+                    }
+                },
+                links={200: {"read": READ_RECOGNITION}, 202: {"read": READ_RECOGNITION}},
+            )
+        },
+        "/v1/recognitions/{recognition_id}": {
+            "get": Op(
+                "readRecognition",
+                "Read a recognition",
+                {
+                    200: ("the recognition", rs.Recognition),
+                    401: CLIENT_401,
+                    404: "no such recognition",
+                    503: "a backing service is unavailable",
+                },
+                security=API_KEY,
+                parameters=[RECOGNITION_ID],
+            )
+        },
+        "/v1/guesses": {
+            "post": Op(
+                "createGuesses",
+                "Live guesses for the strokes drawn so far (nothing is stored)",
+                {
+                    200: ("the model's best guesses", rs.LiveGuesses),
+                    400: BAD_JSON,
+                    401: CLIENT_401,
+                    413: TOO_LARGE,
+                    415: "not JSON",
+                    429: "workers busy: guesses are shed; see Retry-After",
+                    503: "no worker answered in time; see Retry-After",
+                },
+                security=API_KEY,
+                description="Send one every few hundred milliseconds while the player draws. "
+                "Guesses go to the workers ahead of recognitions, and are shed with 429 when "
+                "the workers are busy.",
+                body=_body(_json(rq.GuessRequest)),
+            )
+        },
+        "/v1/words": {
+            "get": Op(
+                "listWords",
+                "Words the production model knows",
+                {200: ("the words", rs.Words), 503: "a backing service is unavailable"},
+            )
+        },
+        "/healthz": {"get": Op("healthz", "Liveness", {200: "alive"})},
+        "/readyz": {
+            "get": Op(
+                "readyz",
+                "Readiness: Postgres, Redis, object storage, production model",
+                {200: "ready", 503: "a dependency is unavailable"},
+            )
+        },
+        "/openapi.json": {"get": Op("openapi", "This document", {200: "OpenAPI"})},
+        "/metrics": {"get": Op("metrics", "Prometheus metrics (text format)", {200: "metrics"})},
+        "/v1/admin/models": {
+            "get": Op(
+                "listModels",
+                "Model versions with their aliases, classes, metrics, parent",
+                {200: ("every version, newest first", rs.ModelList), 401: ADMIN_401},
+                security=ADMIN,
+            )
+        },
+        "/v1/admin/models/{version}": {
+            "get": Op(
+                "readModel",
+                "One model version, with the manifest of its training data",
+                {200: ("the version", rs.ModelVersion), 401: ADMIN_401, 404: "no such version"},
+                security=ADMIN,
+                parameters=[VERSION],
+            )
+        },
+        "/v1/admin/models/{version}/promote": {
+            "post": Op(
+                "promoteModel",
+                "Point the production alias at this version",
+                {
+                    200: ("the move", rs.MoveResult),
+                    400: "invalid body",
+                    401: ADMIN_401,
+                    404: "no such model version",
+                    413: TOO_LARGE,
+                },
+                security=ADMIN,
+                description="Workers serve it within seconds, without a restart. Promoting "
+                "the current production version changes nothing.",
+                parameters=[VERSION],
+                body=move_body,
+            )
+        },
+        "/v1/admin/models/rollback": {
+            "post": Op(
+                "rollbackModel",
+                "Move production back to the previous production version",
+                {
+                    200: ("the move", rs.MoveResult),
+                    400: "invalid body",
+                    401: ADMIN_401,
+                    409: "no earlier production version to go back to",
+                    413: TOO_LARGE,
+                },
+                security=ADMIN,
+                description="Undoes the latest move of production not undone yet: a second "
+                "rollback goes one step further back.",
+                body=move_body,
+            )
+        },
+        "/v1/admin/models/aliases/{alias}/history": {
+            "get": Op(
+                "aliasHistory",
+                "Every move of an alias, newest first: who, when, from, to",
+                {200: ("the moves", rs.AliasHistory), 401: ADMIN_401, 404: "no such alias"},
+                security=ADMIN,
+                parameters=[ALIAS],
+            )
+        },
+        "/v1/admin/reviews": {
+            "get": Op(
+                "listReviews",
+                "Reviews of one status, oldest queued first, a page at a time",
+                {
+                    200: ("one page", rs.ReviewPage),
+                    400: "bad status, limit or cursor",
+                    401: ADMIN_401,
+                },
+                security=ADMIN,
+                description="Keyset pagination: pass `next` as `after` for the next page "
+                "(null on the last). Ordered by queue time, then id.",
+                parameters=_query(rq.ReviewListQuery),
+                links={200: {"next": NEXT_PAGE}},
+            )
+        },
+        "/v1/admin/reviews/{recognition_id}/drawing.png": {
+            "get": Op(
+                "reviewDrawing",
+                "The stored drawing of a doodle, as PNG",
+                {
+                    200: "the drawing",
+                    401: ADMIN_401,
+                    404: "no such recognition, or no drawing stored for it",
+                    503: "object storage is unavailable",
+                },
+                security=ADMIN,
+                parameters=[RECOGNITION_ID],
+            )
+        },
+        "/v1/admin/reviews/{recognition_id}": {
+            "post": Op(
+                "decideReview",
+                "Label or discard a doodle (queued or not: a spot check)",
+                {
+                    200: ("the resolved review", rs.Review),
+                    400: "invalid body or label",
+                    401: ADMIN_401,
+                    404: "no such recognition",
+                    409: "the doodle may not be trained on (no consent to train, withdrawn, "
+                    "player erased), is not finished, or a discard of a labelled doodle",
+                    413: TOO_LARGE,
+                },
+                security=ADMIN,
+                description="A label is recorded with source `reviewer` and beats every "
+                "automatic label; labelling again replaces the decision. A discard keeps the "
+                "doodle out of relabelling, training and the golden set. Either resolves the "
+                "doodle's review (creating one, reason spot_check, if none) and is audited.",
+                parameters=[RECOGNITION_ID],
+                body=_body(
+                    {"application/json": {"schema": {"$ref": REF.format(model="ReviewDecision")}}}
+                ),
+            )
+        },
+    }
