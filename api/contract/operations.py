@@ -225,7 +225,13 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
             )
         },
         "/openapi.json": {"get": Op("openapi", "This document", {200: "OpenAPI"})},
-        "/metrics": {"get": Op("metrics", "Prometheus metrics (text format)", {200: "metrics"})},
+        "/metrics": {
+            "get": Op(
+                "metrics",
+                "Prometheus metrics (text format)",
+                {200: "metrics", 401: "DOODLE_METRICS_TOKEN is set: send it as a bearer token"},
+            )
+        },
         "/v1/admin/models": {
             "get": Op(
                 "listModels",
