@@ -1,5 +1,5 @@
 """API keys of game clients (X-API-Key) and bearer tokens of admins, with the rate limits
-that go with them (api.limits): failed attempts per address, requests per client key."""
+that go with them (api.rate_limits): failed attempts per address, requests per client key."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from flask import Blueprint, Response, g, request
 
 from api.errors import Unauthorized
-from api.limits import too_many
+from api.rate_limits import too_many
 from api.resources import resources
 from core.rates import Rate
 

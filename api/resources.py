@@ -7,7 +7,7 @@ from functools import cached_property
 import redis
 from flask import current_app
 
-from api.limits import Limiter
+from api.rate_limits import Limiter
 from db.connections import Connections
 
 EXTENSION = "doodle"

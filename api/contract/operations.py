@@ -17,6 +17,14 @@ REF = "#/components/schemas/{model}"
 API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 ADMIN: list[dict[str, list[str]]] = [{"AdminBearer": []}]
 RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+# Every answer names its request (core.logs): the client's X-Request-ID if it sent a
+# plausible one (up to 64 of A-Za-z0-9._:-), else a new one; log lines carry the same.
+REQUEST_ID = {
+    "X-Request-ID": {
+        "description": "the request's id, as in the server's logs (the one sent, if usable)",
+        "schema": {"type": "string", "maxLength": 64},
+    }
+}
 UUID = {"type": "string", "format": "uuid"}
 
 
@@ -53,11 +61,11 @@ class Op:
             text, model = answer if isinstance(answer, tuple) else (answer, None)
             if model is None and status >= 400:
                 model = rs.Error
-            response: dict[str, Any] = {"description": text}
+            response: dict[str, Any] = {"description": text, "headers": dict(REQUEST_ID)}
             if model is not None:
                 response["content"] = _json(model)
             if status in (429, 503):
-                response["headers"] = RETRY_AFTER
+                response["headers"] = {**response["headers"], **RETRY_AFTER}
             if status in self.headers:
                 response["headers"] = {**response.get("headers", {}), **self.headers[status]}
             if status in self.links:
