@@ -132,7 +132,7 @@ class Settings:
     client_keys: tuple[str, ...] = ()
     admin_tokens: tuple[str, ...] = ()
     port: int = 8000
-    # Rate limits (api.limits): a client key's recognitions and guesses, and failed
+    # Rate limits (api.rate_limits): a client key's recognitions and guesses, and failed
     # authentications from one address; None is no limit.
     rate_recognitions: Rate | None = _PER_KEY_RATE
     rate_guesses: Rate | None = _PER_KEY_RATE
