@@ -72,6 +72,20 @@ class Clients:
             t.join(timeout=30)
 
 
+def _unfinished(session_factory, ids: list[str]) -> dict[str, object]:
+    """What the doodles not done are doing: counts by status, and the failures' reasons."""
+    with session_factory() as s:
+        rows = s.execute(
+            select(Recognition.status, Recognition.attempts, Recognition.error).where(
+                Recognition.id.in_(ids), Recognition.status != RecognitionStatus.done
+            )
+        ).all()
+    by_status: dict[str, int] = {}
+    for row in rows:
+        by_status[row.status.value] = by_status.get(row.status.value, 0) + 1
+    return {"by_status": by_status, "errors": sorted({r.error for r in rows if r.error})[:5]}
+
+
 def _done(session_factory, ids: list[str]) -> int:
     with session_factory() as s:
         return int(
@@ -124,8 +138,8 @@ def test_the_worker_survives_redis_restarts_under_load(
         deadline = time.monotonic() + FINISH_SECONDS
         while (done := _done(db_session_factory, ids)) < len(ids):
             assert time.monotonic() < deadline, (
-                f"{len(ids) - done} of {len(ids)} accepted doodles never finished:\n"
-                + stack.tail("worker", 60)
+                f"{len(ids) - done} of {len(ids)} accepted doodles never finished: "
+                f"{_unfinished(db_session_factory, ids)}\n" + stack.tail("worker", 60)
             )
             time.sleep(0.5)
         for name in ("worker", "guesser"):
