@@ -108,9 +108,10 @@ def start_product(
         "REDIS_URL": redis_url,
         "STORAGE_URL": storage_url,
         "DOODLE_CLIENT_KEYS": CLIENT_KEY,
-        # One key sends everything here: limits stay on (their cost counts) but never bite.
-        "DOODLE_RATE_RECOGNITIONS": "1000000/second",
-        "DOODLE_RATE_GUESSES": "1000000/second",
+        # One key sends everything here: limits stay on (their cost counts) but never bite,
+        # unless the environment says otherwise (`off` measures what they cost).
+        "DOODLE_RATE_RECOGNITIONS": os.environ.get("DOODLE_RATE_RECOGNITIONS", "1000000/second"),
+        "DOODLE_RATE_GUESSES": os.environ.get("DOODLE_RATE_GUESSES", "1000000/second"),
         "DOODLE_HOME": str(home),
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
