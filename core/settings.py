@@ -161,7 +161,6 @@ class Settings:
     task_soft_time_limit: int = 30
     # Unacked messages of a dead worker are redelivered after this many seconds (a
     # backstop: the sweeper finds a dead worker's doodles by their lease long before).
-    broker_visibility_timeout: int = 300
     model_check_seconds: float = 2.0
     # A running doodle whose worker has not finished it this long after claiming it is
     # presumed abandoned (its worker died) and sent again.
@@ -253,9 +252,6 @@ class Settings:
             ),
             guess_max_queue=_int(env, "DOODLE_GUESS_MAX_QUEUE", defaults.guess_max_queue),
             guess_shed_backlog=_int(env, "DOODLE_GUESS_SHED_BACKLOG", defaults.guess_shed_backlog),
-            broker_visibility_timeout=_int(
-                env, "DOODLE_BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout
-            ),
             max_attempts=_int(env, "DOODLE_MAX_ATTEMPTS", defaults.max_attempts),
             model_check_seconds=_float(
                 env, "DOODLE_MODEL_CHECK_SECONDS", defaults.model_check_seconds

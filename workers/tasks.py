@@ -2,9 +2,10 @@
 
 Recognitions and live guesses are micro-batched tasks (`workers.batching`): the worker
 buffers their messages and runs one task call per batch (at `batch_size` messages, when no
-more are arriving, or `batch_wait_ms` after the first). Messages are acknowledged after the
-call returns (acks_late), also when it failed: the row in Postgres, not the message, is
-what the sweeper resends.
+more are arriving, or `batch_wait_ms` after the first). A message leaves Redis when it is
+read (no ack emulation, see workers.celery_app): the row in Postgres, not the message, is
+the record of work, and the sweeper resends what a dead worker held; a worker shutting
+down cleanly puts the doodles still in its buffer back on the queue.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
+    worker_shutting_down,
 )
 from celery_batches import SimpleRequest
 from redis.exceptions import RedisError
@@ -119,6 +121,26 @@ def make_worker_app(settings: Settings) -> Celery:
     @worker_shutdown.connect(weak=False)
     def _stop_heartbeat(**_: object) -> None:
         heartbeats.stop()
+
+    @worker_shutting_down.connect(weak=False)
+    def _hand_back_buffered(**_: object) -> None:
+        # Messages are gone from Redis once read (no ack emulation): doodles still waiting
+        # in this worker's batch buffer go back on the queue now, not after a sweep.
+        buffered = recognize_task._buffer
+        requests = []
+        while not buffered.empty():
+            requests.append(buffered.get_nowait())
+        ids = _recognition_ids(requests)
+        if not ids:
+            return
+        try:
+            redis_client = runtimes.get().redis
+            for rid, request_id in ids.items():
+                enqueue_recognition(redis_client, rid, request_id)
+        except RedisError as exc:
+            log.warning("%d buffered doodles left for the sweeper: %s", len(ids), exc)
+            return
+        log.info("handed %d buffered doodles back to the queue", len(ids))
 
     @app.task(name=RECOGNIZE, **batch_options)
     def recognize_task(requests: Sequence[SimpleRequest]) -> None:
