@@ -40,10 +40,11 @@ run: $(STAMP) ## start everything (embedded services unless *_URL are set)
 test: $(STAMP) ## run the whole test suite; PYTEST_ARGS passes options / paths
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy
+lint: $(STAMP) ## ruff (lint + format check), mypy and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format .

@@ -17,7 +17,7 @@ from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, Unsu
 from api.resources import resources
 from api.schemas import parse_json_guess
 from api.waiting import wait_for_result
-from workers.signatures import (
+from core.tasks import (
     GUESS_QUEUE,
     QUEUE,
     RECOGNITION_WAIT_KEY,

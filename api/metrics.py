@@ -34,9 +34,9 @@ from sqlalchemy import select, text
 from api.errors import Unauthorized
 from api.resources import Resources, resources
 from core.metrics import HEARTBEAT_PREFIX, MULTIPROC_ENV, metric_files
+from core.tasks import ALL_QUEUES
 from db import registry
 from db.models import TrainingRun
-from workers.signatures import ALL_QUEUES
 
 log = logging.getLogger(__name__)
 

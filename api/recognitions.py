@@ -26,8 +26,8 @@ from api.schemas import (
 )
 from api.waiting import requested_wait, wait_for_result
 from core.logs import current_request_id
+from core.tasks import done_channel, enqueue_recognition
 from db.recognitions import NewRecognition, get_recognition, insert_recognition
-from workers.signatures import done_channel, enqueue_recognition
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from api.contract.requests import (
     ReviewListQuery,
 )
 from core.settings import Settings
+from core.tasks import result_document
 from db.models import InputFormat, Recognition, RecognitionStatus
 from db.recognitions import ConsentGrant, NewRecognition
-from workers.signatures import result_document
 
 _RECOGNITION: Parser[RecognitionRequest] = Parser(RecognitionRequest)
 _GUESS: Parser[GuessRequest] = Parser(GuessRequest)

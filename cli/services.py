@@ -10,7 +10,7 @@ import click
 from cli.context import resolved_settings
 from core.metrics import use_metrics_dir
 from core.settings import Settings
-from workers.signatures import ALL_QUEUES
+from core.tasks import ALL_QUEUES
 
 
 def _gunicorn(app: Any, options: dict[str, Any]) -> None:
@@ -129,9 +129,9 @@ def beat_command(loglevel: str) -> None:
 @click.command("sweep")
 def sweep_command() -> None:
     """Resend lost or abandoned recognitions and write pending objects once, now."""
+    from core.tasks import enqueue_recognition
     from workers.recognize import sweep
     from workers.runtime import WorkerRuntime
-    from workers.signatures import enqueue_recognition
 
     with resolved_settings() as settings:
         runtime = WorkerRuntime(settings)

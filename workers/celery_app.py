@@ -6,7 +6,7 @@ from celery import Celery
 from kombu import Queue
 
 from core.settings import Settings
-from workers.signatures import ALL_QUEUES, MAINTENANCE_QUEUE, QUEUE, SWEEP
+from core.tasks import ALL_QUEUES, MAINTENANCE_QUEUE, QUEUE, SWEEP
 
 
 def make_celery(settings: Settings) -> Celery:

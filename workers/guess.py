@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.tasks import guess_channel
 from ml.raster import rasterize_batch
 from ml.strokes import to_simplified
 from workers.metrics import observe_batch
 from workers.runtime import WorkerRuntime
-from workers.signatures import guess_channel
 
 
 @dataclass(frozen=True)

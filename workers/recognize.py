@@ -28,6 +28,13 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from core import keys, segments
+from core.tasks import (
+    QUEUE,
+    RECOGNITION_WAIT_KEY,
+    RECOGNITION_WAIT_TTL_SECONDS,
+    done_channel,
+    result_document,
+)
 from db import recognitions as rec
 from db.models import InputFormat
 from ml.raster import bitmap_from_png, rasterize_batch
@@ -36,13 +43,6 @@ from workers.metrics import observe_batch
 from workers.model_cache import LoadedModel
 from workers.objects import write_objects, writes_for
 from workers.runtime import WorkerRuntime
-from workers.signatures import (
-    QUEUE,
-    RECOGNITION_WAIT_KEY,
-    RECOGNITION_WAIT_TTL_SECONDS,
-    done_channel,
-    result_document,
-)
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from core.settings import Settings
+from core.tasks import RESULT_TTL_SECONDS
 from db.connections import Connections
 from db.session import make_engine
 from workers.model_cache import ModelCache
 from workers.objects import ObjectWriter, StoragePause
-from workers.signatures import RESULT_TTL_SECONDS
 
 log = logging.getLogger(__name__)
 

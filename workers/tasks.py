@@ -31,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from core.storage import StorageError
+from core.tasks import GUESS, RECOGNIZE, SWEEP, enqueue_recognition
 from workers.batching import AdaptiveBatches
 from workers.celery_app import make_celery
 from workers.guess import GuessRequest, guess_batch
@@ -38,7 +39,6 @@ from workers.metrics import HeartbeatHolder
 from workers.model_cache import NoModel
 from workers.recognize import recognize_batch, sweep
 from workers.runtime import RuntimeHolder
-from workers.signatures import GUESS, RECOGNIZE, SWEEP, enqueue_recognition
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-QUEUE = "recognitions"  # workers.signatures.QUEUE: the Redis list Celery's transport uses
+QUEUE = "recognitions"  # core.tasks.QUEUE: the Redis list Celery's transport uses
 UNACKED = "unacked"  # kombu's Redis transport: delivered, not yet acknowledged
 UNFINISHED_SQL = "SELECT count(*) FROM recognitions WHERE status IN ('queued', 'running')"
 

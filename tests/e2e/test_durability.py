@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 
 from core import segments
 from core.storage import open_storage
+from core.tasks import enqueue_recognition
 from db import recognitions as rec
 from db.models import InputFormat, Recognition, RecognitionStatus
 from tests.fixtures.app import CLIENT_KEY
 from tests.fixtures.proxy import TcpProxy
-from workers.signatures import enqueue_recognition
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 KEEP = {"store": True, "train": True, "version": "2026-11"}

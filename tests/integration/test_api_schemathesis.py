@@ -19,10 +19,10 @@ from schemathesis import Case, GenerationMode
 
 from api.openapi import openapi_document
 from core.settings import Settings
+from core.tasks import GUESS_QUEUE
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
 from workers.guess import GuessRequest, guess_batch
 from workers.runtime import WorkerRuntime
-from workers.signatures import GUESS_QUEUE
 
 AUTH = {"X-API-Key": CLIENT_KEY, "Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
+from core.tasks import GUESS_QUEUE, QUEUE, RECOGNITION_WAIT_KEY
 from tests.fixtures.app import CLIENT_KEY, assert_error
 from workers.guess import GuessRequest, guess_batch
-from workers.signatures import GUESS_QUEUE, QUEUE, RECOGNITION_WAIT_KEY
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 

@@ -9,11 +9,11 @@ import re
 
 import redis
 
+from core.tasks import QUEUE
 from db import recognitions as rec
 from db.models import InputFormat
 from tests.fixtures.app import CLIENT_KEY
 from workers.recognize import recognize_batch
-from workers.signatures import QUEUE
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 SQUARE = [[[0, 100, 100, 0, 0], [0, 0, 100, 100, 0]]]

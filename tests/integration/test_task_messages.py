@@ -10,8 +10,8 @@ import uuid
 import redis
 
 from core.settings import Settings
+from core.tasks import GUESS_QUEUE, QUEUE, RECOGNIZE, enqueue_guess, enqueue_recognition
 from workers.celery_app import make_celery
-from workers.signatures import GUESS_QUEUE, QUEUE, RECOGNIZE, enqueue_guess, enqueue_recognition
 
 # Differ on every message, or name the sending process.
 _UNIQUE_HEADERS = {"id", "root_id", "origin"}

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from cli.models import import_model
 from core import segments
 from core.storage import StorageUnavailable
+from core.tasks import RECOGNITION_WAIT_KEY, done_channel
 from db import recognitions as rec
 from db import registry
 from db.models import InputFormat, Recognition, RecognitionStatus
@@ -22,7 +23,6 @@ from ml.artifacts import ArtifactCorrupt
 from ml.network import seed_classes, seed_weights_path
 from ml.raster import rasterize
 from workers.recognize import recognize_batch, store_pending, sweep
-from workers.signatures import RECOGNITION_WAIT_KEY, done_channel
 
 KEEP = rec.ConsentGrant(version="2026-11", store=True, train=True)
 

@@ -12,7 +12,7 @@ from celery.signals import worker_shutting_down
 from celery_batches import SimpleRequest
 
 from core.settings import Settings
-from workers.signatures import QUEUE, RECOGNIZE
+from core.tasks import QUEUE, RECOGNIZE
 from workers.tasks import make_worker_app
 
 

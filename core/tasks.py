@@ -1,6 +1,6 @@
-"""Task names, queues and the Redis keys results travel on: all the API may know of workers.
-
-Importing this module never imports torch or the ml package.
+"""The contract between the API and the workers: task names, queues, the task messages the
+API publishes, and the Redis keys results travel on. The API knows workers through this
+module only (never the `workers` package, see the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
