@@ -6,6 +6,7 @@ import itertools
 import json
 
 import click
+from sqlalchemy.exc import ProgrammingError
 
 from cli.context import resolved_settings
 
@@ -34,9 +35,15 @@ def eval_command(source: str, model_ref: str, limit: int | None) -> None:
     with resolved_settings(redis=False) as settings:
         versions = FlowContext(settings)
         try:
-            version_id = (
-                int(model_ref) if model_ref.isdigit() else versions.alias_version(model_ref)
-            )
+            try:
+                version_id = (
+                    int(model_ref) if model_ref.isdigit() else versions.alias_version(model_ref)
+                )
+            except ProgrammingError:  # no tables: a database never migrated
+                raise click.ClickException(
+                    "the database holds no models yet: run `make run` once (or `doodle db "
+                    "upgrade` and `doodle models import`)"
+                ) from None
             if version_id is None:
                 raise click.ClickException(f"no model version {model_ref!r}")
             try:

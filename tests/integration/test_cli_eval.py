@@ -38,3 +38,15 @@ def test_eval_by_version_number_and_unknown_version(runner, seed_version, shared
     missing = runner.invoke(cli, ["eval", "--drawings", path, "--model", "999"])
     assert missing.exit_code != 0
     assert "no model version" in missing.output
+
+
+def test_eval_on_a_database_never_migrated_says_what_to_do(
+    scratch_database_url, settings, shared_data, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", scratch_database_url)
+    monkeypatch.setenv("DOODLE_HOME", str(settings.home))
+    path = str(shared_data / "quickdraw" / "simplified" / "cup.ndjson")
+    result = CliRunner().invoke(cli, ["eval", "--drawings", path])
+    assert result.exit_code == 1, result.output
+    assert "the database holds no models yet: run `make run` once" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
