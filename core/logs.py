@@ -16,8 +16,6 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from core.settings import ConfigError
@@ -46,16 +44,6 @@ def set_request_id(value: str | None) -> contextvars.Token[str | None]:
 
 def reset_request_id(token: contextvars.Token[str | None]) -> None:
     _request_id.reset(token)
-
-
-@contextmanager
-def request_id(value: str | None) -> Iterator[None]:
-    """Lines logged inside are about the request `value` (None: about none)."""
-    token = set_request_id(value)
-    try:
-        yield
-    finally:
-        reset_request_id(token)
 
 
 class _RequestIdFilter(logging.Filter):

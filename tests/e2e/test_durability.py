@@ -106,7 +106,7 @@ def test_object_storage_down_answers_all_and_writes_later(
     stack, sample_drawings, db_session_factory, settings
 ):
     with TcpProxy(settings.object_store_url) as proxy:
-        stack.settings = settings.with_services(storage_url=proxy.storage_url)
+        stack.settings = settings.with_services(storage_url=proxy.url)
         stack.start_api()
         stack.start_worker("worker", "--beat", DOODLE_STORAGE_RETRY_SECONDS="1")
         stack.wait_worker_ready("worker")

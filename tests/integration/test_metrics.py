@@ -142,7 +142,7 @@ def test_a_scrape_survives_postgres_and_redis_down(settings, seed_version):
     from api import create_app
 
     with TcpProxy(settings.db_url) as proxy:
-        down = replace(settings, database_url=proxy.storage_url, redis_url="redis://127.0.0.1:1/0")
+        down = replace(settings, database_url=proxy.url, redis_url="redis://127.0.0.1:1/0")
         app = create_app(down)
         try:
             client = app.test_client()

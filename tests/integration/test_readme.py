@@ -30,13 +30,17 @@ def _curl_body(path: str) -> dict:
     return json.loads(match.group(1))
 
 
-def _shown(after: str) -> list[tuple[str, float]]:
-    """The ("label", confidence) pairs the README shows after the text `after`."""
-    start = README.index(after)
-    block = README[start : README.index("```", README.index("```", start) + 3)]
-    pairs = re.findall(r'"label": "([a-z ]+)",\s+"confidence":\s+([0-9.]+)', block)
-    assert pairs, f"no prediction shown after {after!r}"
+def _pairs(text: str) -> list[tuple[str, float]]:
+    """The ("label", confidence) pairs written in `text`."""
+    pairs = re.findall(r'"label": "([a-z ]+)",\s+"confidence":\s+([0-9.]+)', text)
+    assert pairs, f"no prediction shown in {text[:80]!r}..."
     return [(label, float(confidence)) for label, confidence in pairs]
+
+
+def _shown(after: str) -> list[tuple[str, float]]:
+    """The pairs the README shows in the code block after the text `after`."""
+    start = README.index(after)
+    return _pairs(README[start : README.index("```", README.index("```", start) + 3)])
 
 
 def _close(answer: list[tuple[str, float]], shown: list[tuple[str, float]], places: int):
@@ -72,11 +76,8 @@ def test_the_guess_example_answers_what_the_readme_shows(
     thread.join()
     assert answered.status_code == 200, answered.get_data(as_text=True)
     guesses = [(g["label"], g["confidence"]) for g in answered.get_json()["guesses"]]
-    shown = re.findall(
-        r'"label": "([a-z ]+)",\s+"confidence":\s+([0-9.]+)',
-        README[README.index("The first five points of that star") :][:250],
-    )
-    _close(guesses, [(label, float(c)) for label, c in shown], 2)
+    shown = _pairs(README[README.index("The first five points of that star") :][:250])
+    _close(guesses, shown, 2)
 
 
 def test_the_eval_example_prints_what_the_readme_shows(settings: Settings, seed_version):

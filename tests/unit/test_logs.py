@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from core.logs import accept_request_id, configure_logging, request_id
+from core.logs import accept_request_id, configure_logging, reset_request_id, set_request_id
 
 
 @pytest.fixture
@@ -22,8 +22,9 @@ def restore_root_logger():
 def test_json_lines_carry_the_request_id(capsys, restore_root_logger):
     configure_logging("json", "INFO")
     log = logging.getLogger("doodle.test")
-    with request_id("req-1"):
-        log.info("inside %s", "it")
+    token = set_request_id("req-1")  # as the API does around a request
+    log.info("inside %s", "it")
+    reset_request_id(token)
     log.warning("outside")
     try:
         raise ValueError("boom")
@@ -43,8 +44,9 @@ def test_json_lines_carry_the_request_id(capsys, restore_root_logger):
 def test_text_lines_name_the_request(capsys, restore_root_logger):
     configure_logging("text", "INFO")
     log = logging.getLogger("doodle.test")
-    with request_id("req-2"):
-        log.info("hello")
+    token = set_request_id("req-2")
+    log.info("hello")
+    reset_request_id(token)
     log.info("bye", extra={"request_id": "req-3"})
     err = capsys.readouterr().err.splitlines()
     assert err[0].endswith("doodle.test: hello [request_id=req-2]")
