@@ -16,13 +16,13 @@ from api.contract.parsing import read_body
 from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
 from api.resources import resources
 from api.schemas import parse_json_guess
-from api.waiting import wait_for_result
+from api.waiting import publish_and_wait
 from core.tasks import (
     GUESS_QUEUE,
     QUEUE,
     RECOGNITION_WAIT_KEY,
-    enqueue_guess,
     guess_channel,
+    guess_message,
 )
 
 bp = Blueprint("guesses", __name__, url_prefix="/v1/guesses")
@@ -67,8 +67,8 @@ def create() -> Response:
     _shed_if_busy()
     guess_id = uuid.uuid4().hex
     timeout = res.settings.guess_timeout_seconds
-    enqueue_guess(res.redis, guess_id, drawing, timeout)
-    answer = wait_for_result(res.redis, guess_channel(guess_id), timeout)
+    message = guess_message(guess_id, drawing, timeout)
+    answer = publish_and_wait(res.redis, GUESS_QUEUE, message, guess_channel(guess_id), timeout)
     if answer is None:
         raise ServiceUnavailable("no recogniser answered in time", {"timeout_s": timeout})
     if "error" in answer:

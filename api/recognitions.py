@@ -1,7 +1,7 @@
 """`/v1/recognitions`: game clients post doodles and read back the model's guess.
 
-A POST is one INSERT, one publish and, with `Prefer: wait`, one blocking pop of the
-result the worker hands over: the row is never read back.
+A POST is one INSERT and one Redis round trip that publishes the task and, with `Prefer:
+wait`, pops the result the worker hands over: the row is never read back.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from api.schemas import (
     recognition_document,
     recognition_json,
 )
-from api.waiting import requested_wait, wait_for_result
+from api.waiting import publish_and_wait, requested_wait
 from core.logs import current_request_id
-from core.tasks import done_channel, enqueue_recognition
+from core.tasks import QUEUE, done_channel, recognition_message
 from db.recognitions import NewRecognition, get_recognition, insert_recognition
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,14 @@ def create() -> Response:
     new = _parse(res.settings, require_client_key(res.settings.client_keys, "recognitions"))
     with res.autocommit.connect() as conn:
         accepted = insert_recognition(conn, new)
-    try:
-        enqueue_recognition(res.redis, accepted.id, current_request_id())
-    except Exception:
-        # The row is durable: the sweeper re-enqueues it once the broker is back.
-        log.exception("could not enqueue recognition %s; the sweeper will retry", accepted.id)
-    result: dict[str, Any] | None = None
+    message = recognition_message(accepted.id, current_request_id())
     wait = requested_wait(request.headers.get("Prefer"), res.settings.max_wait_seconds)
-    if wait > 0:
-        try:
-            result = wait_for_result(res.redis, done_channel(accepted.id), wait)
-        except RedisError:
-            log.exception("waiting for recognition %s failed; answering 202", accepted.id)
+    result: dict[str, Any] | None = None
+    try:
+        result = publish_and_wait(res.redis, QUEUE, message, done_channel(accepted.id), wait)
+    except RedisError:
+        # The row is durable: the sweeper sends it once the broker is back.
+        log.exception("could not publish or wait for recognition %s; answering 202", accepted.id)
     document = recognition_document(
         accepted.id, new.word, new.player_id, accepted.created_at, result or QUEUED
     )

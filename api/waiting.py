@@ -26,11 +26,22 @@ def requested_wait(prefer: str | None, cap: float) -> float:
     return min(float(match.group(1)), cap)
 
 
-def wait_for_result(client: redis.Redis, channel: str, seconds: float) -> dict[str, Any] | None:
-    """The result a worker pushed to `channel` within `seconds`, else None."""
+def publish_and_wait(
+    client: redis.Redis, queue: str, message: bytes, channel: str, seconds: float
+) -> dict[str, Any] | None:
+    """Publish `message` on `queue` and return the result a worker pushes to `channel` within
+    `seconds` (None when it does not, or when `seconds` is 0).
+
+    One round trip: the LPUSH and the BLPOP go in one pipeline, and Redis runs the BLPOP,
+    which blocks until the result arrives, right after the LPUSH.
+    """
     if seconds <= 0:
+        client.lpush(queue, message)
         return None
-    popped: Any = client.blpop([channel], timeout=seconds)
+    pipe = client.pipeline(transaction=False)
+    pipe.lpush(queue, message)
+    pipe.blpop([channel], timeout=seconds)
+    _, popped = pipe.execute()
     if popped is None:
         return None
     result = json.loads(popped[1])

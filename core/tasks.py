@@ -87,22 +87,30 @@ def task_message(task: str, args: list[Any], queue: str, argsrepr: str | None = 
     return json.dumps(message).encode()
 
 
-def enqueue_recognition(
-    client: redis.Redis, recognition_id: uuid.UUID, request_id: str | None = None
-) -> None:
-    """The recognition's id and the id of the request that made it (for the logs), if any;
-    the row holds the rest."""
+def recognition_message(recognition_id: uuid.UUID, request_id: str | None = None) -> bytes:
+    """The task for one recorded doodle: its id and the id of the request that made it (for
+    the logs), if any; the row holds the rest."""
     args = [str(recognition_id)] if request_id is None else [str(recognition_id), request_id]
-    # kombu's Redis transport: a queue is a list named after it, LPUSHed and BRPOPed.
-    client.lpush(QUEUE, task_message(RECOGNIZE, args, QUEUE))
+    return task_message(RECOGNIZE, args, QUEUE)
 
 
-def enqueue_guess(client: redis.Redis, guess_id: str, drawing: list, timeout: float) -> None:
+def guess_message(guess_id: str, drawing: list, timeout: float) -> bytes:
     """A live guess carries its strokes (it is never stored) and a deadline past which the
     client has stopped waiting, so a worker skips it."""
     args = [guess_id, drawing, time.time() + timeout]
     argsrepr = repr([guess_id, "<strokes>", args[2]])
-    client.lpush(GUESS_QUEUE, task_message(GUESS, args, GUESS_QUEUE, argsrepr=argsrepr))
+    return task_message(GUESS, args, GUESS_QUEUE, argsrepr=argsrepr)
+
+
+def enqueue_recognition(
+    client: redis.Redis, recognition_id: uuid.UUID, request_id: str | None = None
+) -> None:
+    # kombu's Redis transport: a queue is a list named after it, LPUSHed and BRPOPed.
+    client.lpush(QUEUE, recognition_message(recognition_id, request_id))
+
+
+def enqueue_guess(client: redis.Redis, guess_id: str, drawing: list, timeout: float) -> None:
+    client.lpush(GUESS_QUEUE, guess_message(guess_id, drawing, timeout))
 
 
 def result_document(

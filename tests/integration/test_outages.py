@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,3 +104,18 @@ def test_storage_down_fails_readiness_without_naming_the_endpoint(settings, seed
         assert client.get("/readyz").status_code == 200
         proxy.stop()
         _assert_readiness_names_only(client, "storage", [str(proxy.port), "127.0.0.1", "s3"])
+
+
+def test_postgres_restart_while_idle_costs_no_request(settings, seed_version, monkeypatch):
+    """Connections are pinged only after sitting idle (a ping per request was a round trip
+    per doodle); one that died while idle is replaced before a request sees it."""
+    import db.session
+
+    monkeypatch.setattr(db.session, "IDLE_PING_SECONDS", 0.05)
+    with _app_behind(settings, "database_url") as (client, proxy):
+        assert client.get("/v1/words", headers=CLIENT).status_code == 200
+        proxy.stop()  # drops the pooled connection, as a restart of Postgres does
+        proxy.start()
+        time.sleep(0.1)
+        response = client.get("/v1/words", headers=CLIENT)
+        assert response.status_code == 200, response.get_data(as_text=True)
