@@ -441,37 +441,6 @@ def insert_doodles(
 # --------------------------------------------------------------------------- one size
 
 
-def _admin_engine(server_url: str) -> Any:
-    from sqlalchemy.pool import NullPool
-
-    from db.session import make_engine
-
-    return make_engine(server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-
-
-def _with_database(server_url: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str, name: str, keep: bool) -> Iterator[str]:
-    from sqlalchemy import text
-
-    admin = _admin_engine(server_url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield _with_database(server_url, name)
-    finally:
-        if not keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def _db_counts(engine: Any) -> dict[str, Any]:
     from sqlalchemy import text
 
@@ -497,6 +466,7 @@ def run_cycle(
     from core.settings import Settings
     from db import migrate
     from db.session import make_engine, make_session_factory
+    from devtools.databases import temporary_database
     from flows.context import FlowContext, use_context
     from flows.flywheel import flywheel
     from ml.network import seed_classes, seed_weights_path
@@ -506,7 +476,7 @@ def run_cycle(
     storage_dir = work / f"objects-{n}"
     shutil.rmtree(storage_dir, ignore_errors=True)
     storage_dir.mkdir(parents=True)
-    with fresh_database(args.server_url, args.db_name, args.keep_db) as url:
+    with temporary_database(args.server_url, name=args.db_name, keep=args.keep_db) as url:
         started = time.perf_counter()
         migrate.upgrade(url)
         setup["migrate_s"] = round(time.perf_counter() - started, 2)
