@@ -82,6 +82,7 @@ def test_integers(name: str, field: str, value: int) -> None:
         ("DOODLE_SWEEP_SECONDS", "sweep_seconds", 0.5),
         ("DOODLE_STORAGE_RETRY_SECONDS", "storage_retry_seconds", 3.0),
         ("DOODLE_GUESS_TIMEOUT_SECONDS", "guess_timeout_seconds", 0.25),
+        ("DOODLE_GUESS_SHED_WAIT_MS", "guess_shed_wait_ms", 40.0),
     ],
 )
 def test_numbers(name: str, field: str, value: float) -> None:
@@ -176,5 +177,5 @@ def test_rates() -> None:
     assert settings.rate_guesses is None
     assert settings.rate_auth_failures == Rate(100, 3600)
     for bad in ("50", "0/second", "5/day", "-1/second", "lots"):
-        with pytest.raises(ValueError, match=r"^DOODLE_RATE_GUESSES: expected"):
+        with pytest.raises(ValueError, match=r"^DOODLE_RATE_GUESSES is not a rate: expected"):
             Settings.from_env({"DOODLE_RATE_GUESSES": bad})
