@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy.orm import Session
 
 from api.auth import admin_actor, protect_admin_blueprint
 from api.contract import limits
@@ -18,8 +17,9 @@ from api.contract.parsing import read_body
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
 from api.schemas import parse_move_reason
-from db import registry
-from db.models import ModelVersion
+from db.registry import Alias
+from services import registry
+from services.errors import NothingToRollBack, UnknownVersion
 
 bp = Blueprint("admin_models", __name__, url_prefix="/v1/admin/models")
 
@@ -29,10 +29,10 @@ ALIAS_NAME_LENGTH = limits.ALIAS_NAME_LENGTH
 protect_admin_blueprint(bp)
 
 
-def _version_json(v: ModelVersion, aliases: list[str], *, full: bool = False) -> dict[str, Any]:
+def _version_json(v: registry.VersionInfo, *, full: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "version": v.id,
-        "aliases": aliases,
+        "aliases": v.aliases,
         "classes": list(v.classes),
         "metrics": v.metrics,
         "parent": v.parent_id,
@@ -54,34 +54,25 @@ def _reason() -> str:
     return parse_move_reason(data)
 
 
-def _moved(s: Session, action: str, previous: int | None, version: ModelVersion) -> Response:
-    move = registry.latest_move(s, registry.PRODUCTION) if previous != version.id else None
-    aliases = registry.aliases_of(s).get(version.id, [])
+def _moved(action: str, move: registry.AliasMove) -> Response:
     return jsonify(
         {
             "action": action,
-            "alias": registry.PRODUCTION,
-            # The move's own `from` was read under the alias lock: exact even under races.
-            "from": previous if move is None else move.from_version_id,
-            "to": version.id,
-            "moved": move is not None,
-            "move": None if move is None else registry.move_as_dict(move),
-            "model": _version_json(version, aliases),
+            "alias": move.alias,
+            "from": move.previous,
+            "to": move.version.id,
+            "moved": move.moved,
+            "move": move.move,
+            "model": _version_json(move.version),
         }
     )
 
 
-def _production_id(s: Session) -> int | None:
-    current = registry.get_alias(s, registry.PRODUCTION)
-    return None if current is None else current.id
-
-
 @bp.get("")
 def list_models() -> Response:
-    with resources().sessions() as s:
-        aliases = registry.aliases_of(s)
-        versions = [_version_json(v, aliases.get(v.id, [])) for v in registry.list_versions(s)]
-        return jsonify({"versions": versions, "production": _production_id(s)})
+    versions = registry.list_versions(resources().sessions)
+    production = next((v.id for v in versions if Alias.PRODUCTION in v.aliases), None)
+    return jsonify({"versions": [_version_json(v) for v in versions], "production": production})
 
 
 # Digits only, so `GET /rollback` is a 405 (only POST is routed there), not an unknown
@@ -91,45 +82,38 @@ VERSION = f"<int(max={limits.MAX_VERSION_ID}):version>"
 
 @bp.get(f"/{VERSION}")
 def read_model(version: int) -> Response:
-    version_id = version
-    with resources().sessions() as s:
-        v = registry.get_version(s, version_id)
-        if v is None:
-            raise NotFound("no such model version", {"version": version_id})
-        return jsonify(_version_json(v, registry.aliases_of(s).get(v.id, []), full=True))
+    try:
+        info = registry.describe_version(resources().sessions, version)
+    except UnknownVersion:
+        raise NotFound("no such model version", {"version": version}) from None
+    return jsonify(_version_json(info, full=True))
 
 
 @bp.post(f"/{VERSION}/promote")
 def promote(version: int) -> Response:
-    version_id = version
     reason = _reason()
-    with resources().sessions.begin() as s:
-        previous = _production_id(s)
-        try:
-            promoted = registry.promote(s, version_id, actor=admin_actor(), reason=reason)
-        except registry.UnknownModelVersion:
-            raise NotFound("no such model version", {"version": version_id}) from None
-        return _moved(s, "promote", previous, promoted)
+    try:
+        move = registry.promote(resources().sessions, version, actor=admin_actor(), reason=reason)
+    except UnknownVersion:
+        raise NotFound("no such model version", {"version": version}) from None
+    return _moved("promote", move)
 
 
 @bp.post("/rollback")
 def rollback() -> Response:
     reason = _reason()
-    with resources().sessions.begin() as s:
-        previous = _production_id(s)
-        try:
-            restored = registry.rollback(s, actor=admin_actor(), reason=reason)
-        except registry.NothingToRollBack as exc:
-            raise Conflict(str(exc), {"alias": registry.PRODUCTION}) from None
-        return _moved(s, "rollback", previous, restored)
+    try:
+        move = registry.rollback(resources().sessions, actor=admin_actor(), reason=reason)
+    except NothingToRollBack as exc:
+        raise Conflict(str(exc), {"alias": Alias.PRODUCTION.value}) from None
+    return _moved("rollback", move)
 
 
 @bp.get("/aliases/<alias>/history")
 def alias_history(alias: str) -> Response:
     if len(alias) > ALIAS_NAME_LENGTH or not alias.isprintable():  # never a valid name
         raise NotFound("no such alias", {"alias": alias[:ALIAS_NAME_LENGTH]})
-    with resources().sessions() as s:
-        moves = registry.alias_history(s, alias)
-        if not moves:
-            raise NotFound("no such alias", {"alias": alias})
-        return jsonify({"alias": alias, "history": [registry.move_as_dict(h) for h in moves]})
+    moves = registry.alias_history(resources().sessions, alias)
+    if not moves:
+        raise NotFound("no such alias", {"alias": alias})
+    return jsonify({"alias": alias, "history": moves})

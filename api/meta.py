@@ -12,12 +12,11 @@ from api.metrics import workers_alive
 from api.openapi import openapi_document
 from api.resources import resources
 from db import registry
+from db.registry import Alias
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("meta", __name__)
-
-PRODUCTION = "production"
 
 
 @bp.get("/healthz")
@@ -52,7 +51,7 @@ def readyz() -> Response:
 
     def model() -> dict[str, Any]:
         with res.sessions() as s:
-            version = registry.get_alias(s, PRODUCTION)
+            version = registry.get_alias(s, Alias.PRODUCTION)
             if version is None:
                 raise NotReady("no production model: run `doodle models import`")
             if not res.storage.exists(version.artifact_key):
@@ -86,7 +85,7 @@ def _workers(res: Any) -> dict[str, Any]:
 @bp.get("/v1/words")
 def words() -> Response:
     with resources().sessions() as s:
-        version = registry.get_alias(s, PRODUCTION)
+        version = registry.get_alias(s, Alias.PRODUCTION)
         if version is None:
             return jsonify({"words": [], "model_version": None})
         return jsonify({"words": sorted(version.classes), "model_version": version.id})

@@ -37,6 +37,7 @@ from core.metrics import HEARTBEAT_PREFIX, MULTIPROC_ENV, metric_files
 from core.tasks import ALL_QUEUES
 from db import registry
 from db.models import TrainingRun
+from db.registry import Alias
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class _LiveGauges(Collector):
                     " WHERE status = 'queued' ORDER BY created_at LIMIT 1"
                 )
             ).scalar()
-            production = registry.get_alias(s, "production")
+            production = registry.get_alias(s, Alias.PRODUCTION)
             last_run = s.scalars(
                 select(TrainingRun)
                 .where(TrainingRun.finished_at.is_not(None))

@@ -4,7 +4,7 @@ Every function takes a `Session` and never commits; the caller owns the transact
 
     with factory.begin() as s:
         v = register_model_version(s, classes=[...], artifact_key=key, checksum=sha)
-        move_alias(s, "candidate", v.id, actor="flow:fine-tune")
+        move_alias(s, Alias.CANDIDATE, v.id, actor="flow:fine-tune")
 
 `promote` and `rollback` are the operator-facing moves of `production` (CLI, admin API,
 the flywheel's gate). They lock the alias row, record the move in `model_alias_history`
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -35,8 +36,16 @@ from sqlalchemy.orm import Session
 from db.models import AuditLog, ModelAlias, ModelAliasHistory, ModelVersion
 
 DEFAULT_ARCHITECTURE = "quickdraw-cnn-v1"
-PRODUCTION = "production"
 _ROLLBACK_REASON = re.compile(r"^rollback of #(\d+)")
+
+
+class Alias(StrEnum):
+    """The aliases the product moves. Any other name is still a valid alias (an operator
+    may keep e.g. `baseline`); these are the ones code refers to, by the same strings the
+    HTTP API and the CLI show."""
+
+    PRODUCTION = "production"  # what the workers serve
+    CANDIDATE = "candidate"  # the fine-tune flow's latest model, before the gate
 
 
 class UnknownModelVersion(LookupError):
@@ -198,7 +207,7 @@ def _audit(s: Session, *, actor: str, action: str, move: ModelAliasHistory) -> N
 
 
 def promote(
-    s: Session, version_id: int, *, actor: str, reason: str = "", alias: str = PRODUCTION
+    s: Session, version_id: int, *, actor: str, reason: str = "", alias: str = Alias.PRODUCTION
 ) -> ModelVersion:
     """Point `production` at `version_id`; returns that version.
 
@@ -249,7 +258,9 @@ def _move_to_undo(history: Sequence[ModelAliasHistory]) -> ModelAliasHistory | N
     return None
 
 
-def rollback(s: Session, *, actor: str, reason: str = "", alias: str = PRODUCTION) -> ModelVersion:
+def rollback(
+    s: Session, *, actor: str, reason: str = "", alias: str = Alias.PRODUCTION
+) -> ModelVersion:
     """Move `production` back to the version it pointed at before its latest (not yet
     undone) move; returns that version. See the module docstring for repeated rollbacks.
 
@@ -259,17 +270,17 @@ def rollback(s: Session, *, actor: str, reason: str = "", alias: str = PRODUCTIO
     """
     row = _lock_alias(s, alias)  # serialises concurrent rollbacks and promotions
     if row is None:
-        raise NothingToRollBack(f"alias {alias!r} does not exist: nothing to roll back")
+        raise NothingToRollBack(f"alias '{alias}' does not exist: nothing to roll back")
     undo = _move_to_undo(alias_history(s, alias))
     if undo is None or undo.from_version_id is None:
         raise NothingToRollBack(
-            f"alias {alias!r} has no earlier version to roll back to "
+            f"alias '{alias}' has no earlier version to roll back to "
             f"(it points at version {row.model_version_id})"
         )
     if undo.to_version_id != row.model_version_id:
         # Only possible if the alias row was changed without going through move_alias.
         raise NothingToRollBack(
-            f"alias {alias!r} points at version {row.model_version_id}, but its history "
+            f"alias '{alias}' points at version {row.model_version_id}, but its history "
             f"ends at version {undo.to_version_id}; promote a version explicitly"
         )
     note = f"rollback of #{undo.id}" + (f": {reason}" if reason else "")

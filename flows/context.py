@@ -8,25 +8,19 @@ Prefect would have to serialise.
 from __future__ import annotations
 
 from core.settings import Settings
-from db import registry
 from db.connections import Connections
-from ml.artifacts import load_verified
 from ml.network import QuickDrawNet
+from services import artifacts
 
 
 class FlowContext(Connections):
     def load_version(self, version_id: int) -> tuple[QuickDrawNet, list[str]]:
-        with self.sessions() as s:
-            version = registry.get_version(s, version_id)
-            if version is None:
-                raise LookupError(f"no model version {version_id}")
-            key, checksum, classes = version.artifact_key, version.checksum, list(version.classes)
-        return load_verified(self.storage, key, checksum, classes), classes
+        """Raises services.errors.UnknownVersion (a LookupError) for an unknown id."""
+        return artifacts.load_version(self.sessions, self.storage, version_id)
 
     def alias_version(self, alias: str) -> int | None:
-        with self.sessions() as s:
-            version = registry.get_alias(s, alias)
-            return None if version is None else version.id
+        ref = artifacts.alias_ref(self.sessions, alias)
+        return None if ref is None else ref.version_id
 
 
 _current: FlowContext | None = None

@@ -10,13 +10,13 @@ from prefect.cache_policies import NO_CACHE
 
 from db import registry
 from db.datasets import golden_examples
+from db.registry import Alias
 from flows.context import flow_context
 from ml.confusion import confusion_matrix, render_confusion_png
 from ml.evaluate import score
 from ml.gate import GateDecision, decide
 from ml.predict import Predictor
-
-PRODUCTION = "production"
+from services.registry import move_alias
 
 
 @task(cache_policy=NO_CACHE)
@@ -80,8 +80,7 @@ def markdown_report(
 @task(cache_policy=NO_CACHE)
 def promote(candidate_id: int, reason: str) -> None:
     ctx = flow_context()
-    with ctx.sessions.begin() as s:
-        registry.move_alias(s, PRODUCTION, candidate_id, actor="flow:flywheel", reason=reason)
+    move_alias(ctx.sessions, Alias.PRODUCTION, candidate_id, actor="flow:flywheel", reason=reason)
 
 
 @task(cache_policy=NO_CACHE)

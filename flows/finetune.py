@@ -3,7 +3,6 @@ replay sample of the old words' data (so they are not forgotten)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,13 +11,12 @@ import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from core import keys
 from db import registry
 from db.datasets import Examples, replay_sample, training_examples
+from db.registry import Alias
 from flows.context import flow_context
 from ml.train import TrainConfig, fine_tune
-
-CANDIDATE = "candidate"
+from services.models import add_version
 
 
 @dataclass
@@ -95,30 +93,26 @@ def train_candidate(parent_id: int) -> Candidate:
         config,
         progress=lambda p: log.info("epoch %(epoch)s: loss %(loss).4f, accuracy %(accuracy).3f", p),
     )
-    weights = _state_dict_bytes(result.model)
-    checksum = hashlib.sha256(weights).hexdigest()
-    key = keys.model_artifact_key(checksum)
-    ctx.storage.put(key, weights, "application/octet-stream")
-    with ctx.sessions.begin() as s:
-        version = registry.register_model_version(
-            s,
-            classes=result.classes,
-            artifact_key=key,
-            checksum=checksum,
-            parent_id=parent_id,
-            metrics={"training": result.history[-1] if result.history else {}},
-            dataset_manifest=manifest,
-            source=f"flow:finetune from v{parent_id}",
-        )
-        registry.move_alias(s, CANDIDATE, version.id, actor="flow:finetune", reason="fine-tuned")
-        version_id = version.id
+    version_id, _ = add_version(
+        ctx.sessions,
+        ctx.storage,
+        _state_dict_bytes(result.model),
+        classes=result.classes,
+        source=f"flow:finetune from v{parent_id}",
+        actor="flow:finetune",
+        reason="fine-tuned",
+        alias=Alias.CANDIDATE,
+        parent_id=parent_id,
+        metrics={"training": result.history[-1] if result.history else {}},
+        dataset_manifest=manifest,
+    )
     return Candidate(version_id, parent_id, new_words, len(train_set.labels))
 
 
 @flow(name="finetune", log_prints=True)
 def finetune() -> Candidate:
     """Fine-tune the production model into a `candidate` version."""
-    parent_id = flow_context().alias_version("production")
+    parent_id = flow_context().alias_version(Alias.PRODUCTION)
     if parent_id is None:
         raise RuntimeError("no production model to start from")
     return train_candidate(parent_id)

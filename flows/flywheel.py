@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from db.models import TrainingRun
+from db.registry import Alias
 from flows.context import flow_context
 from flows.evaluate import evaluate_and_gate
 from flows.finetune import finetune
@@ -36,7 +37,7 @@ def _finish_run(run_id: int, status: str, report: dict[str, Any], candidate_id: 
 def flywheel() -> dict[str, Any]:
     """One cycle; returns the headline figures (also kept in training_runs.report)."""
     ctx = flow_context()
-    production_id = ctx.alias_version("production")
+    production_id = ctx.alias_version(Alias.PRODUCTION)
     if production_id is None:
         raise RuntimeError("no production model: run `doodle models import ... --alias production`")
     settings = ctx.settings

@@ -13,9 +13,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.storage import ObjectStorage, StorageError
-from db import registry
-from ml.artifacts import load_verified
+from db.registry import Alias
 from ml.predict import Predictor
+from services import artifacts
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,14 @@ class ModelCache:
         session_factory: sessionmaker[Session],
         storage: ObjectStorage,
         *,
-        alias: str = "production",
+        alias: str = Alias.PRODUCTION,
         check_seconds: float = 2.0,
         cache_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session_factory = session_factory
         self._storage = storage
-        self._alias = alias
+        self._alias = str(alias)  # a plain name in messages, not the enum's repr
         self._check_seconds = check_seconds
         self._cache_dir = cache_dir
         self._clock = clock
@@ -69,21 +69,18 @@ class ModelCache:
         return self._loaded
 
     def _refresh(self) -> None:
-        with self._session_factory() as s:
-            version = registry.get_alias(s, self._alias)
-            if version is None:
-                raise NoModel(f"no model version has the alias {self._alias!r}")
-            version_id, key, checksum = version.id, version.artifact_key, version.checksum
-            classes = list(version.classes)
-        if self._loaded is None or self._loaded.version_id != version_id:
+        ref = artifacts.alias_ref(self._session_factory, self._alias)
+        if ref is None:
+            raise NoModel(f"no model version has the alias {self._alias!r}")
+        if self._loaded is None or self._loaded.version_id != ref.version_id:
             started = time.perf_counter()
-            model = load_verified(self._storage, key, checksum, classes, self._cache_dir)
+            model = artifacts.load(self._storage, ref, self._cache_dir)
             # Swap in one assignment: a request sees either the old or the new model.
-            self._loaded = LoadedModel(version_id, classes, Predictor(model, classes))
+            self._loaded = LoadedModel(ref.version_id, ref.classes, Predictor(model, ref.classes))
             log.info(
                 "loaded model version %s (%s classes) in %.0f ms",
-                version_id,
-                len(classes),
+                ref.version_id,
+                len(ref.classes),
                 (time.perf_counter() - started) * 1000,
             )
         self._checked_at = self._clock()

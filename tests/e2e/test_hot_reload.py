@@ -19,9 +19,8 @@ from pathlib import Path
 import requests
 import torch
 
-from cli.models import import_model
 from ml.network import seed_classes, seed_weights_path
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, import_version
 
 SWITCH_SECONDS = 10.0
 SETTLE_SECONDS = SWITCH_SECONDS + 2.0  # traffic after each move, to see the switch finish
@@ -89,11 +88,7 @@ def test_workers_switch_models_without_restart_or_mix_up(
     stack, settings, seed_version, sample_drawings
 ):
     weights, classes = _permuted_seed()
-    v2 = int(
-        import_model(settings, weights, classes, alias=None, source="seed, outputs reversed")[
-            "version"
-        ]  # type: ignore[call-overload]
-    )
+    v2 = import_version(settings, weights, classes, source="seed, outputs reversed")
     v1 = seed_version
     stack.start_worker()
     stack.start_api()

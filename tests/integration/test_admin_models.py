@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from api.auth import key_id
 from cli.main import cli
-from cli.models import import_model
 from db import registry
 from db.models import AuditLog
+from db.registry import Alias
 from ml.network import seed_classes, seed_weights_path
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, IMPORT_ACTOR, assert_error, import_version
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ACTOR = f"admin:{key_id(ADMIN_TOKEN)}"
@@ -24,10 +24,7 @@ ACTOR = f"admin:{key_id(ADMIN_TOKEN)}"
 @pytest.fixture
 def second_version(settings, seed_version) -> int:
     """The seed weights registered again, as a version that is not in production."""
-    result = import_model(
-        settings, seed_weights_path().read_bytes(), seed_classes(), alias=None, source="copy"
-    )
-    return int(result["version"])  # type: ignore[call-overload]
+    return import_version(settings, seed_weights_path().read_bytes(), seed_classes(), source="copy")
 
 
 def _audit(db_session_factory) -> list[AuditLog]:
@@ -60,7 +57,9 @@ def test_every_route_needs_an_admin_token(
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     with db_session_factory() as s:
-        assert [h.to_version_id for h in registry.alias_history(s, "production")] == [seed_version]
+        assert [h.to_version_id for h in registry.alias_history(s, Alias.PRODUCTION)] == [
+            seed_version
+        ]
     assert _audit(db_session_factory) == []
 
 
@@ -80,7 +79,7 @@ def test_list_and_read_versions(client, seed_version, second_version):
     versions = body["versions"]
     assert [v["version"] for v in versions] == [second_version, seed_version]
     seed = versions[1]
-    assert seed["aliases"] == ["production"] and versions[0]["aliases"] == []
+    assert seed["aliases"] == [Alias.PRODUCTION] and versions[0]["aliases"] == []
     assert seed["classes"] == seed_classes()
     assert seed["parent"] is None and seed["metrics"] == {}
     assert {"created_at", "checksum", "architecture", "source"} <= set(seed)
@@ -104,7 +103,7 @@ def test_promote_and_rollback(client, db_session_factory, seed_version, second_v
         True,
     )
     assert body["move"]["actor"] == ACTOR and body["move"]["reason"] == "try it"
-    assert body["model"]["aliases"] == ["production"]
+    assert body["model"]["aliases"] == [Alias.PRODUCTION]
     words = client.get("/v1/words").get_json()
     assert words["model_version"] == second_version
 
@@ -121,7 +120,7 @@ def test_promote_and_rollback(client, db_session_factory, seed_version, second_v
 
     # The seed's import is the first move: there is nothing before it.
     error = assert_error(client.post("/v1/admin/models/rollback", headers=AUTH), 409, "conflict")
-    assert error["details"] == {"alias": "production"}
+    assert error["details"] == {"alias": Alias.PRODUCTION}
 
     history = client.get("/v1/admin/models/aliases/production/history", headers=AUTH)
     moves = history.get_json()["history"]
@@ -211,12 +210,12 @@ def test_cli_promote_rollback_history(
     assert [(m["from"], m["to"], m["actor"]) for m in moves] == [
         (second_version, seed_version, actor),
         (seed_version, second_version, actor),
-        (None, seed_version, actor),
+        (None, seed_version, IMPORT_ACTOR),
     ]
     assert moves[1]["reason"] == "why not"
     assert [(a.actor, a.action) for a in _audit(db_session_factory)] == [
         (actor, "model.promote"),
         (actor, "model.rollback"),
     ]
-    result = runner.invoke(cli, ["models", "history", "--alias", "candidate"])
+    result = runner.invoke(cli, ["models", "history", "--alias", Alias.CANDIDATE])
     assert result.exit_code == 0 and result.output.strip() == ""

@@ -12,16 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select, update
 
-from cli.models import import_model
 from core import segments
 from core.storage import StorageUnavailable
 from core.tasks import RECOGNITION_WAIT_KEY, done_channel
 from db import recognitions as rec
 from db import registry
 from db.models import InputFormat, Recognition, RecognitionStatus
+from db.registry import Alias
 from ml.artifacts import ArtifactCorrupt
 from ml.network import seed_classes, seed_weights_path
 from ml.raster import rasterize
+from tests.fixtures.app import import_version
 from workers.recognize import recognize_batch, store_pending, sweep
 
 KEEP = rec.ConsentGrant(version="2026-11", store=True, train=True)
@@ -216,18 +217,18 @@ def test_model_cache_follows_the_production_alias(
     db_session_factory, worker_runtime, settings, seed_version
 ):
     assert worker_runtime.models.current().version_id == seed_version
-    second = import_model(
-        settings, seed_weights_path().read_bytes(), seed_classes(), alias=None, source="copy"
+    second = import_version(
+        settings, seed_weights_path().read_bytes(), seed_classes(), source="copy"
     )
     with db_session_factory.begin() as s:
-        registry.move_alias(s, "production", int(second["version"]), actor="test")
+        registry.move_alias(s, Alias.PRODUCTION, second, actor="test")
     # check_seconds is 0 in the test settings: the next call sees the move.
-    assert worker_runtime.models.current().version_id == second["version"]
+    assert worker_runtime.models.current().version_id == second
 
 
 def test_corrupt_weights_are_refused(db_session_factory, worker_runtime, settings, seed_version):
     with db_session_factory() as s:
-        version = registry.get_alias(s, "production")
+        version = registry.get_alias(s, Alias.PRODUCTION)
         key = version.artifact_key
     worker_runtime.storage.put(key, b"not the weights")
     with pytest.raises(ArtifactCorrupt):

@@ -1,0 +1,27 @@
+"""What a domain operation can refuse, whatever channel asked for it."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A request the domain refuses; the message can be shown to whoever asked."""
+
+
+class InvalidModel(ServiceError):
+    """Weights or class names that cannot make a model version."""
+
+
+class UnknownVersion(ServiceError, LookupError):
+    """No model version with that id, or no version carries that alias."""
+
+
+class NothingToRollBack(ServiceError):
+    """The alias has no earlier version to go back to."""
+
+
+class NoRegistry(ServiceError):
+    """The database has no model registry yet: it was never migrated."""
+
+
+class InvalidClasses(InvalidModel):
+    """Class names that are empty or repeated."""
