@@ -7,7 +7,7 @@ For each N, on a fresh database (created on the machine's Postgres, `--server-ur
 afterwards unless `--keep-db`), a fresh local object folder (STORAGE_URL file://...) and one
 Prefect test harness (a temporary Prefect API, started once for all sizes):
 
-1. the seed model is imported as `production` (`cli.models.import_model`);
+1. the seed model is imported as `production` (`services.models.import_model`);
 2. the base dataset of the 20 starting words is imported (`cli.data.import_sources`): the
    .npy bitmaps for the words that have them, the simplified ndjson for the others;
 3. N game doodles are inserted in bulk (COPY) as finished recognitions: origin game, a
@@ -462,14 +462,16 @@ def run_cycle(
     from sqlalchemy import text
 
     from cli.data import import_sources
-    from cli.models import import_model
     from core.settings import Settings
     from db import migrate
+    from db.connections import Connections
+    from db.registry import Alias
     from db.session import make_engine, make_session_factory
     from devtools.databases import temporary_database
     from flows.context import FlowContext, use_context
     from flows.flywheel import flywheel
     from ml.network import seed_classes, seed_weights_path
+    from services.models import import_model
 
     result: dict[str, Any] = {"n": n}
     setup: dict[str, Any] = {}
@@ -487,10 +489,19 @@ def run_cycle(
             model_check_seconds=0.0,
         )
         classes = seed_classes()
-        seed = import_model(
-            settings, seed_weights_path().read_bytes(), classes, alias="production", source="seed"
-        )
-        seed_version = int(seed["version"])  # type: ignore[call-overload]
+        connections = Connections(settings)
+        try:
+            seed_version = import_model(
+                connections.sessions,
+                connections.storage,
+                seed_weights_path().read_bytes(),
+                classes,
+                alias=Alias.PRODUCTION,
+                source="seed",
+                actor="bench:flywheel",
+            ).version
+        finally:
+            connections.close()
         engine = make_engine(url)
         try:
             sessions = make_session_factory(engine)

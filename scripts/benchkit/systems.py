@@ -29,6 +29,7 @@ from benchkit.procs import (
     run_checked,
     wait_ready,
 )
+from db.registry import Alias
 
 
 @dataclass
@@ -127,7 +128,7 @@ def start_product(
             "--classes",
             ",".join(seed_words()),
             "--alias",
-            "production",
+            Alias.PRODUCTION,
         ],
         env,
         "doodle models import",
