@@ -25,7 +25,7 @@ from api.schemas import parse_review_decision, parse_review_list
 from core import segments
 from core.drawings import render_png
 from core.storage import ObjectNotFound, StorageError
-from db import labels
+from db import reviews as review_store
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def review_json(item: labels.ReviewItem) -> dict[str, Any]:
+def review_json(item: review_store.ReviewItem) -> dict[str, Any]:
     prediction = None
     if item.prediction_label is not None:
         prediction = {
@@ -78,8 +78,8 @@ def list_reviews() -> Response:
     status = query.status
     with resources().sessions() as s:
         try:
-            page = labels.list_reviews(s, status=status, limit=query.limit, after=query.after)
-        except labels.InvalidCursor as exc:
+            page = review_store.list_reviews(s, status=status, limit=query.limit, after=query.after)
+        except review_store.InvalidCursor as exc:
             raise InvalidRequest(str(exc), {"field": "after"}) from None
     return jsonify(
         {
@@ -97,8 +97,8 @@ def drawing(recognition_id: str) -> Response:
     res = resources()
     with res.sessions() as s:
         try:
-            kept = labels.get_kept_drawing(s, rid)
-        except labels.UnknownRecognition:
+            kept = review_store.get_kept_drawing(s, rid)
+        except review_store.UnknownRecognition:
             raise NotFound("no such recognition", {"id": str(rid)}) from None
     if kept is None:
         raise NotFound("no drawing is stored for this recognition", {"id": str(rid)})
@@ -110,7 +110,7 @@ def drawing(recognition_id: str) -> Response:
     return response
 
 
-def _png_of(kept: labels.KeptDrawing, rid: uuid.UUID) -> bytes:
+def _png_of(kept: review_store.KeptDrawing, rid: uuid.UUID) -> bytes:
     # Not written to object storage yet (just finished, or storage was down): the row has it.
     if kept.payload_png is not None:
         return kept.payload_png
@@ -151,13 +151,13 @@ def decide(recognition_id: str) -> Response:
     with resources().sessions.begin() as s:
         try:
             if label is not None:
-                labels.review_doodle(s, rid, label, actor=admin_actor())
+                review_store.review_doodle(s, rid, label, actor=admin_actor())
             else:
-                labels.discard_doodle(s, rid, actor=admin_actor())
-        except labels.UnknownRecognition:
+                review_store.discard_doodle(s, rid, actor=admin_actor())
+        except review_store.UnknownRecognition:
             raise NotFound("no such recognition", {"id": str(rid)}) from None
-        except labels.ReviewConflict as exc:
+        except review_store.ReviewConflict as exc:
             raise Conflict(str(exc), {"id": str(rid), "action": action}) from None
-        item = labels.get_review(s, rid)
+        item = review_store.get_review(s, rid)
         assert item is not None  # both decisions leave a review row
         return jsonify(review_json(item))

@@ -16,8 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from core.settings import Settings
 from db import labels as label_store
+from db import reviews as review_store
 from db.models import LabelSource
-from db.registry import Alias
 from flows.context import flow_context
 from ml.predict import Prediction, Predictor
 from ml.quality import assess
@@ -90,7 +90,7 @@ def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
                     reviews.append((candidate.id, decision.review))
             # One statement each per chunk: one-row inserts were half of relabel's time.
             counts["accepted"] += label_store.add_labels(s, accepted, LabelSource.prompt, actor)
-            counts["review"] += label_store.queue_reviews(s, reviews)
+            counts["review"] += review_store.queue_reviews(s, reviews)
             counts["undecided"] += len(chunk) - len(accepted) - len(reviews)
     counts["seen"] = len(candidates)
     return dict(counts)
@@ -99,7 +99,7 @@ def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
 @flow(name="relabel", log_prints=True)
 def relabel(max_doodles: int = 1_000_000) -> dict[str, int]:
     """Label the doodles collected since the last run (only those with consent to train)."""
-    version_id = flow_context().alias_version(Alias.PRODUCTION)
+    version_id = flow_context().alias_version("production")
     if version_id is None:
         raise RuntimeError("no production model to relabel with")
     counts = relabel_doodles(version_id, max_doodles)

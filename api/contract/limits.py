@@ -34,5 +34,5 @@ MAX_VERSION_ID = 999_999_999
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
-# The review list's cursor: unpadded URL-safe base64, as `db.labels` makes it.
+# The review list's cursor: unpadded URL-safe base64, as `db.reviews` makes it.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from api.auth import key_id
 from core.drawings import render_png
 from core.storage import open_storage
-from db import labels
+from db import labels, reviews
 from db.datasets import golden_examples, training_examples
 from db.models import (
     AuditLog,
@@ -73,7 +73,7 @@ def doodle(client, worker_runtime, sample_drawings, seed_version):
 
 def _queue(db_session_factory, rid: uuid.UUID, reason: str) -> None:
     with db_session_factory.begin() as s:
-        assert labels.queue_review(s, rid, reason)
+        assert reviews.queue_review(s, rid, reason)
 
 
 def _audit(db_session_factory) -> list[AuditLog]:
@@ -231,7 +231,7 @@ def test_label_records_a_reviewer_label_resolves_and_makes_it_golden_or_training
         assert labels.effective_labels(s, [rid])[rid] == labels.EffectiveLabel(
             "apple", LabelSource.reviewer
         )
-        assert labels.pending_reviews(s) == []
+        assert reviews.pending_reviews(s) == []
         assert rid not in {c.id for c in labels.relabel_candidates(s)}
         # Reviewed: golden or training by the deterministic split, never both.
         assert rid in golden_examples(s, golden_fraction=1.0).ids
@@ -279,7 +279,7 @@ def test_discard_resolves_without_a_label_and_keeps_it_out_of_everything(
         labels.add_label(s, accepted, "cup", LabelSource.prompt, actor="flow:relabel")
         assert accepted in training_examples(s, golden_fraction=0.0).ids
 
-    for rid, reason in [(queued, "scribble"), (accepted, labels.SPOT_CHECK)]:
+    for rid, reason in [(queued, "scribble"), (accepted, reviews.SPOT_CHECK)]:
         response = _post(client, rid, {"discard": True})
         assert response.status_code == 200, response.get_data(as_text=True)
         body = response.get_json()
@@ -313,23 +313,23 @@ def test_spot_check_of_a_doodle_never_queued(client, db_session_factory, doodle)
 
     body = _post(client, rid, {"label": "apple"}).get_json()
     assert (body["reason"], body["status"], body["label"]) == (
-        labels.SPOT_CHECK,
+        reviews.SPOT_CHECK,
         "resolved",
         "apple",
     )
     review = _review_row(db_session_factory, rid)
     assert (review.reason, review.status, review.resolved_by) == (
-        labels.SPOT_CHECK,
+        reviews.SPOT_CHECK,
         ReviewStatus.resolved,
         ACTOR,
     )
     with db_session_factory() as s:
         assert labels.relabel_candidates(s) == []
         # relabel's own queueing finds the review already there and adds nothing.
-        assert labels.queue_review(s, rid, "scribble") is False
+        assert reviews.queue_review(s, rid, "scribble") is False
     [audit] = _audit(db_session_factory)
     assert audit.details["previous_status"] is None
-    assert audit.details["reason"] == labels.SPOT_CHECK
+    assert audit.details["reason"] == reviews.SPOT_CHECK
 
 
 def test_doodles_that_may_not_be_trained_on_are_409(client, db_session_factory, doodle):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from db import labels
+from db import reviews
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, recognize
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
@@ -72,7 +72,7 @@ def test_review_pages_and_decisions_match_the_document(
     ids = finished(2)
     with db_session_factory.begin() as s:
         for rid in ids:
-            assert labels.queue_review(s, rid, "scribble")
+            assert reviews.queue_review(s, rid, "scribble")
     first = conforms(client.get("/v1/admin/reviews?limit=1", headers=ADMIN), "ReviewPage")
     assert len(first["reviews"]) == 1 and first["next"]
     # The cursor the list made is one the document's pattern accepts, and leads on.

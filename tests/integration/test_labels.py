@@ -1,4 +1,4 @@
-"""Labels, the review queue and who may be trained on, against real Postgres."""
+"""Labels, their precedence and who may be trained on, against real Postgres."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from db import labels
+from db import labels, reviews
 from db.models import (
     Consent,
     InputFormat,
@@ -119,7 +119,7 @@ def test_relabel_candidates_only_trainable_undecided_doodles(db_session_factory)
         labels.add_label(s, excluded["prompt label"], "cup", LabelSource.prompt, "flow")
         labels.add_label(s, excluded["model label"], "hat", LabelSource.model, "flow")
         labels.add_label(s, excluded["reviewer label"], "cup", LabelSource.reviewer, "admin")
-        assert labels.queue_review(s, excluded["pending review"], "scribble")
+        assert reviews.queue_review(s, excluded["pending review"], "scribble")
         s.execute(update(Consent).where(Consent.player_id == "withdrawn").values(withdrawn_at=t0))
         s.execute(update(Player).where(Player.id == "erased").values(erased_at=t0))
         # Erasure deletes the consents: the doodle keeps its snapshot but no consent row.
@@ -138,7 +138,7 @@ def test_relabel_candidates_only_trainable_undecided_doodles(db_session_factory)
     # Incremental: once labelled (or queued for review) a doodle is not a candidate again.
     with db_session_factory.begin() as s:
         labels.add_label(s, ok, "cup", LabelSource.prompt, "flow:relabel")
-        labels.queue_review(s, ok_later, "model_disagrees: sees 'cup' at 93%")
+        reviews.queue_review(s, ok_later, "model_disagrees: sees 'cup' at 93%")
     with db_session_factory() as s:
         assert labels.relabel_candidates(s) == []
 
@@ -146,26 +146,10 @@ def test_relabel_candidates_only_trainable_undecided_doodles(db_session_factory)
 def test_a_resolved_review_without_a_label_is_not_pending(db_session_factory):
     with db_session_factory.begin() as s:
         rid = game_doodle(s)
-        labels.queue_review(s, rid, "near_empty")
+        reviews.queue_review(s, rid, "near_empty")
         s.execute(update(Review).values(status=ReviewStatus.resolved))
     with db_session_factory() as s:
         assert [c.id for c in labels.relabel_candidates(s)] == [rid]
-
-
-def test_queue_review_is_idempotent(db_session_factory):
-    with db_session_factory.begin() as s:
-        rid = game_doodle(s)
-        other = game_doodle(s)
-        assert labels.queue_review(s, rid, "scribble") is True
-        assert labels.queue_review(s, rid, "near_empty") is False
-        assert labels.queue_reviews(s, [(rid, "again"), (other, "near_empty")]) == 1
-    with db_session_factory() as s:
-        pending = labels.pending_reviews(s)
-        assert [(r.recognition_id, r.reason) for r in pending] == [
-            (rid, "scribble"),
-            (other, "near_empty"),
-        ]
-        assert all(r.status is ReviewStatus.pending for r in pending)
 
 
 def test_reviewer_label_wins_and_latest_wins_within_a_tier(db_session_factory):
