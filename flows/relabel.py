@@ -18,6 +18,7 @@ from core.settings import Settings
 from db import labels as label_store
 from db import reviews as review_store
 from db.models import LabelSource
+from db.registry import Alias
 from flows.context import flow_context
 from ml.predict import Prediction, Predictor
 from ml.quality import assess
@@ -99,7 +100,7 @@ def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
 @flow(name="relabel", log_prints=True)
 def relabel(max_doodles: int = 1_000_000) -> dict[str, int]:
     """Label the doodles collected since the last run (only those with consent to train)."""
-    version_id = flow_context().alias_version("production")
+    version_id = flow_context().alias_version(Alias.PRODUCTION)
     if version_id is None:
         raise RuntimeError("no production model to relabel with")
     counts = relabel_doodles(version_id, max_doodles)
