@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from core import segments
 from core.storage import ObjectStorage, StorageError
-from db import recognitions as rec
+from db import processing as rec
 from db.models import InputFormat
 
 log = logging.getLogger(__name__)

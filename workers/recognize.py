@@ -35,7 +35,7 @@ from core.tasks import (
     done_channel,
     result_document,
 )
-from db import recognitions as rec
+from db import processing as rec
 from db.models import InputFormat
 from ml.raster import bitmap_from_png, rasterize_batch
 from ml.strokes import to_simplified
