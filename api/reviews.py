@@ -26,6 +26,8 @@ from core import segments
 from core.drawings import render_png
 from core.storage import ObjectNotFound, StorageError
 from db import reviews as review_store
+from services import labels as labelling
+from services.errors import ReviewRefused, UnknownDoodle
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +150,10 @@ def _decision() -> tuple[str, str | None]:
 def decide(recognition_id: str) -> Response:
     rid = _parse_id(recognition_id)
     action, label = _decision()
-    with resources().sessions.begin() as s:
-        try:
-            if label is not None:
-                review_store.review_doodle(s, rid, label, actor=admin_actor())
-            else:
-                review_store.discard_doodle(s, rid, actor=admin_actor())
-        except review_store.UnknownRecognition:
-            raise NotFound("no such recognition", {"id": str(rid)}) from None
-        except review_store.ReviewConflict as exc:
-            raise Conflict(str(exc), {"id": str(rid), "action": action}) from None
-        item = review_store.get_review(s, rid)
-        assert item is not None  # both decisions leave a review row
-        return jsonify(review_json(item))
+    try:
+        item = labelling.decide_review(resources().sessions, rid, label, actor=admin_actor())
+    except UnknownDoodle:
+        raise NotFound("no such recognition", {"id": str(rid)}) from None
+    except ReviewRefused as exc:
+        raise Conflict(str(exc), {"id": str(rid), "action": action}) from None
+    return jsonify(review_json(item))

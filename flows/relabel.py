@@ -6,8 +6,7 @@ to it (`decide`, a pure function); thresholds are settings.
 
 from __future__ import annotations
 
-import uuid
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +14,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from core.settings import Settings
-from db import labels as label_store
-from db import reviews as review_store
-from db.models import LabelSource
+from db.labels import Candidate
 from db.registry import Alias
 from flows.context import flow_context
 from ml.predict import Prediction, Predictor
 from ml.quality import assess
+from services import labels as labelling
 
 BATCH = 512
 
@@ -62,39 +60,31 @@ def decide(
 def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
     """One transaction: a failed run leaves no half-labelled batch behind."""
     ctx = flow_context()
+    settings = ctx.settings
     model, classes = ctx.load_version(version_id)
     predictor = Predictor(model, classes)
     known = set(classes)
-    actor = f"flow:relabel (model v{version_id})"
-    counts: Counter[str] = Counter()
-    with ctx.sessions.begin() as s:
-        candidates = label_store.relabel_candidates(s, limit=limit)
-        for start in range(0, len(candidates), BATCH):
-            chunk = candidates[start : start + BATCH]
-            bitmaps = np.stack(
-                [np.frombuffer(c.bitmap, dtype=np.uint8).reshape(28, 28) for c in chunk]
+
+    def judge(chunk: Sequence[Candidate]) -> list[Decision]:
+        bitmaps = np.stack([np.frombuffer(c.bitmap, dtype=np.uint8).reshape(28, 28) for c in chunk])
+        return [
+            decide(
+                candidate.word,
+                prediction,
+                known,
+                assess(
+                    bitmap, min_ink=settings.min_ink_fraction, max_ink=settings.max_ink_fraction
+                ),
+                settings,
             )
-            accepted: list[tuple[uuid.UUID, str]] = []
-            reviews: list[tuple[uuid.UUID, str]] = []
             for candidate, bitmap, prediction in zip(
                 chunk, bitmaps, predictor.predict(bitmaps), strict=True
-            ):
-                quality = assess(
-                    bitmap,
-                    min_ink=ctx.settings.min_ink_fraction,
-                    max_ink=ctx.settings.max_ink_fraction,
-                )
-                decision = decide(candidate.word, prediction, known, quality, ctx.settings)
-                if decision.label:
-                    accepted.append((candidate.id, decision.label))
-                elif decision.review:
-                    reviews.append((candidate.id, decision.review))
-            # One statement each per chunk: one-row inserts were half of relabel's time.
-            counts["accepted"] += label_store.add_labels(s, accepted, LabelSource.prompt, actor)
-            counts["review"] += review_store.queue_reviews(s, reviews)
-            counts["undecided"] += len(chunk) - len(accepted) - len(reviews)
-    counts["seen"] = len(candidates)
-    return dict(counts)
+            )
+        ]
+
+    return labelling.relabel(
+        ctx.sessions, judge, actor=f"flow:relabel (model v{version_id})", limit=limit, batch=BATCH
+    )
 
 
 @flow(name="relabel", log_prints=True)

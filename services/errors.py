@@ -25,3 +25,11 @@ class NoRegistry(ServiceError):
 
 class InvalidClasses(InvalidModel):
     """Class names that are empty or repeated."""
+
+
+class UnknownDoodle(ServiceError, LookupError):
+    """No recognition has this id."""
+
+
+class ReviewRefused(ServiceError):
+    """The doodle is in a state that forbids this review decision."""
