@@ -1,6 +1,8 @@
-"""The pieces of scripts/bench.py, one job a module.
+"""The pieces of scripts/bench.py and scripts/flywheel_bench.py, one job a module.
 
-- stats: percentiles, summaries of closed- and open-loop runs, medians over runs, ratios
+- stats: the statistics both scripts use (percentiles, medians, least-squares line), on
+  numpy and `statistics`
+- summaries: figures of closed- and open-loop runs, medians over runs, ratios
 - inputs: the Quick, Draw! drawings and request bodies (whole and partial drawings)
 - load: closed-loop and open-loop (paced) HTTP load generators
 - procs: process groups, free ports, readiness, a fresh database, Redis flush
@@ -12,8 +14,10 @@
 - report: text tables and the environment block of the JSON
 - session: what every scenario sets up and tears down (temp folder, processes, storage)
 - compare, burst, guesses: the scenarios
+- flywheel_data, timers, flywheel_report: the flywheel benchmark's doodles, its timed calls
+  inside the flows, and its fits and table
 
-scripts/ is not a package: scripts/bench.py puts this folder's parent on sys.path.
+scripts/ is not a package: the scripts put this folder's parent on sys.path.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from benchkit.depth import DepthSampler, depth_timeline, drain_time, outcomes, p
 from benchkit.load import judge_accepted, run_open_loop, sender_threads
 from benchkit.measure import measure, objects_written, one_line, warm_up
 from benchkit.session import Session
-from benchkit.stats import summarize_shots
+from benchkit.summaries import summarize_shots
 
 LEAD_S = 0.3  # the sampler starts this long before the burst: the timeline starts empty
 

@@ -9,7 +9,7 @@ from benchkit import report
 from benchkit.cpu import wait_quiet
 from benchkit.measure import measure, objects_written, one_line, warm_up
 from benchkit.session import Session
-from benchkit.stats import aggregate, ratios
+from benchkit.summaries import aggregate, ratios
 
 
 def run(session: Session) -> int:

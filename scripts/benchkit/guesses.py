@@ -20,7 +20,8 @@ from benchkit.inputs import guess_bodies
 from benchkit.load import Target, judge_guess, run_open_loop, sender_threads
 from benchkit.measure import measure, objects_written, one_line, warm_up
 from benchkit.session import Session
-from benchkit.stats import Shot, aggregate, is_number, ratios, summarize_shots
+from benchkit.stats import is_number
+from benchkit.summaries import Shot, aggregate, ratios, summarize_shots
 
 GUESS_PATH = "/v1/guesses"
 EXPECTED = ("200", "429", "503")  # anything else is an error of the endpoint or the bench

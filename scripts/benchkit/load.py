@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchkit.stats import Sample, Shot
+from benchkit.summaries import Sample, Shot
 
 # The server closed an idle keep-alive connection before reading the request.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError)

@@ -9,7 +9,7 @@ from typing import Any
 
 from benchkit.cpu import CpuMeter, cpu_figures
 from benchkit.load import Target, run_closed_loop
-from benchkit.stats import summarize
+from benchkit.summaries import summarize
 
 
 def measure(

@@ -19,9 +19,9 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 load_benchkit()
 
-from benchkit import burst, cpu, depth, guesses, inputs, load, report, stats  # noqa: E402
+from benchkit import burst, cpu, depth, guesses, inputs, load, report, stats, summaries  # noqa: E402
 from benchkit.depth import DepthSample  # noqa: E402
-from benchkit.stats import Shot  # noqa: E402
+from benchkit.summaries import Shot  # noqa: E402
 
 
 def _cli():
@@ -104,7 +104,7 @@ def test_summarize_shots_keeps_one_example_of_each_error():
         Shot(2, 0, 0, 1.0, 400, info="invalid_request: second"),
         Shot(3, 0, 0, 1.0, 0, error="ConnectionResetError"),
     ]
-    assert stats.summarize_shots(shots, 1.0)["examples"] == {"400": "invalid_request: first"}
+    assert summaries.summarize_shots(shots, 1.0)["examples"] == {"400": "invalid_request: first"}
 
 
 # --------------------------------------------------------------------------- open-loop summary
@@ -120,7 +120,7 @@ def test_summarize_shots_counts_statuses_and_percentiles():
     shots += [_shot(8, 429, latency=1.0), _shot(9, 503, latency=2.0)]
     shots.append(_shot(10, 0, latency=3000.0, error="TimeoutError"))
     shots.append(_shot(11, 200, latency=5.0, error="bad_body"))
-    s = stats.summarize_shots(shots, elapsed_s=2.0)
+    s = summaries.summarize_shots(shots, elapsed_s=2.0)
     assert s["sent"] == 12
     assert s["ok"] == 8  # the 200 its judge refused is not ok
     assert s["statuses"] == {"200": 8, "200 bad_body": 1, "429": 1, "503": 1, "TimeoutError": 1}
@@ -136,7 +136,7 @@ def test_summarize_shots_counts_statuses_and_percentiles():
 
 def test_summarize_shots_lag_and_other_ok_statuses():
     shots = [_shot(0, 202), _shot(1, 202, lag=50.0), _shot(2, 500, lag=5.0)]
-    s = stats.summarize_shots(shots, elapsed_s=1.0, ok_statuses=(202,))
+    s = summaries.summarize_shots(shots, elapsed_s=1.0, ok_statuses=(202,))
     assert s["ok"] == 2
     assert s["lag_max_ms"] == pytest.approx(50.0)
     assert s["lag_p50_ms"] == pytest.approx(5.0)
@@ -146,10 +146,10 @@ def test_summarize_shots_lag_and_other_ok_statuses():
 def test_in_flight_mean_and_the_lag_note():
     # Two requests always in flight: each takes 1 s, one sent every 0.5 s for 4 s.
     shots = [Shot(i, i * 0.5, i * 0.5, 1000.0, 202) for i in range(8)]
-    s = stats.summarize_shots(shots, elapsed_s=4.5, ok_statuses=(202,))
+    s = summaries.summarize_shots(shots, elapsed_s=4.5, ok_statuses=(202,))
     assert s["in_flight_mean"] == pytest.approx(8 / 4.5)
     assert report.lagging(s, threads=2, rate=2.0) == []  # on schedule
-    late = stats.summarize_shots(
+    late = summaries.summarize_shots(
         [Shot(i, i * 0.25, i * 0.5, 1000.0, 202) for i in range(8)], 4.5, (202,)
     )
     note = report.lagging(late, threads=2, rate=4.0)
@@ -157,10 +157,10 @@ def test_in_flight_mean_and_the_lag_note():
 
 
 def test_summarize_shots_empty():
-    s = stats.summarize_shots([], elapsed_s=1.0)
+    s = summaries.summarize_shots([], elapsed_s=1.0)
     assert s["sent"] == 0 and math.isnan(s["ok_p99_ms"]) and math.isnan(s["offered_rps"])
     with pytest.raises(ValueError):
-        stats.summarize_shots([], elapsed_s=0)
+        summaries.summarize_shots([], elapsed_s=0)
 
 
 def test_percentiles_names_its_keys():

@@ -1,4 +1,5 @@
-"""The pure statistics helpers of scripts/bench.py (scripts/benchkit; scripts/ is not a package)."""
+"""The statistics (benchkit.stats) and run summaries (benchkit.summaries) of the benchmark
+scripts, and the bench's text table (scripts/benchkit; scripts/ is not a package)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from tests.fixtures.benchkit import load_benchkit
 
 load_benchkit()
 
-from benchkit import inputs, load, report  # noqa: E402
-from benchkit import stats as bench  # noqa: E402
+from benchkit import inputs, load, report, stats, summaries  # noqa: E402  # noqa: E402
 
-Sample = bench.Sample
+Sample = summaries.Sample
 
 
 # --------------------------------------------------------------------------- percentile
@@ -24,39 +24,76 @@ def test_percentile_interpolates_linearly_like_numpy():
     np = pytest.importorskip("numpy")
     values = [13.0, 1.0, 7.5, 2.0, 99.0, 42.0, 3.0]
     for p in (0, 1, 10, 25, 50, 75, 90, 99, 100):
-        assert bench.percentile(values, p) == pytest.approx(float(np.percentile(values, p)))
+        assert stats.percentile(values, p) == pytest.approx(float(np.percentile(values, p)))
 
 
 def test_percentile_edges():
-    assert bench.percentile([5.0], 0) == 5.0
-    assert bench.percentile([5.0], 99) == 5.0
-    assert bench.percentile([1, 2], 50) == 1.5
-    assert bench.percentile(range(1, 101), 100) == 100.0
-    assert bench.percentile(range(1, 101), 0) == 1.0
-    assert bench.percentile(iter([3, 1, 2]), 50) == 2.0  # any iterable, unsorted
-    assert math.isnan(bench.percentile([], 50))
+    assert stats.percentile([5.0], 0) == 5.0
+    assert stats.percentile([5.0], 99) == 5.0
+    assert stats.percentile([1, 2], 50) == 1.5
+    assert stats.percentile(range(1, 101), 100) == 100.0
+    assert stats.percentile(range(1, 101), 0) == 1.0
+    assert stats.percentile(iter([3, 1, 2]), 50) == 2.0  # any iterable, unsorted
+    assert math.isnan(stats.percentile([], 50))
 
 
 @pytest.mark.parametrize("p", [-1, 100.5])
 def test_percentile_rejects_out_of_range(p):
     with pytest.raises(ValueError):
-        bench.percentile([1.0, 2.0], p)
+        stats.percentile([1.0, 2.0], p)
 
 
 def test_p99_of_1000_is_near_the_top():
     values = list(range(1000))
-    assert bench.percentile(values, 99) == pytest.approx(989.01)
+    assert stats.percentile(values, 99) == pytest.approx(989.01)
 
 
 # --------------------------------------------------------------------------- median
 
 
 def test_median_odd_even_and_nan():
-    assert bench.median([3, 1, 2]) == 2.0
-    assert bench.median([4, 1, 3, 2]) == 2.5
-    assert bench.median([1.0, math.nan, 3.0]) == 2.0  # NaN runs are ignored
-    assert math.isnan(bench.median([]))
-    assert math.isnan(bench.median([math.nan]))
+    assert stats.median([3, 1, 2]) == 2.0
+    assert stats.median([4, 1, 3, 2]) == 2.5
+    assert stats.median([1.0, math.nan, 3.0]) == 2.0  # NaN runs are ignored
+    assert math.isnan(stats.median([]))
+    assert math.isnan(stats.median([math.nan]))
+
+
+# --------------------------------------------------------------------------- fits and spreads
+
+
+def test_linear_fit_exact_line():
+    fit = stats.linear_fit([1000, 2000, 4000], [3.0, 5.0, 9.0])
+    assert fit.intercept == pytest.approx(1.0)
+    assert fit.per_1000 == pytest.approx(2.0)
+    assert fit.r2 == pytest.approx(1.0)
+
+
+def test_linear_fit_two_points_has_no_r2():
+    fit = stats.linear_fit([1, 2], [1, 3])
+    assert fit.slope == pytest.approx(2.0)
+    assert math.isnan(fit.r2)
+
+
+def test_linear_fit_refuses_degenerate_x():
+    with pytest.raises(ValueError):
+        stats.linear_fit([5, 5, 5], [1, 2, 3])
+    with pytest.raises(ValueError):
+        stats.linear_fit([1], [1])
+
+
+def test_growth_exponent():
+    assert stats.growth_exponent([1000, 10_000], [2.0, 20.0]) == pytest.approx(1.0)
+    assert stats.growth_exponent([1000, 4000, 2000], [3.0, 3.0, 9.0]) == pytest.approx(0.0)
+    assert stats.growth_exponent([1, 4], [1, 16]) == pytest.approx(2.0)
+    assert math.isnan(stats.growth_exponent([1, 2], [0.0, 1.0]))
+
+
+def test_median_min_max_per_key():
+    runs = [{"a": 3.0, "b": 1.0}, {"a": 1.0}, {"a": 2.0, "b": 2.0}]
+    out = stats.median_min_max(runs)
+    assert out["a"] == {"median": 2.0, "min": 1.0, "max": 3.0}
+    assert out["b"] == {"median": 1.5, "min": 1.0, "max": 2.0}
 
 
 # --------------------------------------------------------------------------- summarize
@@ -70,14 +107,14 @@ def test_summarize_counts_throughput_latency_errors_and_accuracy():
         Sample(40.0, True, correct=True),
         Sample(1000.0, False, error="http_202"),
     ]
-    s = bench.summarize(samples, elapsed_s=2.0)
+    s = summaries.summarize(samples, elapsed_s=2.0)
     assert s["requests"] == 5
     assert s["ok"] == 4
     assert s["errors"] == 1
     assert s["error_kinds"] == {"http_202": 1}
     assert s["throughput_rps"] == 2.0  # successful answers only
     assert s["p50_ms"] == 30.0  # errors count in latency (a timeout must show in p99)
-    assert s["p99_ms"] == pytest.approx(bench.percentile([10, 20, 30, 40, 1000], 99))
+    assert s["p99_ms"] == pytest.approx(stats.percentile([10, 20, 30, 40, 1000], 99))
     assert s["max_ms"] == 1000.0
     assert s["accuracy"] == 0.75  # over successful answers
     assert "stage_ms" not in s
@@ -89,17 +126,17 @@ def test_summarize_groups_error_kinds_and_handles_all_failed():
         Sample(6.0, False, error="ConnectionRefusedError"),
         Sample(7.0, False),
     ]
-    s = bench.summarize(samples, elapsed_s=1.0)
+    s = summaries.summarize(samples, elapsed_s=1.0)
     assert s["error_kinds"] == {"ConnectionRefusedError": 2, "error": 1}
     assert s["throughput_rps"] == 0.0
     assert math.isnan(s["accuracy"])
 
 
 def test_summarize_empty_and_bad_elapsed():
-    s = bench.summarize([], elapsed_s=1.0)
+    s = summaries.summarize([], elapsed_s=1.0)
     assert s["requests"] == 0 and math.isnan(s["p99_ms"]) and math.isnan(s["accuracy"])
     with pytest.raises(ValueError):
-        bench.summarize([], elapsed_s=0.0)
+        summaries.summarize([], elapsed_s=0.0)
 
 
 def test_summarize_reports_the_products_stage_timings():
@@ -108,14 +145,14 @@ def test_summarize_reports_the_products_stage_timings():
         for q in (1.0, 2.0, 3.0)
     ]
     samples.append(Sample(60.0, False, timings={"queue_ms": 500.0}))  # failures are left out
-    s = bench.summarize(samples, elapsed_s=1.0)
+    s = summaries.summarize(samples, elapsed_s=1.0)
     assert s["stage_ms"]["queue_ms"]["p50"] == 2.0
     assert s["stage_ms"]["inference_ms"]["p99"] == 1.0
     assert "note" not in s["stage_ms"]
 
 
 def test_summary_is_json_serialisable():
-    s = bench.summarize([Sample(1.0, True, True)], elapsed_s=1.0)
+    s = summaries.summarize([Sample(1.0, True, True)], elapsed_s=1.0)
     json.dumps(s)
 
 
@@ -128,7 +165,7 @@ def test_aggregate_takes_medians_key_by_key_and_recurses():
         {"throughput_rps": 120.0, "p99_ms": 90.0, "system": "a", "cpu": {"api": 3.0}},
         {"throughput_rps": 110.0, "p99_ms": 60.0, "system": "a", "cpu": {"api": 2.0, "x": 5}},
     ]
-    agg = bench.aggregate(runs)
+    agg = summaries.aggregate(runs)
     assert agg["throughput_rps"] == 110.0
     assert agg["p99_ms"] == 60.0
     assert agg["cpu"] == {"api": 2.0, "x": 5.0}  # a key some runs lack: median of those with it
@@ -136,19 +173,19 @@ def test_aggregate_takes_medians_key_by_key_and_recurses():
 
 
 def test_aggregate_ignores_booleans_and_empty():
-    assert bench.aggregate([]) == {}
-    assert bench.aggregate([{"flag": True}, {"flag": False}]) == {}
+    assert summaries.aggregate([]) == {}
+    assert summaries.aggregate([{"flag": True}, {"flag": False}]) == {}
 
 
 def test_ratios_product_over_baseline():
     product = {"throughput_rps": 300.0, "p50_ms": 40.0, "p90_ms": 80.0, "p99_ms": 120.0}
     baseline = {"throughput_rps": 150.0, "p50_ms": 80.0, "p90_ms": 80.0, "p99_ms": 240.0}
-    r = bench.ratios(product, baseline)
+    r = summaries.ratios(product, baseline)
     assert r == {"throughput": 2.0, "p50": 0.5, "p90": 1.0, "p99": 0.5}
 
 
 def test_ratios_nan_when_missing_or_zero():
-    r = bench.ratios({"throughput_rps": 1.0}, {"throughput_rps": 0.0})
+    r = summaries.ratios({"throughput_rps": 1.0}, {"throughput_rps": 0.0})
     assert all(math.isnan(v) for v in r.values())
 
 
@@ -158,7 +195,7 @@ def test_ratios_nan_when_missing_or_zero():
 def test_format_table_aligns_rows():
     table = report.format_table(
         [
-            ("baseline", bench.summarize([Sample(10.0, True, True)], 1.0)),
+            ("baseline", summaries.summarize([Sample(10.0, True, True)], 1.0)),
             ("product", {"throughput_rps": math.nan}),
         ]
     )

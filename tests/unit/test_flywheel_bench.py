@@ -1,4 +1,5 @@
-"""The pure helpers of scripts/flywheel_bench.py (scripts/ is not a package)."""
+"""The pure helpers of scripts/flywheel_bench.py and of the benchkit modules it drives
+(scripts/ is not a package)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.benchkit import load_benchkit
 
 BENCH_PATH = Path(__file__).resolve().parents[2] / "scripts" / "flywheel_bench.py"
 
@@ -21,8 +24,11 @@ def _load():
     return module
 
 
+load_benchkit()
 bench = _load()
 
+from benchkit import flywheel_data, flywheel_report, stats  # noqa: E402
+from benchkit.timers import Timers, instrumented  # noqa: E402
 
 # --------------------------------------------------------------------------- parse_sizes
 
@@ -42,7 +48,7 @@ def test_parse_sizes_refuses_nonsense(text):
 
 
 def test_deal_words_round_robin_then_copies():
-    plan = bench.deal_words(["a", "b"], [2, 3], 9)
+    plan = flywheel_data.deal_words(["a", "b"], [2, 3], 9)
     assert plan == [
         ("a", 0, 0),
         ("b", 0, 0),
@@ -57,12 +63,12 @@ def test_deal_words_round_robin_then_copies():
 
 
 def test_deal_words_smaller_sizes_are_prefixes():
-    big = bench.deal_words(["a", "b", "c"], [25, 25, 3], 1000)
-    assert bench.deal_words(["a", "b", "c"], [25, 25, 3], 250) == big[:250]
+    big = flywheel_data.deal_words(["a", "b", "c"], [25, 25, 3], 1000)
+    assert flywheel_data.deal_words(["a", "b", "c"], [25, 25, 3], 250) == big[:250]
 
 
 def test_deal_words_balances_words():
-    plan = bench.deal_words(list("abcde"), [25] * 5, 10_000)
+    plan = flywheel_data.deal_words(list("abcde"), [25] * 5, 10_000)
     counts = {w: sum(1 for x, _, _ in plan if x == w) for w in "abcde"}
     assert set(counts.values()) == {2000}
 
@@ -70,46 +76,19 @@ def test_deal_words_balances_words():
 @pytest.mark.parametrize(("words", "per_word"), [([], []), (["a"], [0]), (["a", "b"], [1])])
 def test_deal_words_refuses_bad_input(words, per_word):
     with pytest.raises(ValueError):
-        bench.deal_words(words, per_word, 3)
+        flywheel_data.deal_words(words, per_word, 3)
 
 
 # --------------------------------------------------------------------------- fits
 
 
-def test_linear_fit_exact_line():
-    fit = bench.linear_fit([1000, 2000, 4000], [3.0, 5.0, 9.0])
-    assert fit.intercept == pytest.approx(1.0)
-    assert fit.per_1000 == pytest.approx(2.0)
-    assert fit.r2 == pytest.approx(1.0)
-
-
-def test_linear_fit_two_points_has_no_r2():
-    fit = bench.linear_fit([1, 2], [1, 3])
-    assert fit.slope == pytest.approx(2.0)
-    assert math.isnan(fit.r2)
-
-
-def test_linear_fit_refuses_degenerate_x():
-    with pytest.raises(ValueError):
-        bench.linear_fit([5, 5, 5], [1, 2, 3])
-    with pytest.raises(ValueError):
-        bench.linear_fit([1], [1])
-
-
-def test_growth_exponent():
-    assert bench.growth_exponent([1000, 10_000], [2.0, 20.0]) == pytest.approx(1.0)
-    assert bench.growth_exponent([1000, 4000, 2000], [3.0, 3.0, 9.0]) == pytest.approx(0.0)
-    assert bench.growth_exponent([1, 4], [1, 16]) == pytest.approx(2.0)
-    assert math.isnan(bench.growth_exponent([1, 2], [0.0, 1.0]))
-
-
 def test_describe_growth_names_the_shape():
-    fit = bench.Fit(intercept=1.0, slope=0.002, r2=1.0)
-    assert bench.describe_growth(fit, 1.0).startswith("linear: 1.0 s + 2.00 s per 1,000")
-    assert bench.describe_growth(fit, 0.05).startswith("flat")
-    assert bench.describe_growth(fit, 0.5).startswith("sublinear")
-    assert bench.describe_growth(fit, 1.6).startswith("superlinear")
-    assert bench.describe_growth(fit, math.nan) == "n/a"
+    fit = stats.Fit(intercept=1.0, slope=0.002, r2=1.0)
+    assert flywheel_report.describe_growth(fit, 1.0).startswith("linear: 1.0 s + 2.00 s per 1,000")
+    assert flywheel_report.describe_growth(fit, 0.05).startswith("flat")
+    assert flywheel_report.describe_growth(fit, 0.5).startswith("sublinear")
+    assert flywheel_report.describe_growth(fit, 1.6).startswith("superlinear")
+    assert flywheel_report.describe_growth(fit, math.nan) == "n/a"
 
 
 def test_fit_stages_over_results():
@@ -118,7 +97,7 @@ def test_fit_stages_over_results():
         {"n": 2000, "timings": {"relabel_s": 3.0, "finetune_s": 5.0}},
         {"n": 4000, "timings": {"relabel_s": 5.0, "finetune_s": 5.0}},
     ]
-    fits = bench.fit_stages(results, stages=("relabel_s", "finetune_s", "evaluate_s"))
+    fits = flywheel_report.fit_stages(results, stages=("relabel_s", "finetune_s", "evaluate_s"))
     assert fits["relabel_s"]["s_per_1000"] == pytest.approx(1.0)
     assert fits["relabel_s"]["intercept_s"] == pytest.approx(1.0)
     assert fits["relabel_s"]["r2"] == pytest.approx(1.0)
@@ -129,14 +108,7 @@ def test_fit_stages_over_results():
 
 
 def test_fit_stages_needs_two_sizes():
-    assert bench.fit_stages([{"n": 10, "timings": {"relabel_s": 1.0}}]) == {}
-
-
-def test_summarize_runs_median_min_max():
-    runs = [{"a": 3.0, "b": 1.0}, {"a": 1.0}, {"a": 2.0, "b": 2.0}]
-    out = bench.summarize_runs(runs)
-    assert out["a"] == {"median": 2.0, "min": 1.0, "max": 3.0}
-    assert out["b"] == {"median": 1.5, "min": 1.0, "max": 2.0}
+    assert flywheel_report.fit_stages([{"n": 10, "timings": {"relabel_s": 1.0}}]) == {}
 
 
 # --------------------------------------------------------------------------- timers
@@ -153,9 +125,9 @@ class _Owner:
 
 
 def test_instrumented_times_and_restores():
-    timers = bench.Timers()
+    timers = Timers()
     original = vars(_Owner)["work"]
-    with bench.instrumented(timers, [(_Owner, "work", "w"), (_Owner, "fail", "f")]):
+    with instrumented(timers, [(_Owner, "work", "w"), (_Owner, "fail", "f")]):
         assert _Owner.work(21) == 42
         assert _Owner.work(1) == 2
         with pytest.raises(RuntimeError):
@@ -169,9 +141,9 @@ def test_instrumented_times_and_restores():
 
 
 def test_instrumented_restores_after_an_error_inside():
-    timers = bench.Timers()
+    timers = Timers()
     original = vars(_Owner)["work"]
-    with pytest.raises(KeyError), bench.instrumented(timers, [(_Owner, "work", "w")]):
+    with pytest.raises(KeyError), instrumented(timers, [(_Owner, "work", "w")]):
         raise KeyError("x")
     assert vars(_Owner)["work"] is original
 
@@ -181,8 +153,8 @@ class _Child(_Owner):
 
 
 def test_instrumented_inherited_attribute_is_removed_again():
-    timers = bench.Timers()
-    with bench.instrumented(timers, [(_Child, "work", "w")]):
+    timers = Timers()
+    with instrumented(timers, [(_Child, "work", "w")]):
         assert "work" in vars(_Child)
         assert _Child.work(3) == 6
     assert "work" not in vars(_Child)
