@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from core.embedded import EmbeddedServices
 from core.settings import Settings
 from db.connections import Connections
+from devtools.embedded import EmbeddedServices
 
 
 @contextmanager

@@ -12,7 +12,7 @@
    worker` (recognitions), a second worker for live guesses, `doodle beat` (the
    sweeper's schedule), `doodle api` (gunicorn on 127.0.0.1:PORT) and `doodle flows
    serve` (the flows' schedules).
-5. Supervision (cli/supervisor.py): a child that exits, or an embedded server that
+5. Supervision (devtools/supervisor.py): a child that exits, or an embedded server that
    stops, is started again with back-off; the rest keep serving.
 6. Ctrl-C, SIGTERM or SIGHUP: children get SIGTERM, then SIGKILL after a grace period (a
    second Ctrl-C skips the wait), then the embedded services stop.
@@ -24,26 +24,22 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 
-from cli.supervisor import Child, Output, Server, Supervisor
-from core.embedded import EmbeddedServices
 from core.logs import redact_url
 from core.settings import PROJECT_ROOT, Settings
+from devtools.embedded import EmbeddedServices
+from devtools.net import port_open, wait_http
+from devtools.supervisor import Child, Output, Server, Supervisor
 
 SEED_WEIGHTS = PROJECT_ROOT / "ml" / "seed" / "quickdraw20_state_dict.pt"
 SEED_CLASSES = PROJECT_ROOT / "ml" / "seed" / "classes.json"
@@ -166,7 +162,7 @@ def use_prefect(settings: Settings, env: dict[str, str]) -> int | None:
         _say(f"prefect  {env['PREFECT_API_URL']} (PREFECT_API_URL)")
         return None
     port = settings.prefect_port
-    if not _port_free("127.0.0.1", port):
+    if port_open("127.0.0.1", port):
         raise click.ClickException(
             f"port {port} (the Prefect server's) is already in use; stop what uses it, set "
             "DOODLE_PREFECT_PORT to a free port, or run with --no-flows"
@@ -179,12 +175,6 @@ def use_prefect(settings: Settings, env: dict[str, str]) -> int | None:
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     _say(f"prefect  http://127.0.0.1:{port} (the UI; DOODLE_PREFECT_PORT moves it)")
     return port
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) != 0
 
 
 def banner(
@@ -210,24 +200,6 @@ def banner(
         ]
     parts += [line]
     return "\n".join(parts)
-
-
-def wait_ready(base_url: str, is_alive: Any, timeout: float = READY_TIMEOUT_SECONDS) -> str | None:
-    """None once /readyz answers 200, else the last answer (or error) at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline and is_alive():
-        try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return None
-                last = f"HTTP {resp.status}"
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}"
-        except (OSError, urllib.error.URLError) as exc:
-            last = str(exc)
-        time.sleep(0.5)
-    return last
 
 
 # --------------------------------------------------------------------------- supervision
@@ -338,7 +310,10 @@ def _announce_when_ready(
     env: dict[str, str],
     stop: threading.Event,
 ) -> None:
-    not_ready = wait_ready(base_url, lambda: not stop.is_set())
+    # None once /readyz answers 200, else its last answer at the deadline.
+    not_ready = wait_http(
+        f"{base_url}/readyz", READY_TIMEOUT_SECONDS, keep_waiting=lambda: not stop.is_set()
+    )
     if stop.is_set():
         return
     key_file = settings.home / DEV_KEY_FILE if key else None
@@ -358,7 +333,7 @@ def run_command(flows: bool) -> None:
     from db import migrate
 
     settings = Settings.from_env()
-    if not _port_free("127.0.0.1", settings.port):
+    if port_open("127.0.0.1", settings.port):
         raise click.ClickException(
             f"port {settings.port} is already in use (is `make run` running elsewhere?); "
             "stop it or set PORT"

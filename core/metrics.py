@@ -16,6 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
+from core.processes import pid_alive
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,5 @@ def _remove_dead(path: Path) -> None:
     prometheus_client asks; Prometheus reads the drop as a counter reset."""
     for file in path.glob("*.db"):
         pid = file.stem.rsplit("_", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             file.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

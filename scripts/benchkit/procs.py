@@ -1,23 +1,21 @@
-"""Processes the benchmark starts (each in its own process group), ports, readiness, a fresh
-database and Redis db."""
+"""Processes the benchmark starts (each in its own process group), their readiness, and a
+flushed Redis db. Ports, HTTP readiness and fresh databases come from devtools."""
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from benchkit import REPO_ROOT
+from devtools.net import wait_http
 
 
 class Processes:
@@ -84,12 +82,6 @@ class Processes:
         self._logs.clear()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_ready(
     procs: Processes,
     names: Sequence[str],
@@ -100,23 +92,16 @@ def wait_ready(
 ) -> float:
     """Poll GET path until `ready(status)`; seconds it took. Fails early if a process died."""
     start = time.monotonic()
-    last = ""
-    while time.monotonic() - start < timeout:
+
+    def none_died() -> bool:
         for name in names:
-            procs.check_alive(name)
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", path)
-            response = conn.getresponse()
-            body = response.read()
-            conn.close()
-            if ready(response.status):
-                return time.monotonic() - start
-            last = f"{response.status} {body[:300]!r}"
-        except (OSError, http.client.HTTPException) as exc:
-            last = repr(exc)
-        time.sleep(0.5)
-    raise RuntimeError(f"{names[0]} not ready after {timeout:.0f}s on {path}: {last}")
+            procs.check_alive(name)  # raises with the log's tail
+        return True
+
+    last = wait_http(f"http://127.0.0.1:{port}{path}", timeout, ready=ready, keep_waiting=none_died)
+    if last is not None:
+        raise RuntimeError(f"{names[0]} not ready after {timeout:.0f}s on {path}: {last}")
+    return time.monotonic() - start
 
 
 def run_checked(
@@ -130,31 +115,6 @@ def run_checked(
             f"{what} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result.stdout
-
-
-def reachable(url: str, default_port: int) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
-        ):
-            return True
-    except OSError:
-        return False
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def fresh_database(admin_url: str, name: str) -> str:
-    """Drop and create database `name` on the server of admin_url; its URL."""
-    if not name.replace("_", "").isalnum():
-        raise ValueError(f"bad database name {name!r}")
-    for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
-        run_checked(["psql", admin_url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], os.environ, sql)
-    return with_database(admin_url, name)
 
 
 def flush_redis(url: str) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from benchkit.procs import Processes, free_port, wait_ready
+from benchkit.procs import Processes, wait_ready
+from devtools.net import free_port
 
 ACCESS_KEY = SECRET_KEY = "testing"
 BUCKET = "bench"

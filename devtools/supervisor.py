@@ -6,7 +6,7 @@ Two kinds of things are watched, both as a `Service` (a name, `alive()`, `start(
   group (the terminal's Ctrl-C reaches only `doodle run`, which stops them in order),
   its output relayed line by line behind its name.
 - `Server`: an embedded server that runs detached (Redis, Postgres); `doodle run` does
-  not own its process, so it is polled and started again through `core.embedded`.
+  not own its process, so it is polled and started again through `devtools.embedded`.
 
 `Supervisor.check()` looks at every service (servers first: the children need them);
 one found down is started again after a delay that doubles from `FIRST_DELAY` to
