@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 
 import pytest
@@ -219,3 +220,54 @@ def test_cli_promote_rollback_history(
     ]
     result = runner.invoke(cli, ["models", "history", "--alias", Alias.CANDIDATE])
     assert result.exit_code == 0 and result.output.strip() == ""
+
+
+def test_cli_import_and_list(settings, monkeypatch, tmp_path):
+    for name, value in {
+        "DATABASE_URL": settings.db_url,
+        "STORAGE_URL": settings.object_store_url,
+        "DOODLE_HOME": str(settings.home),
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    weights = seed_weights_path()
+    classes = ",".join(seed_classes())
+
+    def run(*args: str):
+        return runner.invoke(cli, ["models", "import", str(weights), *args])
+
+    result = run("--classes", classes, "--alias", Alias.PRODUCTION)
+    assert result.exit_code == 0, result.output
+    imported = json.loads(result.output.strip().splitlines()[-1])
+    assert imported == {
+        "version": imported["version"],
+        "alias": "production",
+        "imported": True,
+        "checksum": hashlib.sha256(weights.read_bytes()).hexdigest(),
+    }
+    result = run("--classes", classes, "--alias", Alias.PRODUCTION, "--if-missing")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1]) == {
+        "version": imported["version"],
+        "alias": "production",
+        "imported": False,
+    }
+
+    result = run("--classes", "cup,cup")
+    assert result.exit_code == 2
+    assert "Invalid value for --classes: class names must be non-empty and distinct" in (
+        result.output
+    )
+    result = run("--classes", "cup,hat,tree")
+    assert result.exit_code == 1
+    assert "weights do not load as a 3-class network" in result.output
+
+    result = runner.invoke(cli, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(x) for x in result.output.strip().splitlines() if x.startswith("{")]
+    assert (line["version"], line["aliases"], line["classes"]) == (
+        imported["version"],
+        ["production"],
+        len(seed_classes()),
+    )
+    assert line["source"] == str(weights)
