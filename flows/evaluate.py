@@ -8,7 +8,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from db import registry
 from db.datasets import golden_examples
 from db.registry import Alias
 from flows.context import flow_context
@@ -16,7 +15,7 @@ from ml.confusion import confusion_matrix, render_confusion_png
 from ml.evaluate import score
 from ml.gate import GateDecision, decide
 from ml.predict import Predictor
-from services.registry import move_alias
+from services.registry import add_metrics, move_alias
 
 
 @task(cache_policy=NO_CACHE)
@@ -88,16 +87,14 @@ def record_evaluation(
     candidate_id: int, candidate: dict[str, Any], production_id: int, decision: GateDecision
 ) -> None:
     """Keep the golden figures and the gate's verdict with the candidate version."""
-    ctx = flow_context()
-    with ctx.sessions.begin() as s:
-        version = registry.get_version(s, candidate_id)
-        if version is None:
-            raise LookupError(f"no model version {candidate_id}")
-        version.metrics = {
-            **version.metrics,
+    add_metrics(
+        flow_context().sessions,
+        candidate_id,
+        {
             "golden": {k: candidate[k] for k in ("n", "top1", "top3", "map3")},
             "gate": {"against": production_id, **decision.as_dict()},
-        }
+        },
+    )
 
 
 @flow(name="evaluate-and-gate", log_prints=True)

@@ -4,7 +4,8 @@ Each operation owns its transaction (it takes a session factory, not a session) 
 raises the exceptions of `services.errors`, which every channel maps to its own
 answer: the API to its 4xx errors, the CLI to click's.
 
-`services.registry` (promote, roll back, list) never imports the model code, so the API
-may call it; `services.artifacts` and `services.models` load or validate weights, and
-import `ml` (and torch).
+`services.registry` (promote, roll back, list) and `services.labels` (review decisions,
+relabelling) never import the model code, so the API may call them (an import-linter
+contract checks it). `services.artifacts` (store and load weights), `services.models`
+(import a version) and `services.evaluation` (score drawings) import `ml` and torch.
 """

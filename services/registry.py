@@ -123,6 +123,15 @@ def rollback(sessions: sessionmaker[Session], *, actor: str, reason: str = "") -
         return _move(s, Alias.PRODUCTION, previous, version)
 
 
+def add_metrics(sessions: sessionmaker[Session], version_id: int, metrics: dict[str, Any]) -> None:
+    """Keep more figures with a version: `metrics`' keys replace the version's same keys."""
+    with sessions.begin() as s:
+        version = registry.get_version(s, version_id)
+        if version is None:
+            raise UnknownVersion(f"model version {version_id} does not exist")
+        version.metrics = {**version.metrics, **metrics}
+
+
 def move_alias(
     sessions: sessionmaker[Session], alias: str, version_id: int, *, actor: str, reason: str = ""
 ) -> None:

@@ -153,3 +153,16 @@ def test_list_and_describe_show_aliases_newest_first(connections, weights):
     described = registry.describe_version(connections.sessions, v1)
     assert described == listed[1]
     assert described.checksum == hashlib.sha256(weights).hexdigest()
+
+
+def test_add_metrics_keeps_the_other_figures(connections, weights):
+    version = _import(connections, weights).version
+    registry.add_metrics(connections.sessions, version, {"golden": {"top1": 0.5}})
+    registry.add_metrics(connections.sessions, version, {"gate": {"promote": False}})
+    registry.add_metrics(connections.sessions, version, {"golden": {"top1": 0.75}})
+
+    described = registry.describe_version(connections.sessions, version)
+
+    assert described.metrics == {"golden": {"top1": 0.75}, "gate": {"promote": False}}
+    with pytest.raises(UnknownVersion):
+        registry.add_metrics(connections.sessions, 999, {})
