@@ -26,6 +26,7 @@ from devtools.embedded import EmbeddedServices
 from devtools.net import free_port
 from devtools.postgres_server import EmbeddedPostgres
 from devtools.redis_server import EmbeddedRedis
+from devtools.servers import EmbeddedServiceError
 
 
 @pytest.fixture
@@ -207,3 +208,15 @@ def test_stale_handles_of_killed_processes_are_ignored(settings: Settings) -> No
     assert not _pg_up(settings)
     assert not _redis_up(settings)
     assert os.path.exists(settings.home / "postgres" / "PG_VERSION")
+
+
+def test_a_failed_start_says_why(settings: Settings) -> None:
+    # pg_ctl runs through the wheel, which logs a command's output instead of raising with
+    # it: the error must still end with the server's own reason.
+    settings.home.mkdir(parents=True)
+    server = EmbeddedPostgres(settings.home / "postgres", settings.embedded_postgres_port)
+    server.up()
+    server.stop()
+    (server.datadir / "postgresql.auto.conf").write_text("shared_buffers = 'nonsense'\n")
+    with pytest.raises(EmbeddedServiceError, match=r"(?s)pg_ctl .* failed.*FATAL"):
+        server.up()
