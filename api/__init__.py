@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> Flask:
-    """Build the app from resolved settings (URLs filled in; see core.embedded)."""
+    """Build the app from resolved settings (URLs filled in; see devtools.embedded)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ Each setting is declared once, as a field of `Settings`: its type, its default, 
 (through `env(...)`) the variable that sets it and the parser that reads it.
 `Settings.from_env()` walks those fields; it only reads variables, never opens a
 connection. A variable unset or blank keeps the default; a URL left unset means the
-embedded service (see `core.embedded`).
+embedded service (see `devtools.embedded`).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class Settings:
 
     # Where embedded services keep their data and the local object folder lives.
     home: Path = env("DOODLE_HOME", Path, PROJECT_ROOT / "var")  # noqa: RUF009
-    # None means "start / reuse the embedded one" (core.embedded resolves them).
+    # None means "start / reuse the embedded one" (devtools.embedded resolves them).
     database_url: str | None = env("DATABASE_URL", _url(_check_database_url), None)
     redis_url: str | None = env("REDIS_URL", _url(_check_redis_url), None)
     storage_url: str | None = env("STORAGE_URL", _url(_check_storage_url), None)
@@ -264,12 +264,12 @@ class Settings:
         """Hard limit of a task: past it, a 'running' doodle's worker is presumed dead."""
         return self.task_soft_time_limit + 10
 
-    # Resolved URLs: callers use these after core.embedded.EmbeddedServices filled the blanks.
+    # Resolved URLs: callers use these after devtools.embedded.EmbeddedServices filled the blanks.
     @property
     def db_url(self) -> str:
         if not self.database_url:
             raise RuntimeError(
-                "DATABASE_URL is not resolved; enter core.embedded.EmbeddedServices first"
+                "DATABASE_URL is not resolved; enter devtools.embedded.EmbeddedServices first"
             )
         return self.database_url
 
@@ -277,7 +277,7 @@ class Settings:
     def broker_url(self) -> str:
         if not self.redis_url:
             raise RuntimeError(
-                "REDIS_URL is not resolved; enter core.embedded.EmbeddedServices first"
+                "REDIS_URL is not resolved; enter devtools.embedded.EmbeddedServices first"
             )
         return self.redis_url
 
