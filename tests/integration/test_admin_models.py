@@ -241,7 +241,7 @@ def test_cli_import_and_list(settings, monkeypatch, tmp_path):
     imported = json.loads(result.output.strip().splitlines()[-1])
     assert imported == {
         "version": imported["version"],
-        "alias": "production",
+        "alias": Alias.PRODUCTION,
         "imported": True,
         "checksum": hashlib.sha256(weights.read_bytes()).hexdigest(),
     }
@@ -249,7 +249,7 @@ def test_cli_import_and_list(settings, monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1]) == {
         "version": imported["version"],
-        "alias": "production",
+        "alias": Alias.PRODUCTION,
         "imported": False,
     }
 
@@ -267,7 +267,7 @@ def test_cli_import_and_list(settings, monkeypatch, tmp_path):
     (line,) = [json.loads(x) for x in result.output.strip().splitlines() if x.startswith("{")]
     assert (line["version"], line["aliases"], line["classes"]) == (
         imported["version"],
-        ["production"],
+        [Alias.PRODUCTION],
         len(seed_classes()),
     )
     assert line["source"] == str(weights)

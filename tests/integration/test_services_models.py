@@ -55,7 +55,7 @@ def test_import_stores_the_weights_registers_them_and_moves_the_alias(connection
     checksum = hashlib.sha256(weights).hexdigest()
     assert result.as_dict() == {
         "version": result.version,
-        "alias": "production",
+        "alias": Alias.PRODUCTION,
         "imported": True,
         "checksum": checksum,
     }
@@ -73,7 +73,11 @@ def test_import_if_missing_leaves_an_existing_alias_alone(connections, weights):
 
     again = _import(connections, weights, alias=Alias.PRODUCTION, if_missing=True)
 
-    assert again.as_dict() == {"version": first.version, "alias": "production", "imported": False}
+    assert again.as_dict() == {
+        "version": first.version,
+        "alias": Alias.PRODUCTION,
+        "imported": False,
+    }
     assert _versions(connections) == 1
 
 
@@ -111,14 +115,14 @@ def test_promote_and_rollback_report_each_move(connections, weights):
     v2 = _import(connections, weights).version
 
     promoted = registry.promote(connections.sessions, v2, actor=ACTOR, reason="better")
-    assert (promoted.alias, promoted.previous, promoted.version.id) == ("production", v1, v2)
+    assert (promoted.alias, promoted.previous, promoted.version.id) == (Alias.PRODUCTION, v1, v2)
     assert promoted.moved and promoted.move is not None
     assert (promoted.move["from"], promoted.move["to"], promoted.move["reason"]) == (
         v1,
         v2,
         "better",
     )
-    assert promoted.version.aliases == ["production"]
+    assert promoted.version.aliases == [Alias.PRODUCTION]
 
     same = registry.promote(connections.sessions, v2, actor=ACTOR)
     assert (same.previous, same.version.id, same.moved, same.move) == (v2, v2, False, None)
@@ -149,7 +153,10 @@ def test_list_and_describe_show_aliases_newest_first(connections, weights):
 
     listed = registry.list_versions(connections.sessions)
 
-    assert [(v.id, v.aliases) for v in listed] == [(v2, ["candidate"]), (v1, ["production"])]
+    assert [(v.id, v.aliases) for v in listed] == [
+        (v2, [Alias.CANDIDATE]),
+        (v1, [Alias.PRODUCTION]),
+    ]
     described = registry.describe_version(connections.sessions, v1)
     assert described == listed[1]
     assert described.checksum == hashlib.sha256(weights).hexdigest()
