@@ -5,7 +5,7 @@
 - summaries: figures of closed- and open-loop runs, medians over runs, ratios
 - inputs: the Quick, Draw! drawings and request bodies (whole and partial drawings)
 - load: closed-loop and open-loop (paced) HTTP load generators
-- procs: process groups, free ports, readiness, a fresh database, Redis flush
+- procs: readiness of the processes started (devtools.processes), commands, Redis flush
 - cpu: CPU seconds per component (process groups, Postgres, Redis, this process)
 - s3: moto's S3 server as a subprocess
 - systems: starting the baseline and the product

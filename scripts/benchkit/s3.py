@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from benchkit.procs import Processes, wait_ready
+from benchkit.procs import wait_ready
 from devtools.net import free_port
+from devtools.processes import Processes
 
 ACCESS_KEY = SECRET_KEY = "testing"
 BUCKET = "bench"

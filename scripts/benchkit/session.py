@@ -12,18 +12,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from benchkit import REPO_ROOT
 from benchkit.cpu import CpuMeter
 from benchkit.inputs import load_drawings, request_bodies, seed_words
-from benchkit.procs import Processes
 from benchkit.s3 import start_moto
 from benchkit.systems import System, start_baseline, start_product
+from devtools.processes import Processes
 
 
 class Session:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="doodle-bench-"))
-        self.procs = Processes(self.tmp)
+        self.procs = Processes(self.tmp, cwd=REPO_ROOT)
         self.stack = contextlib.ExitStack()  # embedded servers, if any
         self.keep_tmp = bool(args.keep_tmp)
         self.storage_groups: dict[str, int] = {}

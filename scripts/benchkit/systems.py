@@ -20,10 +20,11 @@ from urllib.parse import urlsplit
 from benchkit import CLIENT_KEY, REPO_ROOT
 from benchkit.inputs import seed_words
 from benchkit.load import Target
-from benchkit.procs import Processes, doodle_command, flush_redis, run_checked, wait_ready
+from benchkit.procs import doodle_command, flush_redis, run_checked, wait_ready
 from db.registry import Alias
 from devtools.databases import create_database
 from devtools.net import free_port, port_open
+from devtools.processes import Processes
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from core.settings import Settings
 from devtools.net import free_port, wait_http
+from devtools.processes import Processes
 
 STARTUP_SECONDS = 60
 
@@ -27,7 +27,11 @@ class Stack:
         self.logs = logs
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.processes = Processes(logs)
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen[bytes]]:
+        return self.processes.procs
 
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
@@ -44,18 +48,9 @@ class Stack:
         env.update(extra)
         return env
 
-    def start(self, name: str, *args: str, **extra_env: str) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
-            env=self.env(**extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        proc.log_file = log  # type: ignore[attr-defined]
-        self.procs[name] = proc
-        return proc
+    def start(self, name: str, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "cli.main", *args]
+        return self.processes.start(name, argv, self.env(**extra_env))
 
     def start_api(self, **extra_env: str) -> None:
         self.start(
@@ -63,8 +58,7 @@ class Stack:
         )
 
         def running() -> bool:
-            if self.procs["api"].poll() is not None:
-                raise RuntimeError(f"api exited early:\n{self.tail('api')}")
+            self.processes.check_alive("api")  # raises with the end of its log
             return True
 
         last = wait_http(f"{self.base_url}/readyz", STARTUP_SECONDS, keep_waiting=running, poll=0.2)
@@ -78,33 +72,20 @@ class Stack:
         """Block until the Celery worker says it is ready; returns time.monotonic() then."""
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited early:\n{self.tail(name)}")
+            self.processes.check_alive(name)
             if " ready." in (self.logs / f"{name}.log").read_text(errors="replace"):
                 return time.monotonic()
             time.sleep(0.05)
         raise RuntimeError(f"{name} not ready in {STARTUP_SECONDS}s:\n{self.tail(name)}")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
-        proc.log_file.close()  # type: ignore[attr-defined]
+        self.processes.kill(name, sig)
 
     def stop(self) -> None:
-        for name in list(self.procs):
-            proc = self.procs[name]
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-            self.kill(name)
+        self.processes.stop(grace=15)
 
     def tail(self, name: str, lines: int = 40) -> str:
-        path = self.logs / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return self.processes.log_tail(name, lines)
 
 
 @pytest.fixture

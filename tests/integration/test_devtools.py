@@ -1,18 +1,23 @@
-"""devtools.net and devtools.databases: what `make run`, the tests and the benchmarks share."""
+"""devtools.net, devtools.databases and devtools.processes: what `make run`, the tests and the
+benchmarks share."""
 
 from __future__ import annotations
 
 import http.server
 import socket
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import inspect, text
 
+from core.processes import pid_alive
 from db.session import make_engine
 from devtools.databases import admin_engine, create_database, temporary_database
 from devtools.net import free_port, port_open, wait_http
+from devtools.processes import Processes
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):
@@ -116,3 +121,39 @@ def test_a_named_database_is_replaced_and_can_be_kept(postgres_server_url):
 def test_a_bad_database_name_is_refused(postgres_server_url):
     with pytest.raises(ValueError, match="bad database name"):
         create_database(postgres_server_url, 'x"; DROP DATABASE test; --')
+
+
+# Forks a child that ignores SIGTERM, prints its pid, and waits.
+PARENT_AND_STUBBORN_CHILD = """
+import os, signal, sys, time
+pid = os.fork()
+if pid == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(120)
+    sys.exit()
+print(pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_stop_ends_the_whole_process_group(tmp_path):
+    procs = Processes(tmp_path)
+    procs.start("family", [sys.executable, "-c", PARENT_AND_STUBBORN_CHILD], {})
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "family.log").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child = int((tmp_path / "family.log").read_text())
+    procs.stop(grace=0.5)
+    deadline = time.monotonic() + 5
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the SIGKILLed child is reaped by init
+    assert not pid_alive(child)
+
+
+def test_check_alive_tells_how_a_process_ended(tmp_path):
+    procs = Processes(tmp_path)
+    code = "print('cannot go on', flush=True); raise SystemExit(3)"
+    procs.start("quitter", [sys.executable, "-c", code], {}).wait()
+    with pytest.raises(RuntimeError, match="quitter exited with 3; its log ends:\ncannot go on"):
+        procs.check_alive("quitter")
+    procs.stop()
