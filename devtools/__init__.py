@@ -4,6 +4,7 @@ benchmark scripts need to run the product on one machine.
 - embedded: the embedded Postgres and Redis that fill unset DATABASE_URL / REDIS_URL
   (postgres_server, redis_server: each server; servers: what they share)
 - supervisor: `doodle run`'s processes, started again when they stop
+- processes: named subprocesses in process groups of their own (benchmarks, e2e tests)
 - net: free ports, whether a port answers, waiting for an HTTP endpoint to be ready
 - databases: a database of one's own on a server, empty or migrated, dropped afterwards
 
