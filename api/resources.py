@@ -8,7 +8,7 @@ import redis
 from flask import current_app
 
 from api.rate_limits import Limiter
-from db.connections import Connections
+from services.connections import Connections
 
 EXTENSION = "doodle"
 

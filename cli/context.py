@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core.settings import Settings
-from db.connections import Connections
 from devtools.embedded import EmbeddedServices
+from services.connections import Connections
 
 
 @contextmanager

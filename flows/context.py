@@ -8,9 +8,9 @@ Prefect would have to serialise.
 from __future__ import annotations
 
 from core.settings import Settings
-from db.connections import Connections
 from ml.network import QuickDrawNet
 from services import artifacts
+from services.connections import Connections
 
 
 class FlowContext(Connections):

@@ -166,13 +166,13 @@ def run_cycle(
     from cli.data import import_sources
     from core.settings import Settings
     from db import migrate
-    from db.connections import Connections
     from db.registry import Alias
     from db.session import make_engine, make_session_factory
     from devtools.databases import temporary_database
     from flows.context import FlowContext, use_context
     from flows.flywheel import flywheel
     from ml.network import seed_classes, seed_weights_path
+    from services.connections import Connections
     from services.models import import_model
 
     result: dict[str, Any] = {"n": n}

@@ -1,4 +1,6 @@
-"""The domain operations that the API, the workers, the flows and the CLI all call.
+"""The domain operations that the API, the workers, the flows and the CLI all call, and
+the connections they run on (`services.connections`: the database and object storage a
+process talks to).
 
 Each operation owns its transaction (it takes a session factory, not a session) and
 raises the exceptions of `services.errors`, which every channel maps to its own

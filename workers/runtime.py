@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 
 from core.settings import Settings
 from core.tasks import RESULT_TTL_SECONDS
-from db.connections import Connections
 from db.session import make_engine
+from services.connections import Connections
 from workers.model_cache import ModelCache
 from workers.objects import ObjectWriter, StoragePause
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from core import keys
-from db.connections import Connections
 from db.registry import Alias
 from ml.artifacts import ArtifactCorrupt
 from ml.network import QuickDrawNet, load_model, seed_classes, seed_weights_path
 from services import artifacts
+from services.connections import Connections
 from services.errors import NoRegistry, UnknownVersion
 
 

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from core import keys
 from db import registry as registry_rows
-from db.connections import Connections
 from db.models import ModelVersion
 from db.registry import Alias
 from ml.network import seed_classes, seed_weights_path
 from services import registry
+from services.connections import Connections
 from services.errors import (
     InvalidClasses,
     InvalidModel,
