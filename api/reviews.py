@@ -25,7 +25,7 @@ from api.schemas import parse_review_decision, parse_review_list
 from core import segments
 from core.drawings import render_png
 from core.storage import ObjectNotFound, StorageError
-from db import reviews as review_store
+from db import review_listing
 from services import labels as labelling
 from services.errors import ReviewRefused, UnknownDoodle
 
@@ -47,7 +47,7 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def review_json(item: review_store.ReviewItem) -> dict[str, Any]:
+def review_json(item: review_listing.ReviewItem) -> dict[str, Any]:
     prediction = None
     if item.prediction_label is not None:
         prediction = {
@@ -80,8 +80,10 @@ def list_reviews() -> Response:
     status = query.status
     with resources().sessions() as s:
         try:
-            page = review_store.list_reviews(s, status=status, limit=query.limit, after=query.after)
-        except review_store.InvalidCursor as exc:
+            page = review_listing.list_reviews(
+                s, status=status, limit=query.limit, after=query.after
+            )
+        except review_listing.InvalidCursor as exc:
             raise InvalidRequest(str(exc), {"field": "after"}) from None
     return jsonify(
         {
@@ -99,8 +101,8 @@ def drawing(recognition_id: str) -> Response:
     res = resources()
     with res.sessions() as s:
         try:
-            kept = review_store.get_kept_drawing(s, rid)
-        except review_store.UnknownRecognition:
+            kept = review_listing.get_kept_drawing(s, rid)
+        except review_listing.UnknownRecognition:
             raise NotFound("no such recognition", {"id": str(rid)}) from None
     if kept is None:
         raise NotFound("no drawing is stored for this recognition", {"id": str(rid)})
@@ -112,7 +114,7 @@ def drawing(recognition_id: str) -> Response:
     return response
 
 
-def _png_of(kept: review_store.KeptDrawing, rid: uuid.UUID) -> bytes:
+def _png_of(kept: review_listing.KeptDrawing, rid: uuid.UUID) -> bytes:
     # Not written to object storage yet (just finished, or storage was down): the row has it.
     if kept.payload_png is not None:
         return kept.payload_png

@@ -6,10 +6,10 @@ Every function takes a `Session` and never commits; the caller owns the transact
         v = register_model_version(s, classes=[...], artifact_key=key, checksum=sha)
         move_alias(s, Alias.CANDIDATE, v.id, actor="flow:fine-tune")
 
-`promote` and `rollback` are the operator-facing moves of `production` (the CLI and the
-admin API, through `services.registry`). They lock the alias row, record the move in
-`model_alias_history` and an `audit_log` row, so both channels leave the same trail. The
-flywheel's gate moves the alias with `move_alias` (history row, no audit row).
+`promote` and `rollback` move `production` (the CLI, the admin API and the flywheel's
+gate, through `services.registry`). They lock the alias row, record the move in
+`model_alias_history` and an `audit_log` row, so every channel leaves the same trail.
+`move_alias` moves any other alias (the fine-tune flow's `candidate`): history row only.
 
 Rollback semantics: `rollback` undoes the latest move of `production` that has not been
 undone yet, i.e. it goes back to the previous production version in one call. Its

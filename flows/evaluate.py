@@ -9,13 +9,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from db.datasets import golden_examples
-from db.registry import Alias
 from flows.context import flow_context
 from ml.confusion import confusion_matrix, render_confusion_png
 from ml.evaluate import score
 from ml.gate import GateDecision, decide
 from ml.predict import Predictor
-from services.registry import add_metrics, move_alias
+from services import registry
+from services.registry import add_metrics
 
 
 @task(cache_policy=NO_CACHE)
@@ -78,8 +78,8 @@ def markdown_report(
 
 @task(cache_policy=NO_CACHE)
 def promote(candidate_id: int, reason: str) -> None:
-    ctx = flow_context()
-    move_alias(ctx.sessions, Alias.PRODUCTION, candidate_id, actor="flow:flywheel", reason=reason)
+    # The same promote as an operator's: the alias history and the audit log both say so.
+    registry.promote(flow_context().sessions, candidate_id, actor="flow:flywheel", reason=reason)
 
 
 @task(cache_policy=NO_CACHE)

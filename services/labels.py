@@ -14,10 +14,10 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import labels, reviews
+from db import labels, review_listing, reviews
 from db.labels import Candidate
 from db.models import LabelSource
-from db.reviews import ReviewItem
+from db.review_listing import ReviewItem
 from services.errors import ReviewRefused, UnknownDoodle
 
 
@@ -39,7 +39,7 @@ def decide_review(
             raise UnknownDoodle(str(exc)) from None
         except reviews.ReviewConflict as exc:
             raise ReviewRefused(str(exc)) from None
-        item = reviews.get_review(s, recognition_id)
+        item = review_listing.get_review(s, recognition_id)
         assert item is not None  # both decisions leave a review row
         return item
 

@@ -130,14 +130,3 @@ def add_metrics(sessions: sessionmaker[Session], version_id: int, metrics: dict[
         if version is None:
             raise UnknownVersion(f"model version {version_id} does not exist")
         version.metrics = {**version.metrics, **metrics}
-
-
-def move_alias(
-    sessions: sessionmaker[Session], alias: str, version_id: int, *, actor: str, reason: str = ""
-) -> None:
-    """Point any alias at `version_id`, recorded in its history (the flows' moves)."""
-    with sessions.begin() as s:
-        try:
-            registry.move_alias(s, alias, version_id, actor=actor, reason=reason)
-        except registry.UnknownModelVersion as exc:
-            raise UnknownVersion(str(exc)) from None

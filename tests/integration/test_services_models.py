@@ -140,8 +140,6 @@ def test_unknown_versions_and_aliases_are_domain_errors(connections):
         registry.promote(connections.sessions, 999, actor=ACTOR)
     with pytest.raises(UnknownVersion):
         registry.describe_version(connections.sessions, 999)
-    with pytest.raises(UnknownVersion):
-        registry.move_alias(connections.sessions, Alias.CANDIDATE, 999, actor=ACTOR)
     with pytest.raises(NothingToRollBack, match="alias 'production' does not exist"):
         registry.rollback(connections.sessions, actor=ACTOR)
     assert registry.alias_history(connections.sessions, "never-existed") == []
