@@ -2,266 +2,18 @@
 
     doodle data import SOURCE... [--word W] [--limit N]
 
-A SOURCE is a file, a folder (its *.ndjson and *.npy files) or an http(s) URL of
-- ndjson, raw or simplified (the label is each line's `word`; --word keeps only that word;
-  raw drawings are simplified with the dataset's recipe), or
-- .npy 28x28 bitmaps ((N, 784) uint8; the word is --word or the file's name).
-
-Each drawing becomes a done recognition with origin `import`, its bitmap, and an `import`
-label whose actor is the source. External ids (`quickdraw:<key_id>`,
-`quickdraw-npy:<word>:<row>`) make a second import of the same drawings add nothing.
-
-Each source is one transaction: a malformed line stops the import with its line number
-and nothing of that source is kept (sources before it are). Prints one JSON line.
+A SOURCE is a file, a folder (its *.ndjson and *.npy files) or an http(s) URL of ndjson
+(raw or simplified) or .npy bitmaps; `services.datasets` says what becomes of each
+drawing. Each source is one transaction. Prints one JSON line.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
-import time
-import urllib.error
-import urllib.parse
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.orm import Session, sessionmaker
 
 from cli.context import open_connections
-from db.datasets import ImportedDrawing, add_imports
-from db.models import InputFormat
-
-if TYPE_CHECKING:
-    from ml.datasets import Drawing
-
-BATCH = 1000
-MAX_WORD = 64  # recognitions.word, labels.label
-MAX_ACTOR = 128  # labels.actor
-FORMATS = (".ndjson", ".npy")
-
-
-class ImportFailed(click.ClickException):
-    """A source could not be imported; nothing of it was kept."""
-
-
-@dataclass
-class WordCounts:
-    imported: int = 0
-    skipped: int = 0
-
-
-@dataclass
-class ImportReport:
-    words: dict[str, WordCounts] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def count(self, word: str, seen: int, added: int) -> None:
-        counts = self.words.setdefault(word, WordCounts())
-        counts.imported += added
-        counts.skipped += seen - added
-
-    def as_dict(self) -> dict[str, object]:
-        imported = sum(c.imported for c in self.words.values())
-        skipped = sum(c.skipped for c in self.words.values())
-        return {
-            "imported": imported,
-            "skipped": skipped,
-            "words": {
-                w: {"imported": c.imported, "skipped": c.skipped}
-                for w, c in sorted(self.words.items())
-            },
-            "sources": self.sources,
-            "seconds": round(self.seconds, 3),
-            "drawings_per_second": round((imported + skipped) / self.seconds, 1)
-            if self.seconds > 0
-            else None,
-        }
-
-
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def _suffix(source: str) -> str:
-    path = urllib.parse.urlsplit(source).path if _is_url(source) else source
-    return Path(path).suffix.lower()
-
-
-def _stem(source: str) -> str:
-    path = urllib.parse.unquote(urllib.parse.urlsplit(source).path) if _is_url(source) else source
-    return Path(path).stem
-
-
-def expand_sources(sources: Iterable[str]) -> list[str]:
-    """Files and URLs as given; a folder becomes its .ndjson and .npy files, sorted."""
-    out: list[str] = []
-    for source in sources:
-        if _is_url(source):
-            if _suffix(source) not in FORMATS:
-                raise click.BadParameter(
-                    f"{source}: cannot tell the format; expected a URL ending in .ndjson or .npy",
-                    param_hint="SOURCE",
-                )
-            out.append(source)
-            continue
-        path = Path(source)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in FORMATS)
-            if not found:
-                raise click.BadParameter(
-                    f"{source}: no .ndjson or .npy files in this folder", param_hint="SOURCE"
-                )
-            out.extend(found)
-        elif not path.is_file():
-            raise click.BadParameter(f"{source}: no such file or folder", param_hint="SOURCE")
-        elif _suffix(source) not in FORMATS:
-            raise click.BadParameter(
-                f"{source}: cannot tell the format; expected a .ndjson or .npy file",
-                param_hint="SOURCE",
-            )
-        else:
-            out.append(source)
-    return out
-
-
-def _check_word(word: str, where: str) -> str:
-    if not word or len(word) > MAX_WORD:
-        raise ValueError(f"{where}: the word must be 1 to {MAX_WORD} characters, got {word!r}")
-    return word
-
-
-def _external_id(key_id: str | None, word: str, strokes: object) -> str:
-    if key_id:
-        return f"quickdraw:{key_id}"
-    # No key_id: the drawing's content identifies it.
-    content = json.dumps([word, strokes], separators=(",", ":"))
-    return f"quickdraw-sha256:{hashlib.sha256(content.encode()).hexdigest()[:40]}"
-
-
-def _numbered(source: str, drawings: Iterator[Drawing]) -> Iterator[tuple[int, Drawing]]:
-    """(n, the n-th drawing); an error the reader did not place is placed at drawing n."""
-    number = 0
-    while True:
-        try:
-            drawing = next(drawings)
-        except StopIteration:
-            return
-        except (ValueError, TypeError) as exc:
-            if isinstance(exc, ValueError) and str(exc).startswith(f"{source}, line "):
-                raise
-            raise ValueError(f"{source}, drawing {number + 1}: unreadable strokes ({exc})") from exc
-        number += 1
-        yield number, drawing
-
-
-def _ndjson_drawings(source: str, word: str | None, limit: int | None) -> Iterator[ImportedDrawing]:
-    from ml.datasets import read_ndjson
-    from ml.raster import rasterize
-    from ml.strokes import to_simplified
-
-    taken = 0
-    for number, drawing in _numbered(source, read_ndjson(source)):
-        if word is not None and drawing.word != word:
-            continue
-        if limit is not None and taken >= limit:
-            return
-        where = f"{source}, drawing {number}"
-        _check_word(drawing.word, where)
-        try:
-            bitmap = rasterize(to_simplified(drawing.strokes))
-        except (ValueError, TypeError, IndexError) as exc:
-            raise ValueError(f"{where}: unreadable strokes ({exc})") from exc
-        taken += 1
-        yield ImportedDrawing(
-            external_id=_external_id(drawing.key_id, drawing.word, drawing.strokes),
-            word=drawing.word,
-            bitmap=bitmap.tobytes(),
-            input_format=InputFormat.raw if drawing.raw else InputFormat.simplified,
-        )
-
-
-def _npy_drawings(source: str, word: str | None, limit: int | None) -> Iterator[ImportedDrawing]:
-    from ml.datasets import read_bitmaps
-
-    word = _check_word(word or _stem(source), source)
-    bitmaps = read_bitmaps(source, word)
-    if limit is not None:
-        bitmaps = bitmaps[:limit]
-    for row, bitmap in enumerate(bitmaps):
-        yield ImportedDrawing(
-            external_id=f"quickdraw-npy:{word}:{row}",
-            word=word,
-            bitmap=bitmap.tobytes(),
-            input_format=InputFormat.bitmap,
-        )
-
-
-def _actor(source: str) -> str:
-    return source if len(source) <= MAX_ACTOR else "…" + source[-(MAX_ACTOR - 1) :]
-
-
-def _batches(items: Iterator[ImportedDrawing], size: int) -> Iterator[list[ImportedDrawing]]:
-    batch: list[ImportedDrawing] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def import_source(
-    s: Session, source: str, *, word: str | None = None, limit: int | None = None
-) -> dict[str, tuple[int, int]]:
-    """Import one source in the caller's transaction; word -> (seen, added)."""
-    reader = _npy_drawings if _suffix(source) == ".npy" else _ndjson_drawings
-    counts: dict[str, tuple[int, int]] = {}
-    actor = _actor(source)
-    for batch in _batches(reader(source, word, limit), BATCH):
-        added = add_imports(s, batch, actor)
-        for d in batch:
-            seen, n = counts.get(d.word, (0, 0))
-            counts[d.word] = (seen + 1, n)
-        for w in added:
-            seen, n = counts[w]
-            counts[w] = (seen, n + 1)
-    return counts
-
-
-def import_sources(
-    sessions: sessionmaker[Session],
-    sources: Iterable[str],
-    *,
-    word: str | None = None,
-    limit: int | None = None,
-) -> ImportReport:
-    """Import each source in a transaction of its own. Raises ImportFailed (the sources
-    before the bad one stay imported; the report so far is in the message)."""
-    report = ImportReport()
-    started = time.perf_counter()
-    for source in expand_sources(sources):
-        try:
-            with sessions.begin() as s:
-                counts = import_source(s, source, word=word, limit=limit)
-        except (ValueError, OSError, http.client.HTTPException) as exc:
-            if isinstance(exc, urllib.error.HTTPError):
-                exc.close()  # the error holds the response open
-            report.seconds = time.perf_counter() - started
-            done = json.dumps(report.as_dict())
-            raise ImportFailed(
-                f"{exc}\nnothing from {source} was imported; imported before it: {done}"
-            ) from exc
-        for w, (seen, added) in counts.items():
-            report.count(w, seen, added)
-        report.sources.append(source)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 @click.group("data")
@@ -282,6 +34,14 @@ def data_group() -> None:
 def import_command(sources: tuple[str, ...], word: str | None, limit: int | None) -> None:
     """Import Quick, Draw! drawings (ndjson raw/simplified, .npy bitmaps) from files,
     folders or http(s) URLs as training data. Running it twice adds nothing twice."""
+    # Loads numpy and PIL: only for this command, not for every `doodle` start.
+    from services.datasets import BadSource, ImportFailed, import_sources
+
     with open_connections() as db:
-        report = import_sources(db.sessions, sources, word=word, limit=limit)
+        try:
+            report = import_sources(db.sessions, sources, word=word, limit=limit)
+        except BadSource as exc:
+            raise click.BadParameter(str(exc), param_hint="SOURCE") from None
+        except ImportFailed as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(report.as_dict()))

@@ -8,7 +8,7 @@ afterwards unless `--keep-db`), a fresh local object folder (STORAGE_URL file://
 Prefect test harness (a temporary Prefect API, started once for all sizes):
 
 1. the seed model is imported as `production` (`services.models.import_model`);
-2. the base dataset of the 20 starting words is imported (`cli.data.import_sources`): the
+2. the base dataset of the 20 starting words is imported (`services.datasets.import_sources`): the
    .npy bitmaps for the words that have them, the simplified ndjson for the others;
 3. N game doodles are inserted in bulk (COPY) as finished recognitions: origin game, a
    prompt word, the 28x28 bitmap, the seed model's answer, and a player with a consent to
@@ -163,7 +163,6 @@ def run_cycle(
     """One flywheel cycle on a fresh database holding the base dataset and n doodles."""
     from sqlalchemy import text
 
-    from cli.data import import_sources
     from core.settings import Settings
     from db import migrate
     from db.registry import Alias
@@ -173,6 +172,7 @@ def run_cycle(
     from flows.flywheel import flywheel
     from ml.network import seed_classes, seed_weights_path
     from services.connections import Connections
+    from services.datasets import import_sources
     from services.models import import_model
 
     result: dict[str, Any] = {"n": n}

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from cli.data import import_sources
 from core.settings import Settings
 from db.datasets import golden_examples
 from db.models import Label, LabelSource
@@ -23,6 +22,7 @@ from ml.evaluate import score
 from ml.network import seed_classes
 from ml.predict import Predictor
 from ml.raster import rasterize
+from services.datasets import import_sources
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, recognize
 
 # Words the seed model rarely mistakes, with confidence, for one of its own (a

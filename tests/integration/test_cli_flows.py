@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from cli.data import import_sources
 from cli.main import cli
 from core.settings import PROJECT_ROOT
 from db import registry
 from db.models import ModelVersion, TrainingRun
 from db.registry import Alias
+from services.datasets import import_sources
 
 
 @pytest.fixture
