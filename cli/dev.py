@@ -20,11 +20,11 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -32,14 +32,21 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.logs import redact_url
 from core.settings import PROJECT_ROOT, Settings
+from db.registry import Alias, get_alias
 from devtools.embedded import EmbeddedServices
 from devtools.net import port_open, wait_http
 from devtools.supervisor import Child, Output, Server, Supervisor
+from services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from services.connections import Connections
 
 SEED_WEIGHTS = PROJECT_ROOT / "ml" / "seed" / "quickdraw20_state_dict.pt"
 SEED_CLASSES = PROJECT_ROOT / "ml" / "seed" / "classes.json"
@@ -115,44 +122,51 @@ def child_env(
     return env
 
 
-def has_production_model(settings: Settings) -> bool:
-    from sqlalchemy.pool import NullPool
+def has_production_model(sessions: sessionmaker[Session]) -> bool:
+    with sessions() as session:
+        return get_alias(session, Alias.PRODUCTION) is not None
 
-    from db import registry
-    from db.session import make_engine, make_session_factory
 
-    engine = make_engine(settings.db_url, poolclass=NullPool)
+def ensure_seed_model(settings: Settings) -> bool:
+    """Import the seed's 20-word network as `production`, and the sample of its words'
+    drawings, unless some version has the alias. True if it imported them.
+
+    In this process, as `doodle models import` and `doodle data import` would; the
+    services load torch only when there is something to import.
+    """
+    from services.connections import Connections
+
+    connections = Connections(settings)
     try:
-        with make_session_factory(engine)() as session:
-            return registry.get_alias(session, "production") is not None
+        if has_production_model(connections.sessions):
+            return False
+        _import_seed(connections)
+        return True
     finally:
-        engine.dispose()
+        connections.close()
 
 
-def ensure_seed_model(settings: Settings, env: dict[str, str]) -> None:
-    """Import the seed's 20-word network as `production` unless some version has the alias."""
-    if has_production_model(settings):
-        return
+def _import_seed(connections: Connections) -> None:
+    from services.datasets import import_sources
+    from services.models import import_model
+
     classes = json.loads(SEED_CLASSES.read_text())
     _say(f"importing the seed model ({len(classes)} words) as production")
-    subprocess.run(
-        [
-            *doodle_command(),
-            "models",
-            "import",
-            str(SEED_WEIGHTS),
-            "--classes",
-            ",".join(classes),
-            "--alias",
-            "production",
-            "--if-missing",
-        ],
-        env=env,
-        check=True,
+    imported = import_model(
+        connections.sessions,
+        connections.storage,
+        SEED_WEIGHTS.read_bytes(),
+        classes,
+        source=str(SEED_WEIGHTS),
+        actor=f"cli:{getpass.getuser()}",  # as `doodle models import` names its actor
+        alias=Alias.PRODUCTION,
+        if_missing=True,
     )
+    click.echo(json.dumps(imported.as_dict()))
     # The base dataset of the starting words: golden set and replay data for the flywheel.
     _say("importing the sample of the starting words' drawings (data/quickdraw)")
-    subprocess.run([*doodle_command(), "data", "import", str(SAMPLE_DATA)], env=env, check=True)
+    report = import_sources(connections.sessions, [str(SAMPLE_DATA)])
+    click.echo(json.dumps(report.as_dict()))
 
 
 def use_prefect(settings: Settings, env: dict[str, str]) -> int | None:
@@ -364,15 +378,13 @@ def run_command(flows: bool) -> None:
                     )
             env = child_env(resolved, client_keys, admin_tokens)
             prefect_port = use_prefect(resolved, env) if flows else None
-            ensure_seed_model(resolved, env)
+            ensure_seed_model(resolved)
 
             code = supervise(resolved, env, key, flows, embedded, prefect_port)
     except (KeyboardInterrupt, _Interrupted):
         _say("interrupted; stopped")
         sys.exit(130)
-    except subprocess.CalledProcessError as exc:
-        raise click.ClickException(
-            f"{' '.join(map(str, exc.cmd))} failed ({exc.returncode})"
-        ) from exc
+    except ServiceError as exc:  # the seed import refused (bad weights, bad sample data)
+        raise click.ClickException(f"importing the seed failed: {exc}") from exc
     if code:
         sys.exit(code)
