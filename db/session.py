@@ -5,7 +5,7 @@ Callers own their transactions::
     engine = make_engine(settings.db_url)
     factory = make_session_factory(engine)
     with factory.begin() as s:
-        registry.move_alias(s, "production", 3, actor="flow:promote")
+        registry.move_alias(s, Alias.PRODUCTION, 3, actor="flow:promote")
 
 Helpers in `db` take a `Session` and never commit; the `with` block above does.
 """

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from core.settings import Settings
 from db.datasets import golden_examples
 from db.models import Label, LabelSource
+from db.registry import Alias
 from flows.flywheel import flywheel
 from flows.relabel import relabel
 from ml.evaluate import score
@@ -113,7 +114,7 @@ def test_players_teach_the_model_new_words(
         )
     assert reviewed == len(posted)
 
-    production = flow_context.alias_version("production")
+    production = flow_context.alias_version(Alias.PRODUCTION)
     assert production == report["candidate_version"] != seed_version
     model, classes = flow_context.load_version(production)
     predictor = Predictor(model, classes)

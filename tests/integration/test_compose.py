@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from core.settings import PROJECT_ROOT, Settings
 from core.storage import open_storage
+from db.registry import Alias
 from db.session import normalize_url
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -184,7 +185,7 @@ def test_migrate_imports_the_seed_with_its_classes(compose: dict[str, Any]) -> N
     path, command, rest = resolve_command(steps[1])
     assert path == ["models", "import"]
     ctx = command.make_context("doodle models import", list(rest))
-    assert ctx.params["alias"] == "production"
+    assert ctx.params["alias"] == Alias.PRODUCTION
     assert ctx.params["if_missing"] is True
     classes = json.loads((PROJECT_ROOT / "ml/seed/classes.json").read_text())
     assert ctx.params["classes"].split(",") == classes

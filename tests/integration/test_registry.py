@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import registry
 from db.models import AuditLog, ModelAlias, ModelVersion
+from db.registry import Alias
 
 CLASSES = ["cat", "dog", "house"]
 
@@ -54,12 +55,12 @@ def test_register_model_version(db_session_factory: sessionmaker[Session]) -> No
 def test_helpers_do_not_commit(db_session_factory: sessionmaker[Session]) -> None:
     with db_session_factory() as s:
         v = _version(s, 1)
-        registry.move_alias(s, "production", v.id, actor="test")
+        registry.move_alias(s, Alias.PRODUCTION, v.id, actor="test")
         s.rollback()
     with db_session_factory() as s:
         assert registry.list_versions(s) == []
-        assert registry.get_alias(s, "production") is None
-        assert registry.alias_history(s, "production") == []
+        assert registry.get_alias(s, Alias.PRODUCTION) is None
+        assert registry.alias_history(s, Alias.PRODUCTION) == []
 
 
 def test_move_alias_records_history(db_session_factory: sessionmaker[Session]) -> None:
@@ -67,47 +68,51 @@ def test_move_alias_records_history(db_session_factory: sessionmaker[Session]) -
         v1, v2, v3 = (_version(s, n).id for n in (1, 2, 3))
 
     with db_session_factory.begin() as s:
-        row = registry.move_alias(s, "production", v1, actor="cli:import", reason="seed")
+        row = registry.move_alias(s, Alias.PRODUCTION, v1, actor="cli:import", reason="seed")
         assert isinstance(row, ModelAlias)
-        assert (row.name, row.model_version_id, row.updated_by) == ("production", v1, "cli:import")
+        assert (row.name, row.model_version_id, row.updated_by) == (
+            Alias.PRODUCTION,
+            v1,
+            "cli:import",
+        )
     with db_session_factory.begin() as s:
-        registry.move_alias(s, "candidate", v2, actor="flow:train")
+        registry.move_alias(s, Alias.CANDIDATE, v2, actor="flow:train")
     with db_session_factory.begin() as s:
-        registry.move_alias(s, "production", v2, actor="flow:promote", reason="top1 +2%")
+        registry.move_alias(s, Alias.PRODUCTION, v2, actor="flow:promote", reason="top1 +2%")
     with db_session_factory.begin() as s:
-        row = registry.move_alias(s, "production", v3, actor="admin:ana")
+        row = registry.move_alias(s, Alias.PRODUCTION, v3, actor="admin:ana")
     assert row.updated_at is not None  # loaded before commit, readable afterwards
 
     with db_session_factory() as s:
-        current = registry.get_alias(s, "production")
+        current = registry.get_alias(s, Alias.PRODUCTION)
         assert current is not None and current.id == v3
         assert registry.get_alias(s, "nope") is None
 
-        history = registry.alias_history(s, "production")
+        history = registry.alias_history(s, Alias.PRODUCTION)
         assert [(h.from_version_id, h.to_version_id, h.actor, h.reason) for h in history] == [
             (v2, v3, "admin:ana", ""),
             (v1, v2, "flow:promote", "top1 +2%"),
             (None, v1, "cli:import", "seed"),
         ]
-        assert all(h.alias == "production" and h.moved_at is not None for h in history)
+        assert all(h.alias == Alias.PRODUCTION and h.moved_at is not None for h in history)
         assert [
-            (h.from_version_id, h.to_version_id) for h in registry.alias_history(s, "candidate")
+            (h.from_version_id, h.to_version_id) for h in registry.alias_history(s, Alias.CANDIDATE)
         ] == [(None, v2)]
-        assert registry.aliases_of(s) == {v2: ["candidate"], v3: ["production"]}
+        assert registry.aliases_of(s) == {v2: [Alias.CANDIDATE], v3: [Alias.PRODUCTION]}
 
 
 def test_aliases_of_groups_names(db_session_factory: sessionmaker[Session]) -> None:
     with db_session_factory.begin() as s:
         v = _version(s, 1)
-        for name in ("production", "candidate", "baseline"):
+        for name in (Alias.PRODUCTION, Alias.CANDIDATE, "baseline"):
             registry.move_alias(s, name, v.id, actor="test")
     with db_session_factory() as s:
-        assert registry.aliases_of(s) == {v.id: ["baseline", "candidate", "production"]}
+        assert registry.aliases_of(s) == {v.id: ["baseline", Alias.CANDIDATE, Alias.PRODUCTION]}
 
 
 def test_move_alias_to_missing_version(db_session_factory: sessionmaker[Session]) -> None:
     with db_session_factory() as s, pytest.raises(registry.UnknownModelVersion):
-        registry.move_alias(s, "production", 12345, actor="test")
+        registry.move_alias(s, Alias.PRODUCTION, 12345, actor="test")
 
 
 @pytest.mark.parametrize("existing", [True, False], ids=["existing-alias", "new-alias"])
@@ -123,7 +128,7 @@ def test_concurrent_moves_serialise(
     with db_session_factory.begin() as s:
         v0, v1, v2 = (_version(s, n).id for n in (0, 1, 2))
         if existing:
-            registry.move_alias(s, "production", v0, actor="seed")
+            registry.move_alias(s, Alias.PRODUCTION, v0, actor="seed")
 
     a_moved = threading.Event()
     errors: list[BaseException] = []
@@ -131,7 +136,7 @@ def test_concurrent_moves_serialise(
     def thread_a() -> None:
         try:
             with db_session_factory.begin() as s:
-                registry.move_alias(s, "production", v1, actor="worker-a")
+                registry.move_alias(s, Alias.PRODUCTION, v1, actor="worker-a")
                 a_moved.set()
                 time.sleep(0.5)  # B is now blocked on the alias row
         except BaseException as exc:
@@ -143,7 +148,7 @@ def test_concurrent_moves_serialise(
         try:
             assert a_moved.wait(timeout=10)
             with db_session_factory.begin() as s:
-                registry.move_alias(s, "production", v2, actor="worker-b")
+                registry.move_alias(s, Alias.PRODUCTION, v2, actor="worker-b")
         except BaseException as exc:
             errors.append(exc)
 
@@ -155,18 +160,18 @@ def test_concurrent_moves_serialise(
     assert errors == []
 
     with db_session_factory() as s:
-        history = registry.alias_history(s, "production")
+        history = registry.alias_history(s, Alias.PRODUCTION)
         moves = [(h.from_version_id, h.to_version_id, h.actor) for h in history]
         expected = [(v1, v2, "worker-b"), ((v0 if existing else None), v1, "worker-a")]
         if existing:
             expected.append((None, v0, "seed"))
         assert moves == expected
-        current = registry.get_alias(s, "production")
+        current = registry.get_alias(s, Alias.PRODUCTION)
         assert current is not None and current.id == v2
 
 
 def _production(s: Session) -> int | None:
-    current = registry.get_alias(s, "production")
+    current = registry.get_alias(s, Alias.PRODUCTION)
     return None if current is None else current.id
 
 
@@ -178,13 +183,13 @@ def _audit_rows(s: Session) -> list[tuple[str, str, int | None, int]]:
 def test_promote_moves_production_and_audits(db_session_factory: sessionmaker[Session]) -> None:
     with db_session_factory.begin() as s:
         v1, v2 = (_version(s, n).id for n in (1, 2))
-        registry.move_alias(s, "production", v1, actor="seed")
+        registry.move_alias(s, Alias.PRODUCTION, v1, actor="seed")
     with db_session_factory.begin() as s:
         got = registry.promote(s, v2, actor="cli:ana", reason="better top-1")
         assert got.id == v2
     with db_session_factory() as s:
         assert _production(s) == v2
-        move = registry.latest_move(s, "production")
+        move = registry.latest_move(s, Alias.PRODUCTION)
         assert move is not None
         assert (move.from_version_id, move.to_version_id, move.actor, move.reason) == (
             v1,
@@ -206,7 +211,8 @@ def test_promote_creates_production_and_ignores_a_no_op(
     with db_session_factory() as s:
         assert _production(s) == v1
         assert [
-            (h.from_version_id, h.to_version_id) for h in registry.alias_history(s, "production")
+            (h.from_version_id, h.to_version_id)
+            for h in registry.alias_history(s, Alias.PRODUCTION)
         ] == [(None, v1)]
         assert len(_audit_rows(s)) == 1
 
@@ -248,7 +254,7 @@ def test_rollback_walks_back_one_move_per_call(
         assert registry.rollback(s, actor="cli:bo").id == v1
 
     with db_session_factory() as s:
-        history = registry.alias_history(s, "production")
+        history = registry.alias_history(s, Alias.PRODUCTION)
         moves = [(h.from_version_id, h.to_version_id, h.actor) for h in history]
         assert moves == [
             (v4, v1, "cli:bo"),
@@ -289,7 +295,7 @@ def test_a_hand_typed_rollback_reason_undoes_nothing(
         v1, v2, v3 = (_version(s, n).id for n in (1, 2, 3))
         registry.promote(s, v1, actor="t")
         registry.promote(s, v2, actor="t")
-        first = registry.latest_move(s, "production")
+        first = registry.latest_move(s, Alias.PRODUCTION)
         assert first is not None
         registry.promote(s, v3, actor="t", reason=f"rollback of #{first.id}")
     with db_session_factory.begin() as s:
