@@ -47,16 +47,18 @@ def _admit(authenticated: bool, bucket: str = "", who: str = "", rate: Rate | No
         )
 
 
-def require_client_key(allowed: tuple[str, ...], bucket: str | None = None) -> str:
+def require_client_key(
+    allowed: tuple[str, ...], bucket: str | None = None, rate: Rate | None = None
+) -> str:
     """Return the id of the request's valid X-API-Key, or raise Unauthorized.
 
-    `bucket` ("recognitions" or "guesses") counts the request against the key's rate.
+    With a `bucket` ("recognitions" or "guesses"), the request counts against the key's
+    `rate` for it.
     """
     candidate = request.headers.get("X-API-Key", "")
     valid = bool(candidate) and _matches(candidate, allowed)
     who = key_id(candidate) if valid else ""
-    rate = getattr(resources().settings, f"rate_{bucket}") if bucket else None
-    _admit(valid, bucket or "", who, rate)
+    _admit(valid, bucket or "", who, rate if bucket else None)
     if not candidate:
         raise Unauthorized("missing X-API-Key header")
     if not valid:

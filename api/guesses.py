@@ -57,7 +57,7 @@ def _shed_if_busy() -> None:
 @bp.post("")
 def create() -> Response:
     res = resources()
-    require_client_key(res.settings.client_keys, "guesses")
+    require_client_key(res.settings.client_keys, "guesses", res.settings.rate_guesses)
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(
             "send the strokes drawn so far as application/json",

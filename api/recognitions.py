@@ -72,7 +72,9 @@ def _parse(settings: Any, key: str) -> NewRecognition:
 @bp.post("")
 def create() -> Response:
     res = resources()
-    new = _parse(res.settings, require_client_key(res.settings.client_keys, "recognitions"))
+    settings = res.settings
+    key = require_client_key(settings.client_keys, "recognitions", settings.rate_recognitions)
+    new = _parse(settings, key)
     with res.autocommit.connect() as conn:
         accepted = insert_recognition(conn, new)
     message = recognition_message(accepted.id, current_request_id())

@@ -100,21 +100,7 @@ class Heartbeat:
         self._redis.close()
 
 
-class HeartbeatHolder:
-    """At most one heartbeat a process; a forked child starts its own."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._heartbeat: Heartbeat | None = None
-        self._pid = -1
-
-    def ensure_started(self) -> None:
-        if self._heartbeat is None or self._pid != os.getpid():
-            self._heartbeat = Heartbeat(self._settings)
-            self._pid = os.getpid()
-            self._heartbeat.start()
-
-    def stop(self) -> None:
-        if self._heartbeat is not None and self._pid == os.getpid():
-            self._heartbeat.stop()
-        self._heartbeat = None
+def started_heartbeat(settings: Settings) -> Heartbeat:
+    heartbeat = Heartbeat(settings)
+    heartbeat.start()
+    return heartbeat

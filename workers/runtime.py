@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -17,7 +16,6 @@ import redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
-from core.settings import Settings
 from core.tasks import RESULT_TTL_SECONDS
 from db.session import make_engine
 from services.connections import Connections
@@ -89,23 +87,3 @@ class WorkerRuntime(Connections):
         super().close()
         if "redis" in self.__dict__:
             self.redis.close()
-
-
-class RuntimeHolder:
-    """One runtime per process: a fork gets a fresh one instead of the parent's sockets."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._runtime: WorkerRuntime | None = None
-        self._pid = -1
-
-    def get(self) -> WorkerRuntime:
-        if self._runtime is None or self._pid != os.getpid():
-            self._runtime = WorkerRuntime(self._settings)
-            self._pid = os.getpid()
-        return self._runtime
-
-    def reset(self) -> None:
-        if self._runtime is not None and self._pid == os.getpid():
-            self._runtime.close()
-        self._runtime = None

@@ -35,10 +35,11 @@ from core.tasks import GUESS, RECOGNIZE, SWEEP, enqueue_recognition
 from workers.batching import AdaptiveBatches
 from workers.celery_app import make_celery
 from workers.guess import GuessRequest, guess_batch
-from workers.metrics import HeartbeatHolder
+from workers.metrics import Heartbeat, started_heartbeat
 from workers.model_cache import NoModel
+from workers.per_process import PerProcess
 from workers.recognize import recognize_batch, sweep
-from workers.runtime import RuntimeHolder
+from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ def _guess_requests(requests: Sequence[SimpleRequest]) -> list[GuessRequest]:
 
 def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
-    runtimes = RuntimeHolder(settings)
-    heartbeats = HeartbeatHolder(settings)
+    runtimes = PerProcess(lambda: WorkerRuntime(settings), WorkerRuntime.close)
+    heartbeats = PerProcess(lambda: started_heartbeat(settings), Heartbeat.stop)
     backoff = Backoff()
     batch_options = {
         "base": AdaptiveBatches,
@@ -105,22 +106,22 @@ def make_worker_app(settings: Settings) -> Celery:
         # Parallelism comes from the pool's processes; torch threads would only contend.
         torch.set_num_threads(1)
         # A heartbeat per process that runs tasks (solo: the worker itself; prefork: each child).
-        heartbeats.ensure_started()
+        heartbeats.get()
 
     @worker_ready.connect(weak=False)
     def _ready(sender: object = None, **_: object) -> None:
         # The threads pool sends no worker_process_init; a prefork parent runs no tasks.
         if not isinstance(getattr(sender, "pool", None), PreforkPool):
-            heartbeats.ensure_started()
+            heartbeats.get()
 
     @worker_process_shutdown.connect(weak=False)
     def _close_process(**_: object) -> None:
-        heartbeats.stop()
+        heartbeats.reset()
         runtimes.reset()
 
     @worker_shutdown.connect(weak=False)
     def _stop_heartbeat(**_: object) -> None:
-        heartbeats.stop()
+        heartbeats.reset()
 
     @worker_shutting_down.connect(weak=False)
     def _hand_back_buffered(**_: object) -> None:
