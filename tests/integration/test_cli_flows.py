@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cli.main import cli
 from core.settings import PROJECT_ROOT
 from db import registry
-from db.models import ModelVersion, TrainingRun
+from db.models import AuditLog, ModelVersion, TrainingRun
 from db.registry import Alias
 from services.datasets import import_sources
 
@@ -67,6 +67,10 @@ def test_a_cycle_with_data_and_a_gate_that_allows_any_drop_promotes(
         assert candidate.metrics["gate"]["promote"] is True
         assert registry.get_alias(s, Alias.PRODUCTION).id == candidate_id
         assert registry.get_alias(s, Alias.CANDIDATE).id == candidate_id
+        # The gate promotes as an operator does: the audit log says who moved production.
+        audits = s.scalars(select(AuditLog).where(AuditLog.action == "model.promote")).all()
+        moves = [(a.actor, a.details["to_version"]) for a in audits]
+        assert moves == [("flow:flywheel", candidate_id)]
 
 
 def test_a_cycle_without_training_data_is_skipped(flows_env, seed_version, db_session_factory):
