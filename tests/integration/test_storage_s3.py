@@ -22,6 +22,7 @@ from core.storage import (
     StorageUnavailable,
     open_storage,
 )
+from devtools.net import free_port
 from tests.fixtures.s3 import S3_TEST_ACCESS_KEY, S3_TEST_SECRET_KEY
 from tests.unit.test_storage_local import StorageContract
 
@@ -43,10 +44,7 @@ def raw_client(s3_server_url: str) -> Minio:
 @pytest.fixture
 def dead_endpoint() -> str:
     """host:port where nothing listens: connections are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"127.0.0.1:{port}"
+    return f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture
