@@ -237,6 +237,15 @@ class Settings:
     metrics_token: str | None = env("DOODLE_METRICS_TOKEN", _text, None)
     worker_heartbeat_seconds: float = env("DOODLE_WORKER_HEARTBEAT_SECONDS", _float, 5.0)
     ready_min_workers: int = env("DOODLE_READY_MIN_WORKERS", _int, 0)
+    # Players' rights. Erasure receipts name a player by a keyed hash of the id, with this
+    # key (None: a random key kept in home/receipt.key). Stored doodles older than the
+    # retention are deleted by a scheduled flow (0: kept until erased). Weights of versions
+    # trained on erased doodles are deleted once nothing in service, nor the alias
+    # history's last entries, points at them.
+    receipt_key: str | None = env("DOODLE_RECEIPT_KEY", _text, None)
+    retention_days: int = env("DOODLE_RETENTION_DAYS", _int, 365)
+    retention_cron: str = env("DOODLE_RETENTION_CRON", _text, "30 3 * * *")
+    erased_weights_history: int = env("DOODLE_ERASED_WEIGHTS_HISTORY", _int, 3)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     Float,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    Uuid,
     func,
     text,
 )
@@ -144,6 +146,8 @@ class ModelVersion(Base):
     dataset_manifest: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     source: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    # Set when doodles it was trained on were erased: it must leave service (issue 9).
+    erased_data_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ModelAlias(Base):
@@ -312,19 +316,56 @@ class TrainingRun(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ErasureStatus(enum.StrEnum):
+    pending = "pending"
+    done = "done"
+
+
 class Erasure(Base):
-    """Receipt of a player's erasure: what was deleted, when (no personal data kept)."""
+    """A player's erasure: a request worked until done, then its receipt.
+
+    The receipt keeps no personal data: `player_id` is held only while the request is
+    pending; `player_ref` is a keyed hash of it (the same player, the same ref)."""
 
     __tablename__ = "erasures"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'done')", name="status"),
+        # The workers' look for requests to work on.
+        Index("ix_erasures_pending", "requested_at", postgresql_where=text("status = 'pending'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    player_ref: Mapped[str] = mapped_column(String(64))  # a hash of the player id
-    recognitions_deleted: Mapped[int] = mapped_column(Integer, default=0)
-    objects_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    public_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, unique=True, server_default=text("gen_random_uuid()")
+    )
+    player_ref: Mapped[str] = mapped_column(String(64))
+    player_id: Mapped[str | None] = mapped_column(String(64))  # None once done
+    status: Mapped[str] = mapped_column(String(16), server_default=ErasureStatus.pending.value)
+    requested_by: Mapped[str] = mapped_column(String(128), server_default="")
+    deleted: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # Versions trained on the player's doodles, and the one that replaced them in service.
+    model_versions: Mapped[list[int]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    replaced_by_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
     requested_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=_now()
     )
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelVersionExample(Base):
+    """A recognition a model version was trained on (its lineage, for erasures)."""
+
+    __tablename__ = "model_version_examples"
+
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    recognition_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recognitions.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class AuditLog(Base):
