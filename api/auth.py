@@ -1,18 +1,27 @@
-"""API keys of game clients (X-API-Key) and bearer tokens of admins, with the rate limits
-that go with them (api.rate_limits): failed attempts per address, requests per client key."""
+"""API keys of game clients (X-API-Key), bearer tokens of admins and players' secrets
+(X-Player-Secret), with the rate limits that go with them (api.rate_limits): failed
+attempts per address, requests per client key."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, g, request
 
-from api.errors import Unauthorized
+from api.errors import ApiError, NotFound, Unauthorized
 from api.rate_limits import too_many
 from api.resources import resources
 from core.rates import Rate
+from db.players import audit, find_player, hash_secret
+from services.players import player_ref
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
 
 
 def key_id(key: str) -> str:
@@ -104,3 +113,64 @@ def protect_admin_blueprint(bp: Blueprint) -> None:
 
 def admin_actor() -> str:
     return f"admin:{g.admin_token_id}"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a player's data: the player (their secret) or an admin acting for them."""
+
+    name: str  # "player", or "admin:<token id>"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.name.startswith("admin:")
+
+
+# Compared against when the player is unknown or has no secret, so that an unknown id
+# costs the same time as a wrong secret.
+_NO_HASH = hash_secret("no player has this secret")
+
+
+def require_player(player_id: str, action: str) -> Actor:
+    """The request may act on `player_id`'s data, or raise.
+
+    Either `X-Player-Secret` is the secret the API issued to that player (compared in
+    constant time with the stored hash), or `Authorization: Bearer <admin token>` acts for
+    the player, and an audit row (`action`, the player's keyed ref) records it. A client
+    key alone proves nothing. 401 without a credential, 403 with a wrong secret; an unknown
+    player is 404 only to an admin: to anyone else it is a wrong secret, so that ids
+    cannot be probed.
+    """
+    res = resources()
+    if request.headers.get("Authorization"):
+        token_id = require_admin_token(res.settings.admin_tokens)
+        actor = Actor(f"admin:{token_id}")
+        ref = player_ref(res.settings, player_id)
+        with res.sessions.begin() as s:
+            if find_player(s, player_id) is None:
+                raise NotFound("no such player", {})
+            audit(
+                s,
+                actor=actor.name,
+                action=action,
+                subject=f"player:{ref}",
+                details={"method": request.method, "route": str(request.url_rule)},
+            )
+        return actor
+    secret = request.headers.get("X-Player-Secret", "")
+    if not secret:
+        _admit(False)
+        raise Unauthorized(
+            "missing X-Player-Secret header (the secret issued with the player's first "
+            "recognition), or an admin bearer token"
+        )
+    with res.sessions() as s:
+        known = find_player(s, player_id)
+    stored = known.secret_hash if known and known.secret_hash else _NO_HASH
+    valid = hmac.compare_digest(hash_secret(secret).encode(), stored.encode()) and (
+        known is not None and known.secret_hash is not None
+    )
+    _admit(valid)
+    if not valid:
+        raise Forbidden("this secret does not prove the request is from that player", {})
+    return Actor("player")
