@@ -33,3 +33,11 @@ class UnknownDoodle(ServiceError, LookupError):
 
 class ReviewRefused(ServiceError):
     """The doodle is in a state that forbids this review decision."""
+
+
+class ArtifactDeleted(UnknownVersion):
+    """The version is registered but its weights were deleted (trained on erased doodles)."""
+
+
+class NoCleanAncestor(ServiceError):
+    """Every version in production's lineage was trained on erased doodles."""
