@@ -88,6 +88,9 @@ def create() -> Response:
     document = recognition_document(
         accepted.id, new.word, new.player_id, accepted.created_at, result or QUEUED
     )
+    if accepted.player_secret is not None:
+        # Once, to a player this doodle made: it proves who they are (api.auth.require_player).
+        document["player_secret"] = accepted.player_secret
     return _answer(document, accepted=True)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from db.models import InputFormat, Recognition
+from db.players import issue_secret
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,21 @@ class Accepted:
     id: uuid.UUID
     created_at: dt.datetime
     consent_store: bool
+    # The secret of a player this doodle made: handed out once, only its hash is kept.
+    player_secret: str | None = None
 
 
-# One round trip: the player (if new), the consent grant (unless the one in force says
-# the same), and the doodle with a snapshot of the consent's scopes.
+# One round trip: the player (if new, with the hash of the secret issued to them), the
+# consent grant (unless the one in force says the same; a different one replaces it), and
+# the doodle with a snapshot of the consent's scopes.
 _INSERT = text(
     """
 WITH player AS (
-    INSERT INTO players (id)
-    SELECT CAST(:player_id AS varchar) WHERE CAST(:player_id AS varchar) IS NOT NULL
+    INSERT INTO players (id, secret_hash)
+    SELECT CAST(:player_id AS varchar), CAST(:secret_hash AS varchar)
+    WHERE CAST(:player_id AS varchar) IS NOT NULL
     ON CONFLICT DO NOTHING
+    RETURNING id
 ),
 in_force AS (
     SELECT id, version, store, train FROM consents
@@ -74,6 +80,11 @@ granted AS (
     WHERE CAST(:version AS varchar) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM same)
     RETURNING id, store, train
 ),
+replaced AS (
+    UPDATE consents SET withdrawn_at = now()
+    WHERE player_id = CAST(:player_id AS varchar) AND withdrawn_at IS NULL
+      AND CAST(:version AS varchar) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM same)
+),
 consent AS (
     SELECT id, store, train FROM same
     UNION ALL
@@ -88,7 +99,7 @@ SELECT
     coalesce(consent.train, false), :word, :client_key_id,
     CAST(:input_format AS input_format), :payload, :payload_png, 'queued', 0
 FROM (SELECT 1) AS one LEFT JOIN consent ON true
-RETURNING created_at, consent_store
+RETURNING created_at, consent_store, EXISTS (SELECT 1 FROM player) AS new_player
 """
 ).bindparams(bindparam("payload", type_=JSONB(none_as_null=True)))
 
@@ -97,11 +108,13 @@ def insert_recognition(conn: Connection | Session, new: NewRecognition) -> Accep
     """Record a doodle as queued, with its player and a snapshot of the consent in force."""
     recognition_id = uuid.uuid4()
     grant = new.consent
+    issued = issue_secret() if new.player_id is not None else None
     row = conn.execute(
         _INSERT,
         {
             "id": recognition_id,
             "player_id": new.player_id,
+            "secret_hash": issued.hash if issued else None,
             "version": grant.version if grant else None,
             "store": grant.store if grant else None,
             "train": grant.train if grant else None,
@@ -112,7 +125,8 @@ def insert_recognition(conn: Connection | Session, new: NewRecognition) -> Accep
             "payload_png": new.payload_png,
         },
     ).one()
-    return Accepted(recognition_id, row.created_at, row.consent_store)
+    secret = issued.secret if issued and row.new_player else None
+    return Accepted(recognition_id, row.created_at, row.consent_store, secret)
 
 
 def create_recognition(s: Session, new: NewRecognition) -> Recognition:

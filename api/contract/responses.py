@@ -51,6 +51,12 @@ class Recognition(Answer):
         "storage just after the answer"
     )
     error: str | None = Field(default=None, description="why it failed (failed only)")
+    player_secret: str | None = Field(
+        default=None,
+        description="only in the answer to the POST that made the player (its player_id "
+        "was new): the secret that proves who they are to /v1/players/<id>/… "
+        "(X-Player-Secret). Shown once; the API keeps only its hash",
+    )
 
 
 class LiveGuesses(Answer):
