@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from db.models import (
     Consent,
@@ -62,11 +62,27 @@ class EffectiveLabel:
     source: LabelSource
 
 
+def in_force_allows_training() -> ColumnElement[bool]:
+    """The grant in force of the doodle's player (their latest not withdrawn) allows
+    training: a withdrawal, or a new grant without `train`, ends it for every earlier
+    doodle; a new grant that allows training keeps them trainable."""
+    in_force = aliased(Consent)
+    latest = (
+        select(in_force.train)
+        .where(in_force.player_id == Recognition.player_id, in_force.withdrawn_at.is_(None))
+        .order_by(in_force.granted_at.desc(), in_force.id.desc())
+        .limit(1)
+        .correlate(Recognition)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest, False).is_(True)
+
+
 def trainable_game_doodle() -> ColumnElement[bool]:
     """SQL condition on `recognitions` joined (outer) with `consents` and `players`: a
-    game doodle whose snapshot allows training, whose consent row is still in force
-    (not withdrawn; an erased player's consents are deleted, which nulls consent_id) and
-    whose player is not erased.
+    game doodle whose snapshot allows training, whose consent row still exists (an erased
+    player's consents are deleted, which nulls consent_id), whose player is not erased,
+    and whose player's consent in force allows training now (`in_force_allows_training`).
 
     Use with `.outerjoin(Consent, Consent.id == Recognition.consent_id)
     .outerjoin(Player, Player.id == Consent.player_id)`.
@@ -75,10 +91,9 @@ def trainable_game_doodle() -> ColumnElement[bool]:
         Recognition.origin == RecognitionOrigin.game,
         Recognition.consent_train.is_(True),
         Consent.id.is_not(None),
-        Consent.train.is_(True),
-        Consent.withdrawn_at.is_(None),
         Player.id.is_not(None),
         Player.erased_at.is_(None),
+        in_force_allows_training(),
     )
 
 

@@ -141,35 +141,66 @@ class Outcome:
 
 # A done doodle with consent to store keeps its payload until its object is written; the
 # object's key is decided now, so that a write that is retried overwrites, never duplicates.
+# Consent to store is that of the drawing's grant AND of the player's grant in force now:
+# a doodle whose player withdrew (or was erased) while it waited is not kept, its strokes,
+# raster and object keys leave the row with the answer.
 _FINISH = text(
     """
+WITH v AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
+        id uuid, status text, label text, confidence float8, top jsonb, model_version_id int,
+        timings jsonb, bitmap text, error text, strokes_key text, png_key text
+    )
+),
+keep AS (
+    SELECT v.id, v.status = 'done' AND r.consent_store AND coalesce(c.store, false) AS store
+    FROM v JOIN recognitions AS r ON r.id = v.id
+    LEFT JOIN LATERAL (
+        SELECT store FROM consents
+        WHERE player_id = r.player_id AND withdrawn_at IS NULL
+        ORDER BY granted_at DESC, id DESC
+        LIMIT 1
+    ) AS c ON true
+)
 UPDATE recognitions AS r SET
     status = CAST(v.status AS recognition_status),
     label = v.label, confidence = v.confidence, top = v.top,
     model_version_id = v.model_version_id, timings = v.timings,
-    bitmap = decode(v.bitmap, 'base64'), error = v.error, finished_at = clock_timestamp(),
-    strokes_key = v.strokes_key, png_key = v.png_key,
-    payload = CASE WHEN v.status = 'done' AND r.consent_store THEN r.payload END,
-    payload_png = CASE WHEN v.status = 'done' AND r.consent_store THEN r.payload_png END
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
-    id uuid, status text, label text, confidence float8, top jsonb, model_version_id int,
-    timings jsonb, bitmap text, error text, strokes_key text, png_key text
-)
+    error = v.error, finished_at = clock_timestamp(),
+    consent_store = keep.store, consent_train = r.consent_train AND keep.store,
+    bitmap = CASE WHEN keep.store THEN decode(v.bitmap, 'base64') END,
+    strokes_key = CASE WHEN keep.store THEN v.strokes_key END,
+    png_key = CASE WHEN keep.store THEN v.png_key END,
+    payload = CASE WHEN keep.store THEN r.payload END,
+    payload_png = CASE WHEN keep.store THEN r.payload_png END
+FROM v JOIN keep ON keep.id = v.id
 WHERE r.id = v.id AND r.status = 'running'
-RETURNING r.id, r.finished_at
+RETURNING r.id, r.finished_at, r.consent_store
 """
 )
 
 
-def finish(conn: Connection | Session, outcomes: Sequence[Outcome]) -> dict[uuid.UUID, dt.datetime]:
-    """Record outcomes of running doodles; {id: finished_at} of those this call finished.
+@dataclass(frozen=True)
+class Finished:
+    """A doodle this call finished: when, and whether it is kept (its object to write)."""
 
-    A doodle another delivery finished first is left alone: the first result stands.
+    finished_at: dt.datetime
+    stored: bool
+
+
+def finish(conn: Connection | Session, outcomes: Sequence[Outcome]) -> dict[uuid.UUID, Finished]:
+    """Record outcomes of running doodles; {id: Finished} of those this call finished.
+
+    A doodle another delivery finished first is left alone: the first result stands. A
+    doodle is kept only if its player's consent in force still allows storing it.
     """
     if not outcomes:
         return {}
     rows = json.dumps([o.as_record() for o in outcomes])
-    return {r.id: r.finished_at for r in conn.execute(_FINISH, {"rows": rows})}
+    return {
+        r.id: Finished(r.finished_at, r.consent_store)
+        for r in conn.execute(_FINISH, {"rows": rows})
+    }
 
 
 _RELEASE = text(

@@ -200,18 +200,22 @@ def _process(
     finished = _finish(runtime, outcomes)
     done = [(c, o) for c, o in zip(claimed, outcomes, strict=True) if o.id in finished]
     _log_outcomes([o for _, o in done], request_ids)
-    _notify(runtime, {o.id: _result(o, finished[o.id], c.store) for c, o in done})
+    _notify(
+        runtime,
+        {o.id: _result(o, finished[o.id].finished_at, finished[o.id].stored) for _, o in done},
+    )
     report.skipped += len(outcomes) - len(done)
     report.failed += sum(1 for _, o in done if o.error)
     report.done += sum(1 for _, o in done if not o.error)
     report.outcomes.update((o.id, o) for o in outcomes)
-    # Kept doodles go to object storage now that nobody waits for them.
+    # Kept doodles go to object storage now that nobody waits for them (kept: per the
+    # consent in force when they finished, not only when they were drawn).
     kept = [
         rec.KeptDoodle(
             c.id, c.player_id, c.input_format, c.payload, c.payload_png, o.strokes_key, o.png_key
         )
         for c, o in done
-        if c.store and not o.error
+        if finished[o.id].stored
     ]
     runtime.objects.submit(writes_for(kept))
 
