@@ -41,3 +41,7 @@ class ArtifactDeleted(UnknownVersion):
 
 class NoCleanAncestor(ServiceError):
     """Every version in production's lineage was trained on erased doodles."""
+
+
+class UnknownPlayer(ServiceError, LookupError):
+    """No player has this id (or the player was erased)."""
