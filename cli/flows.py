@@ -75,6 +75,8 @@ def headline(report: Any) -> dict[str, Any]:
         "reasons",
         "relabel",
         "timings",
+        "erasure",
+        "weights_deleted",
     )
     return {k: report[k] for k in keys if k in report} or report
 

@@ -26,7 +26,9 @@ second rollback goes one step further back instead of toggling between two versi
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -34,9 +36,17 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import AuditLog, ModelAlias, ModelAliasHistory, ModelVersion
+from db.models import (
+    AuditLog,
+    ModelAlias,
+    ModelAliasHistory,
+    ModelVersion,
+    ModelVersionExample,
+)
 
 DEFAULT_ARCHITECTURE = "quickdraw-cnn-v1"
+# The metrics entry of a version whose weights were deleted from object storage.
+ARTIFACT_DELETED = "artifact_deleted"
 _ROLLBACK_REASON = re.compile(r"^rollback of #(\d+)")
 
 
@@ -83,6 +93,60 @@ def register_model_version(
     s.add(version)
     s.flush()
     return version
+
+
+def add_version_examples(s: Session, version_id: int, recognition_ids: Sequence[uuid.UUID]) -> None:
+    """Record the recognitions `version_id` was trained on (its lineage), in one statement."""
+    if recognition_ids:
+        s.execute(
+            insert(ModelVersionExample),
+            [{"model_version_id": version_id, "recognition_id": rid} for rid in recognition_ids],
+        )
+
+
+def version_examples(s: Session, version_id: int) -> set[uuid.UUID]:
+    return set(
+        s.scalars(
+            select(ModelVersionExample.recognition_id).where(
+                ModelVersionExample.model_version_id == version_id
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class VersionNode:
+    """A version's place in the family tree: its parent, and whether it is marked as
+    trained on erased doodles."""
+
+    id: int
+    parent_id: int | None
+    marked: bool
+    artifact_key: str
+    artifact_deleted: bool
+
+
+def version_tree(s: Session) -> dict[int, VersionNode]:
+    """Every version by id (a few hundred rows at most: one per training run)."""
+    rows = s.execute(
+        select(
+            ModelVersion.id,
+            ModelVersion.parent_id,
+            ModelVersion.erased_data_at,
+            ModelVersion.artifact_key,
+            ModelVersion.metrics,
+        )
+    )
+    return {
+        r.id: VersionNode(
+            r.id,
+            r.parent_id,
+            r.erased_data_at is not None,
+            r.artifact_key,
+            ARTIFACT_DELETED in r.metrics,
+        )
+        for r in rows
+    }
 
 
 def _lock_alias(s: Session, alias: str) -> ModelAlias | None:
@@ -178,6 +242,37 @@ def aliases_of(s: Session) -> dict[int, list[str]]:
     ):
         result.setdefault(version_id, []).append(name)
     return result
+
+
+def lock_aliased_versions(s: Session) -> set[int]:
+    """The versions some alias points at, with the alias rows locked against moves
+    (FOR SHARE) until the caller's transaction ends."""
+    return set(s.scalars(select(ModelAlias.model_version_id).with_for_update(read=True)))
+
+
+def mark_artifact_deleted(s: Session, version_id: int, note: dict[str, Any]) -> None:
+    """Say in the version's metrics that its weights are gone (the row itself stays)."""
+    version = s.get(ModelVersion, version_id)
+    assert version is not None
+    version.metrics = {**version.metrics, ARTIFACT_DELETED: note}
+
+
+def recent_alias_versions(s: Session, entries: int) -> set[int]:
+    """The versions named (from or to) by the last `entries` moves of every alias: what a
+    rollback may go back to."""
+    if entries <= 0:
+        return set()
+    ranked = select(
+        ModelAliasHistory.from_version_id,
+        ModelAliasHistory.to_version_id,
+        func.row_number()
+        .over(partition_by=ModelAliasHistory.alias, order_by=ModelAliasHistory.id.desc())
+        .label("rank"),
+    ).subquery()
+    rows = s.execute(
+        select(ranked.c.from_version_id, ranked.c.to_version_id).where(ranked.c.rank <= entries)
+    )
+    return {v for row in rows for v in row if v is not None}
 
 
 def latest_move(s: Session, alias: str) -> ModelAliasHistory | None:

@@ -98,8 +98,12 @@ def record_evaluation(
 
 
 @flow(name="evaluate-and-gate", log_prints=True)
-def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
-    """Score both on the golden set; promote the candidate only if the gate says so."""
+def evaluate_and_gate(candidate_id: int, production_id: int, note: str = "") -> dict[str, Any]:
+    """Score both on the golden set; promote the candidate only if the gate says so.
+
+    `production_id` is what the candidate must not fall behind: production, or its clean
+    ancestor when production is being replaced after an erasure (`note` says so in the
+    promotion's reason)."""
     settings = flow_context().settings
     reports = score_on_golden([candidate_id, production_id])
     candidate, production = reports[candidate_id], reports[production_id]
@@ -111,9 +115,8 @@ def evaluate_and_gate(candidate_id: int, production_id: int) -> dict[str, Any]:
     )
     record_evaluation(candidate_id, candidate, production_id, decision)
     if decision.promote:
-        promote(
-            candidate_id, f"gate passed: golden top-1 {candidate['top1']} >= {production['top1']}"
-        )
+        reason = f"gate passed: golden top-1 {candidate['top1']} >= {production['top1']}"
+        promote(candidate_id, f"{reason}; {note}" if note else reason)
     create_markdown_artifact(
         markdown_report(
             candidate_id, production_id, candidate, production, decision, decision.promote

@@ -1,5 +1,10 @@
 """Fine-tune: a candidate model from production's weights, the accepted labels and a
-replay sample of the old words' data (so they are not forgotten)."""
+replay sample of the old words' data (so they are not forgotten).
+
+When production was trained on erased doodles (itself or through a parent), the
+candidate starts from its nearest clean ancestor instead (services.lineage). The new
+version records the recognitions it was trained on (its lineage).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from db.datasets import Examples, replay_sample, training_examples
 from db.registry import Alias
 from flows.context import flow_context
 from ml.train import TrainConfig, fine_tune
+from services import lineage
 from services.models import add_version
 
 
@@ -105,14 +111,19 @@ def train_candidate(parent_id: int) -> Candidate:
         parent_id=parent_id,
         metrics={"training": result.history[-1] if result.history else {}},
         dataset_manifest=manifest,
+        trained_on=train_set.ids,
     )
     return Candidate(version_id, parent_id, new_words, len(train_set.labels))
 
 
 @flow(name="finetune", log_prints=True)
-def finetune() -> Candidate:
-    """Fine-tune the production model into a `candidate` version."""
-    parent_id = flow_context().alias_version(Alias.PRODUCTION)
+def finetune(parent_id: int | None = None) -> Candidate:
+    """Fine-tune `parent_id` (by default production, or its nearest ancestor not trained
+    on erased doodles) into a `candidate` version."""
     if parent_id is None:
-        raise RuntimeError("no production model to start from")
+        ctx = flow_context()
+        production_id = ctx.alias_version(Alias.PRODUCTION)
+        if production_id is None:
+            raise RuntimeError("no production model to start from")
+        parent_id = lineage.clean_start(ctx.sessions, production_id).base_id
     return train_candidate(parent_id)

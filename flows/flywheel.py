@@ -1,4 +1,11 @@
-"""The nightly cycle: relabel -> fine-tune -> evaluate -> gate -> promote."""
+"""The nightly cycle: relabel -> fine-tune -> evaluate -> gate -> promote, then delete
+the weights of versions trained on erased doodles that nothing may serve any more.
+
+After an erasure (production, or an ancestor, trained on erased doodles), the candidate
+starts from production's nearest clean ancestor and is gated against it; if it does not
+pass, the clean ancestor itself is promoted: after one cycle nothing in service was
+trained on erased doodles. The erasures' receipts then name the replacement.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,16 @@ import datetime as dt
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from db.models import TrainingRun
 from db.registry import Alias
 from flows.context import flow_context
-from flows.evaluate import evaluate_and_gate
+from flows.evaluate import evaluate_and_gate, promote
 from flows.finetune import finetune
 from flows.relabel import relabel
+from services import lineage
 
 
 def _record_run(run: TrainingRun) -> int:
@@ -33,6 +42,32 @@ def _finish_run(run_id: int, status: str, report: dict[str, Any], candidate_id: 
         run.finished_at = dt.datetime.now(dt.UTC)
 
 
+@task(cache_policy=NO_CACHE)
+def replace_tainted_production(
+    start: lineage.CleanStart, candidate_id: int | None, promoted: bool
+) -> dict[str, Any]:
+    """Production was trained on erased doodles: the promoted candidate replaces it, or
+    else its clean ancestor does. The receipts name the replacement."""
+    ctx = flow_context()
+    replacement = candidate_id if promoted and candidate_id is not None else start.base_id
+    if replacement == start.base_id:
+        why = "no candidate" if candidate_id is None else f"candidate v{candidate_id} rejected"
+        promote(start.base_id, f"{start.note()}; back to clean ancestor ({why})")
+    receipts = lineage.record_replacement(ctx.sessions, start.tainted, replacement)
+    get_run_logger().info(
+        "v%s (trained on erased doodles) replaced by v%s", start.production_id, replacement
+    )
+    return {**start.as_dict(), "replaced_by": replacement, "receipts": receipts}
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def delete_tainted_weights() -> list[int]:
+    ctx = flow_context()
+    return lineage.delete_tainted_weights(
+        ctx.sessions, ctx.storage, history=ctx.settings.erased_weights_history
+    )
+
+
 @flow(name="flywheel", log_prints=True)
 def flywheel() -> dict[str, Any]:
     """One cycle; returns the headline figures (also kept in training_runs.report)."""
@@ -41,9 +76,10 @@ def flywheel() -> dict[str, Any]:
     if production_id is None:
         raise RuntimeError("no production model: run `doodle models import ... --alias production`")
     settings = ctx.settings
+    start = lineage.clean_start(ctx.sessions, production_id)
     run_id = _record_run(
         TrainingRun(
-            parent_version_id=production_id,
+            parent_version_id=start.base_id,
             status="running",
             params={
                 "epochs": settings.train_epochs,
@@ -58,13 +94,15 @@ def flywheel() -> dict[str, Any]:
     )
     timings: dict[str, float] = {}
     report: dict[str, Any] = {"run": run_id, "production_version": production_id}
+    if start.replaces:
+        report["erasure"] = start.as_dict()
     try:
         started = time.perf_counter()
         report["relabel"] = relabel()
         timings["relabel_s"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()
-        candidate = finetune()
+        candidate = finetune(start.base_id)
         timings["finetune_s"] = round(time.perf_counter() - started, 2)
         report.update(
             candidate_version=candidate.version_id,
@@ -73,12 +111,18 @@ def flywheel() -> dict[str, Any]:
         )
         if candidate.version_id is None:
             report.update(promoted=False, reasons=[candidate.skipped], timings=timings)
+            if start.replaces:
+                report["erasure"] = replace_tainted_production(start, None, False)
+            report["weights_deleted"] = delete_tainted_weights()
             _finish_run(run_id, "skipped", report, None)
             get_run_logger().info("no candidate: %s", candidate.skipped)
             return report
 
         started = time.perf_counter()
-        outcome = evaluate_and_gate(candidate.version_id, production_id)
+        # After an erasure the bar is the clean ancestor: production may not serve on.
+        outcome = evaluate_and_gate(
+            candidate.version_id, start.base_id, start.note() if start.replaces else ""
+        )
         timings["evaluate_s"] = round(time.perf_counter() - started, 2)
         report.update(
             promoted=outcome["promoted"],
@@ -91,6 +135,11 @@ def flywheel() -> dict[str, Any]:
             confusion_png=outcome["candidate"]["confusion_png"],
             timings=timings,
         )
+        if start.replaces:
+            report["erasure"] = replace_tainted_production(
+                start, candidate.version_id, outcome["promoted"]
+            )
+        report["weights_deleted"] = delete_tainted_weights()
     except Exception as exc:
         report.update(promoted=False, error=str(exc)[:500], timings=timings)
         _finish_run(run_id, "failed", report, report.get("candidate_version"))

@@ -20,6 +20,7 @@ from flows.context import flow_context
 from ml.predict import Prediction, Predictor
 from ml.quality import assess
 from services import labels as labelling
+from services import lineage
 
 BATCH = 512
 
@@ -90,9 +91,12 @@ def relabel_doodles(version_id: int, limit: int) -> dict[str, int]:
 @flow(name="relabel", log_prints=True)
 def relabel(max_doodles: int = 1_000_000) -> dict[str, int]:
     """Label the doodles collected since the last run (only those with consent to train)."""
-    version_id = flow_context().alias_version(Alias.PRODUCTION)
-    if version_id is None:
+    ctx = flow_context()
+    production_id = ctx.alias_version(Alias.PRODUCTION)
+    if production_id is None:
         raise RuntimeError("no production model to relabel with")
+    # A model trained on erased doodles labels nothing more: its clean ancestor does.
+    version_id = lineage.clean_start(ctx.sessions, production_id).base_id
     counts = relabel_doodles(version_id, max_doodles)
     get_run_logger().info("relabel: %s", counts)
     return counts

@@ -21,7 +21,7 @@ from db import registry
 from db.models import ModelVersion
 from ml.artifacts import load_verified
 from ml.network import QuickDrawNet
-from services.errors import NoRegistry, UnknownVersion
+from services.errors import ArtifactDeleted, NoRegistry, UnknownVersion
 
 CONTENT_TYPE = "application/octet-stream"
 
@@ -59,6 +59,11 @@ def version_ref(sessions: sessionmaker[Session], version_id: int) -> VersionRef:
             version = registry.get_version(s, version_id)
             if version is None:
                 raise UnknownVersion(f"no model version {version_id}")
+            if registry.ARTIFACT_DELETED in version.metrics:
+                raise ArtifactDeleted(
+                    f"model version {version_id}: its weights were deleted "
+                    f"({version.metrics[registry.ARTIFACT_DELETED].get('reason', '')})"
+                )
             return _ref(version)
     except ProgrammingError as exc:
         raise NoRegistry("the database has no model registry (never migrated)") from exc

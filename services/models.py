@@ -3,11 +3,13 @@
 `import_model` is what `doodle models import` (and `make run`'s seed import) does:
 weights from outside are checked first (distinct class names, the weights load as a
 network with that many outputs). `add_version` is the part the fine-tune flow shares
-with it: its weights come from training, so there is nothing to check.
+with it: its weights come from training, so there is nothing to check, and it records
+the recognitions they were trained on (the lineage an erasure follows).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +55,10 @@ def add_version(
     parent_id: int | None = None,
     metrics: dict[str, Any] | None = None,
     dataset_manifest: dict[str, Any] | None = None,
+    trained_on: Sequence[uuid.UUID] = (),
 ) -> tuple[int, str]:
-    """Store the weights, register them and move `alias` to them in one transaction.
+    """Store the weights, register them with `trained_on` (the recognitions they were
+    trained on) and move `alias` to them, in one transaction.
 
     Returns (version id, checksum). The artifact is written first: a version row never
     points at weights that are not stored.
@@ -71,6 +75,7 @@ def add_version(
             dataset_manifest=dataset_manifest,
             source=source,
         )
+        registry.add_version_examples(s, version.id, trained_on)
         if alias:
             registry.move_alias(s, alias, version.id, actor=actor, reason=reason)
         return version.id, artifact.checksum
