@@ -45,3 +45,7 @@ class NoCleanAncestor(ServiceError):
 
 class UnknownPlayer(ServiceError, LookupError):
     """No player has this id (or the player was erased)."""
+
+
+class InvalidConsent(ServiceError):
+    """A consent grant that cannot be: training without storing, or no text version."""
