@@ -7,15 +7,26 @@ transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, Row, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from db.models import AuditLog, Player
+from db.models import (
+    AuditLog,
+    Consent,
+    Label,
+    ModelVersionExample,
+    Player,
+    Recognition,
+    Review,
+)
 
 
 @dataclass(frozen=True)
@@ -55,3 +66,114 @@ def find_player(conn: Connection | Session, player_id: str) -> KnownPlayer | Non
 def audit(s: Session, *, actor: str, action: str, subject: str, details: dict) -> None:
     """An audit row (an admin acting for a player): `subject` never holds the id in clear."""
     s.add(AuditLog(actor=actor, action=action, subject=subject, details=details))
+
+
+def lock_player(s: Session, player_id: str) -> bool:
+    """Lock the player's row (grants are serialised per player); False if unknown."""
+    found = s.execute(
+        select(Player.id)
+        .where(Player.id == player_id, Player.erased_at.is_(None))
+        .with_for_update()
+    ).first()
+    return found is not None
+
+
+def consents_of(s: Session, player_id: str) -> list[Consent]:
+    """Every grant of the player, oldest first (the one in force has no withdrawn_at)."""
+    return list(
+        s.scalars(
+            select(Consent)
+            .where(Consent.player_id == player_id)
+            .order_by(Consent.granted_at, Consent.id)
+        )
+    )
+
+
+def withdraw_consents(s: Session, player_id: str) -> int:
+    """End every grant in force; how many there were."""
+    result = s.execute(
+        update(Consent)
+        .where(Consent.player_id == player_id, Consent.withdrawn_at.is_(None))
+        .values(withdrawn_at=func.now())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def add_consent(s: Session, player_id: str, version: str, store: bool, train: bool) -> None:
+    s.add(Consent(player_id=player_id, version=version, store=store, train=train))
+    s.flush()
+
+
+# -- export: each query streams (server-side cursor), a batch of rows at a time ----------
+
+EXPORT_BATCH = 100
+
+
+@dataclass(frozen=True)
+class PlayerInfo:
+    id: str
+    created_at: dt.datetime
+
+
+def player_row(s: Session, player_id: str) -> PlayerInfo | None:
+    row = s.execute(
+        select(Player.id, Player.created_at).where(
+            Player.id == player_id, Player.erased_at.is_(None)
+        )
+    ).first()
+    return PlayerInfo(row.id, row.created_at) if row else None
+
+
+def _streamed(s: Session, stmt: Executable) -> Iterator[Row[Any]]:
+    yield from s.execute(stmt.execution_options(yield_per=EXPORT_BATCH))
+
+
+def recognitions_of(s: Session, player_id: str) -> Iterator[Row[Any]]:
+    """The player's doodles, oldest first, with what is held of each (strokes, PNG and
+    raster while in the row; object keys once written to object storage)."""
+    r = Recognition
+    return _streamed(
+        s,
+        select(
+            r.id, r.created_at, r.word, r.input_format, r.status, r.finished_at, r.error,
+            r.label, r.confidence, r.top, r.model_version_id, r.timings,
+            r.consent_store, r.consent_train, r.stored_at, r.strokes_key, r.png_key,
+            r.payload, r.payload_png, r.bitmap,
+        )
+        .where(r.player_id == player_id)
+        .order_by(r.created_at, r.id),
+    )  # fmt: skip
+
+
+def labels_of(s: Session, player_id: str) -> Iterator[Row[Any]]:
+    return _streamed(
+        s,
+        select(Label.recognition_id, Label.label, Label.source, Label.actor, Label.created_at)
+        .join(Recognition, Recognition.id == Label.recognition_id)
+        .where(Recognition.player_id == player_id)
+        .order_by(Label.created_at, Label.id),
+    )
+
+
+def reviews_of(s: Session, player_id: str) -> Iterator[Row[Any]]:
+    return _streamed(
+        s,
+        select(
+            Review.recognition_id, Review.reason, Review.status, Review.created_at,
+            Review.resolved_at, Review.resolved_by,
+        )
+        .join(Recognition, Recognition.id == Review.recognition_id)
+        .where(Recognition.player_id == player_id)
+        .order_by(Review.created_at, Review.id),
+    )  # fmt: skip
+
+
+def trained_on(s: Session, player_id: str) -> Iterator[Row[Any]]:
+    """Which model versions were trained on which of the player's doodles."""
+    return _streamed(
+        s,
+        select(ModelVersionExample.recognition_id, ModelVersionExample.model_version_id)
+        .join(Recognition, Recognition.id == ModelVersionExample.recognition_id)
+        .where(Recognition.player_id == player_id)
+        .order_by(ModelVersionExample.model_version_id, ModelVersionExample.recognition_id),
+    )
