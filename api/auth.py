@@ -15,8 +15,9 @@ from api.errors import ApiError, NotFound, Unauthorized
 from api.rate_limits import too_many
 from api.resources import resources
 from core.rates import Rate
-from db.players import audit, find_player, hash_secret
-from services.players import player_ref
+from db.players import find_player, hash_secret
+from services.errors import UnknownPlayer
+from services.players import admin_acts_for
 
 
 class Forbidden(ApiError):
@@ -145,17 +146,17 @@ def require_player(player_id: str, action: str) -> Actor:
     if request.headers.get("Authorization"):
         token_id = require_admin_token(res.settings.admin_tokens)
         actor = Actor(f"admin:{token_id}")
-        ref = player_ref(res.settings, player_id)
-        with res.sessions.begin() as s:
-            if find_player(s, player_id) is None:
-                raise NotFound("no such player", {})
-            audit(
-                s,
+        try:
+            admin_acts_for(
+                res.sessions,
+                res.settings,
                 actor=actor.name,
                 action=action,
-                subject=f"player:{ref}",
+                player_id=player_id,
                 details={"method": request.method, "route": str(request.url_rule)},
             )
+        except UnknownPlayer:
+            raise NotFound("no such player", {}) from None
         return actor
     secret = request.headers.get("X-Player-Secret", "")
     if not secret:

@@ -29,8 +29,16 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     rs.AliasHistory,
     rs.Review,
     rs.ReviewPage,
+    rs.PlayerConsent,
+    rs.PlayerExport,
+    rs.PlayerSecret,
 ]
-REQUEST_MODELS: list[type[BaseModel]] = [rq.RecognitionRequest, rq.GuessRequest, rq.MoveRequest]
+REQUEST_MODELS: list[type[BaseModel]] = [
+    rq.RecognitionRequest,
+    rq.GuessRequest,
+    rq.MoveRequest,
+    rq.Consent,
+]
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
@@ -96,6 +104,13 @@ def _cached(settings: Settings, routes: frozenset[str] | None) -> dict[str, Any]
                     "type": "http",
                     "scheme": "bearer",
                     "description": "one of DOODLE_ADMIN_TOKENS",
+                },
+                "PlayerSecret": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Player-Secret",
+                    "description": "the secret issued with the player's first recognition "
+                    "(player_secret), or a new one from POST /v1/admin/players/{id}/secret",
                 },
             },
         },

@@ -177,3 +177,13 @@ def trained_on(s: Session, player_id: str) -> Iterator[Row[Any]]:
         .where(Recognition.player_id == player_id)
         .order_by(ModelVersionExample.model_version_id, ModelVersionExample.recognition_id),
     )
+
+
+def set_secret_hash(s: Session, player_id: str, secret_hash: str) -> bool:
+    """Replace the player's secret; False if there is no such player."""
+    result = s.execute(
+        update(Player)
+        .where(Player.id == player_id, Player.erased_at.is_(None))
+        .values(secret_hash=secret_hash)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

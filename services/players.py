@@ -59,6 +59,49 @@ def player_ref(settings: Settings, player_id: str) -> str:
     return hmac.new(receipt_key(settings), player_id.encode(), hashlib.sha256).hexdigest()
 
 
+def _audit(
+    s: Session, settings: Settings, actor: str, action: str, player_id: str, details: dict
+) -> None:
+    db.audit(
+        s,
+        actor=actor,
+        action=action,
+        subject=f"player:{player_ref(settings, player_id)}",
+        details=details,
+    )
+
+
+def admin_acts_for(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    actor: str,
+    action: str,
+    player_id: str,
+    details: dict[str, Any],
+) -> None:
+    """An admin acts for a player: the audit row names them by their keyed ref, never by
+    id. Raises UnknownPlayer (nothing audited)."""
+    with sessions.begin() as s:
+        if db.find_player(s, player_id) is None:
+            raise UnknownPlayer(f"no player {player_id!r}")
+        _audit(s, settings, actor, action, player_id, details)
+
+
+def reissue_secret(
+    sessions: sessionmaker[Session], settings: Settings, player_id: str, *, actor: str
+) -> str:
+    """A new secret for the player (one made before secrets were issued, or one who lost
+    theirs): the old one stops working. Audited. Returns it: it is shown once. Raises
+    UnknownPlayer."""
+    issued = db.issue_secret()
+    with sessions.begin() as s:
+        if not db.set_secret_hash(s, player_id, issued.hash):
+            raise UnknownPlayer(f"no player {player_id!r}")
+        _audit(s, settings, actor, "player.secret.reissue", player_id, {})
+    return issued.secret
+
+
 # -- consent (Art. 7) -------------------------------------------------------------------
 
 

@@ -16,6 +16,8 @@ from core.settings import Settings
 REF = "#/components/schemas/{model}"
 API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 ADMIN: list[dict[str, list[str]]] = [{"AdminBearer": []}]
+# The player's own secret, or an admin acting for them (audited).
+PLAYER: list[dict[str, list[str]]] = [{"PlayerSecret": []}, {"AdminBearer": []}]
 RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
 # Every answer names its request (core.logs): the client's X-Request-ID if it sent a
 # plausible one (up to 64 of A-Za-z0-9._:-), else a new one; log lines carry the same.
@@ -113,7 +115,17 @@ def _body(content: dict[str, Any], required: bool = True) -> dict[str, Any]:
 RECOGNITION_ID = _path("recognition_id", UUID)
 VERSION = _path("version", {"type": "integer", "minimum": 0, "maximum": limits.MAX_VERSION_ID})
 ALIAS = _path("alias", {"type": "string", "minLength": 1, "maxLength": limits.ALIAS_NAME_LENGTH})
+PLAYER_ID = _path(
+    "player_id",
+    {"type": "string", "minLength": 1, "maxLength": 64},
+    "the game's id of the player",
+)
 CLIENT_401 = "missing or unknown API key"
+PLAYER_401 = (
+    "no X-Player-Secret nor admin token (a client key is not enough), or an unknown admin token"
+)
+PLAYER_403 = "this secret is not the player's (also for an unknown player, unless admin)"
+PLAYER_404 = "no such player (admin tokens only)"
 ADMIN_401 = "missing or unknown admin token"
 BAD_JSON = "invalid JSON, fields or drawing; `details.field` names the field"
 TOO_LARGE = "body over the limit"
@@ -329,6 +341,87 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 },
                 security=ADMIN,
                 parameters=[RECOGNITION_ID],
+            )
+        },
+        "/v1/players/{player_id}/consent": {
+            "get": Op(
+                "readConsent",
+                "The player's consent in force, and every grant before it",
+                {
+                    200: ("the consent", rs.PlayerConsent),
+                    401: PLAYER_401,
+                    403: PLAYER_403,
+                    404: PLAYER_404,
+                },
+                security=PLAYER,
+                parameters=[PLAYER_ID],
+            ),
+            "put": Op(
+                "grantConsent",
+                "A new grant, replacing the one in force (the same grant again changes nothing)",
+                {
+                    200: ("the consent", rs.PlayerConsent),
+                    400: "invalid grant (train needs store; version not blank)",
+                    401: PLAYER_401,
+                    403: PLAYER_403,
+                    404: PLAYER_404,
+                    413: TOO_LARGE,
+                },
+                security=PLAYER,
+                description="Art. 7: which version of the consent text, which scopes, when. "
+                "Scopes narrower than before apply to the player's earlier doodles too: "
+                "without `train` none of them is trained on any more.",
+                parameters=[PLAYER_ID],
+                body=_body(_json(rq.Consent)),
+            ),
+            "delete": Op(
+                "withdrawConsent",
+                "Withdraw consent: from now on nothing more is stored or trained on",
+                {
+                    200: ("the consent, none in force", rs.PlayerConsent),
+                    401: PLAYER_401,
+                    403: PLAYER_403,
+                    404: PLAYER_404,
+                },
+                security=PLAYER,
+                description="Doodles still queued are not kept; the next relabel and "
+                "fine-tune leave out the player's earlier doodles. Stored doodles stay until "
+                "the player is erased (DELETE /v1/players/{player_id}).",
+                parameters=[PLAYER_ID],
+            ),
+        },
+        "/v1/players/{player_id}/export": {
+            "get": Op(
+                "exportPlayer",
+                "Everything held about the player, as one JSON document (streamed)",
+                {
+                    200: ("the document (application/json, sent in chunks)", rs.PlayerExport),
+                    401: PLAYER_401,
+                    403: PLAYER_403,
+                    404: PLAYER_404,
+                },
+                security=PLAYER,
+                description="Art. 15 and 20: the player, their consents, their doodles with "
+                "the model's predictions, the strokes and PNGs (from the row, or from object "
+                "storage once written), labels and reviews of their doodles, and which model "
+                "versions were trained on which doodle. A document cut short (a storage "
+                "failure midway) is not valid JSON.",
+                parameters=[PLAYER_ID],
+            )
+        },
+        "/v1/admin/players/{player_id}/secret": {
+            "post": Op(
+                "reissuePlayerSecret",
+                "Issue a new secret to a player (the old one stops working); audited",
+                {
+                    200: ("the new secret, shown once", rs.PlayerSecret),
+                    401: ADMIN_401,
+                    404: "no such player",
+                },
+                security=ADMIN,
+                description="For players made before secrets were issued, or who lost theirs: "
+                "support hands the new secret over.",
+                parameters=[PLAYER_ID],
             )
         },
         "/v1/admin/reviews/{recognition_id}": {

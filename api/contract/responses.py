@@ -141,3 +141,51 @@ class ReviewPage(Answer):
     status: Literal["pending", "resolved"]
     reviews: list[Review]
     next: str | None = Field(description="pass as `after` for the next page; null on the last")
+
+
+class ConsentGrant(Answer):
+    version: str = Field(description="version of the consent text accepted")
+    store: bool
+    train: bool
+    granted_at: Timestamp
+    withdrawn_at: Timestamp | None = Field(description="when it was withdrawn or replaced")
+
+
+class PlayerConsent(Answer):
+    in_force: ConsentGrant | None = Field(
+        description="the grant in force; null: nothing of the player is stored or trained on"
+    )
+    history: list[ConsentGrant] = Field(description="every grant, oldest first")
+
+
+class PlayerExport(Answer):
+    """Everything held about a player (Art. 15 and 20), one JSON document, streamed."""
+
+    format: Literal["doodle-player-export/1"]
+    exported_at: Timestamp
+    player: dict[str, Any] = Field(description="id, created_at")
+    consents: PlayerConsent
+    recognitions: list[dict[str, Any]] = Field(
+        description="oldest first: id, created_at, word, input_format, status, finished_at, "
+        "error, prediction, model_version, timings, consent (store, train), stored_at, "
+        "drawing (the strokes), png_base64, raster_28x28_base64 (the 28x28 image the model "
+        "saw)"
+    )
+    labels: list[dict[str, Any]] = Field(
+        description="labels of the player's doodles: recognition_id, label, source, actor, "
+        "created_at"
+    )
+    reviews: list[dict[str, Any]] = Field(
+        description="reviews of the player's doodles: recognition_id, reason, status, "
+        "created_at, resolved_at, resolved_by"
+    )
+    model_versions_trained_on: list[dict[str, Any]] = Field(
+        description="model_version, recognition_id: which versions were trained on which doodle"
+    )
+
+
+class PlayerSecret(Answer):
+    player_secret: str = Field(
+        description="the player's new secret (X-Player-Secret); the old one no longer works. "
+        "Shown once"
+    )

@@ -1,0 +1,89 @@
+"""`/v1/players/<id>/…`: a player's rights over their data: consent (Art. 7) and export
+(Art. 15 and 20). The player proves who they are with the secret issued with their first
+recognition (X-Player-Secret); an admin token may act for them, and that is audited
+(`api.auth.require_player`). `/v1/admin/players/<id>/secret` issues a new secret.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.auth import admin_actor, protect_admin_blueprint, require_player
+from api.contract.parsing import Parser, read_body
+from api.contract.requests import Consent
+from api.errors import InvalidRequest, NotFound
+from api.resources import resources
+from services import players
+from services.errors import InvalidConsent, UnknownPlayer
+
+bp = Blueprint("players", __name__, url_prefix="/v1/players")
+admin_bp = Blueprint("admin_players", __name__, url_prefix="/v1/admin/players")
+protect_admin_blueprint(admin_bp)
+
+_CONSENT: Parser[Consent] = Parser(Consent)
+
+
+def _consent(state: players.ConsentState) -> Response:
+    return jsonify(players.consent_json(state))
+
+
+@bp.get("/<player_id>/consent")
+def read_consent(player_id: str) -> Response:
+    require_player(player_id, "player.consent.read")
+    try:
+        return _consent(players.consent(resources().sessions, player_id))
+    except UnknownPlayer:
+        raise NotFound("no such player", {}) from None
+
+
+@bp.put("/<player_id>/consent")
+def grant_consent(player_id: str) -> Response:
+    require_player(player_id, "player.consent.grant")
+    res = resources()
+    if request.mimetype != "application/json":
+        raise InvalidRequest("send the grant as application/json", {"field": "body"})
+    grant = _CONSENT.json(read_body(request, res.settings.max_body_bytes))
+    try:
+        state = players.grant_consent(
+            res.sessions, player_id, version=grant.version, store=grant.store, train=grant.train
+        )
+    except UnknownPlayer:
+        raise NotFound("no such player", {}) from None
+    except InvalidConsent as exc:
+        raise InvalidRequest(str(exc), {"field": "body"}) from None
+    return _consent(state)
+
+
+@bp.delete("/<player_id>/consent")
+def withdraw_consent(player_id: str) -> Response:
+    require_player(player_id, "player.consent.withdraw")
+    try:
+        return _consent(players.withdraw_consent(resources().sessions, player_id))
+    except UnknownPlayer:
+        raise NotFound("no such player", {}) from None
+
+
+@bp.get("/<player_id>/export")
+def export(player_id: str) -> Response:
+    require_player(player_id, "player.export")
+    res = resources()
+    try:
+        chunks = players.export(res.sessions, res.storage, player_id)
+    except UnknownPlayer:
+        raise NotFound("no such player", {}) from None
+    response = Response(chunks, mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="player-export.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@admin_bp.post("/<player_id>/secret")
+def reissue_secret(player_id: str) -> Response:
+    res = resources()
+    try:
+        secret = players.reissue_secret(res.sessions, res.settings, player_id, actor=admin_actor())
+    except UnknownPlayer:
+        raise NotFound("no such player", {}) from None
+    response = jsonify({"player_secret": secret})
+    response.headers["Cache-Control"] = "no-store"
+    return response
