@@ -10,6 +10,7 @@ from cli.dev import run_command
 from cli.evaluate import eval_command
 from cli.flows import flows_group
 from cli.models import models_group
+from cli.players import players_group
 from cli.services import api_command, beat_command, sweep_command, worker_command
 from core.logs import configure_logging
 from core.settings import ConfigError
@@ -75,6 +76,7 @@ cli.add_command(models_group)
 cli.add_command(eval_command)
 cli.add_command(data_group)
 cli.add_command(flows_group)
+cli.add_command(players_group)
 
 if __name__ == "__main__":
     cli()
