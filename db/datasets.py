@@ -187,6 +187,19 @@ def golden_examples(
     return _build([r for r in rows if _golden(r, golden_fraction)])
 
 
+def expired_game_doodles(s: Session, before: dt.datetime, limit: int) -> list[uuid.UUID]:
+    """Up to `limit` game doodles (any status) created before `before`, oldest first:
+    what the retention removes. Imported dataset drawings are not players' data."""
+    return list(
+        s.scalars(
+            select(Recognition.id)
+            .where(Recognition.origin == RecognitionOrigin.game, Recognition.created_at < before)
+            .order_by(Recognition.created_at, Recognition.id)
+            .limit(limit)
+        )
+    )
+
+
 def replay_sample(examples: Examples, per_word: int, seed: int) -> Examples:
     """Up to `per_word` examples of each word, chosen by a seeded hash of each id: the same
     sample whatever the input order, and adding drawings changes it only a little.

@@ -104,6 +104,33 @@ def add_version_examples(s: Session, version_id: int, recognition_ids: Sequence[
         )
 
 
+def versions_trained_on(s: Session, recognition_ids: Sequence[uuid.UUID]) -> dict[int, int]:
+    """Version id -> how many of these recognitions it was trained on (absent: none)."""
+    if not recognition_ids:
+        return {}
+    rows = s.execute(
+        select(ModelVersionExample.model_version_id, func.count())
+        .where(ModelVersionExample.recognition_id.in_(list(recognition_ids)))
+        .group_by(ModelVersionExample.model_version_id)
+    )
+    return {version_id: n for version_id, n in rows}
+
+
+def record_removed_examples(s: Session, removed: dict[int, int], why: str) -> None:
+    """Add to each version's dataset manifest how many of its examples were removed, and
+    why (``"removed": {"retention": n}``): the manifest's counts and digest stay those
+    of the data it was trained on."""
+    for version_id, n in removed.items():
+        version = s.get(ModelVersion, version_id, with_for_update=True)
+        if version is None:
+            continue
+        manifest = dict(version.dataset_manifest)
+        before = dict(manifest.get("removed", {}))
+        before[why] = int(before.get(why, 0)) + n
+        manifest["removed"] = before
+        version.dataset_manifest = manifest
+
+
 def version_examples(s: Session, version_id: int) -> set[uuid.UUID]:
     return set(
         s.scalars(

@@ -7,6 +7,10 @@ Prefect would have to serialise.
 
 from __future__ import annotations
 
+from functools import cached_property
+
+import redis
+
 from core.settings import Settings
 from ml.network import QuickDrawNet
 from services import artifacts
@@ -14,6 +18,16 @@ from services.connections import Connections
 
 
 class FlowContext(Connections):
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """What removing doodles clears in Redis (the retention flow)."""
+        return redis.Redis.from_url(self.settings.broker_url, socket_connect_timeout=2)
+
+    def close(self) -> None:
+        if "redis" in self.__dict__:
+            self.__dict__["redis"].close()
+        super().close()
+
     def load_version(self, version_id: int) -> tuple[QuickDrawNet, list[str]]:
         """Raises services.errors.UnknownVersion (a LookupError) for an unknown id."""
         return artifacts.load_version(self.sessions, self.storage, version_id)
