@@ -23,6 +23,14 @@ protect_admin_blueprint(admin_bp)
 _CONSENT: Parser[Consent] = Parser(Consent)
 
 
+@bp.after_request
+def _player_challenge(response: Response) -> Response:
+    # The shared error handler names the client key; these routes want the player's secret.
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'ApiKey header="X-Player-Secret"'
+    return response
+
+
 def _consent(state: players.ConsentState) -> Response:
     return jsonify(players.consent_json(state))
 

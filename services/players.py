@@ -12,10 +12,11 @@ import enum
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import segments
 from core.settings import Settings
-from core.storage import ObjectStorage
+from core.storage import ObjectNotFound, ObjectStorage, StorageError
 from db import players as db
 from db.models import Consent
 from services.errors import InvalidConsent, UnknownPlayer
+
+log = logging.getLogger(__name__)
 
 
 def _key_file(path: Path) -> bytes:
@@ -229,15 +232,23 @@ class _Segments:
         return found.get("drawing") if found else None
 
 
+def _held_object(read: Callable[[], Any]) -> Any:
+    # An object gone meanwhile (an erasure, the retention) is no longer held: null.
+    try:
+        return read()
+    except ObjectNotFound:
+        return None
+
+
 def _recognition(row: Any, stored: _Segments, storage: ObjectStorage) -> dict[str, Any]:
     # While not yet written to object storage the drawing is in the row; once written,
     # it is in its segment (many players' doodles: only this one's line is taken).
     drawing = row.payload
     if drawing is None and row.stored_at is not None and row.strokes_key:
-        drawing = stored.drawing(row.strokes_key, row.id)
+        drawing = _held_object(lambda: stored.drawing(row.strokes_key, row.id))
     png = row.payload_png
     if png is None and row.stored_at is not None and row.png_key:
-        png = storage.get(row.png_key)
+        png = _held_object(lambda: storage.get(row.png_key))
     return {
         "id": row.id,
         "created_at": row.created_at,
@@ -275,8 +286,9 @@ def export(
     """Everything held about the player, as one JSON document in chunks (a doodle at a
     time; rows come from server-side cursors, a batch at a time).
 
-    Raises UnknownPlayer before the first chunk. A storage failure midway ends the
-    document early (invalid JSON: the reader knows it is incomplete)."""
+    Raises UnknownPlayer before the first chunk. An object gone meanwhile is exported as
+    null; object storage failing midway ends the document early (invalid JSON: the
+    reader knows it is incomplete)."""
     s = sessions()
     try:
         # One snapshot for the whole document, however long it takes to send.
@@ -315,7 +327,13 @@ def _document(s: Session, storage: ObjectStorage, player: Any) -> Iterator[bytes
                 ),
             ),
         ]
-        for part in parts:
-            for piece in part:
-                yield piece.encode()
+        try:
+            for part in parts:
+                for piece in part:
+                    yield piece.encode()
+        except StorageError as exc:
+            # Cut short, so the document is invalid JSON; the error's text names object
+            # keys, which hold player ids: only its kind is logged.
+            log.warning("export cut short: object storage failed (%s)", type(exc).__name__)
+            return
         yield b"}"

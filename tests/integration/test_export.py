@@ -173,3 +173,21 @@ def test_the_cli_exports_the_same_document(held, settings, monkeypatch, tmp_path
     assert not (tmp_path / "export.json.partial").exists()
     missing = CliRunner().invoke(cli, ["players", "export", "nobody"])
     assert missing.exit_code == 1 and "no player" in missing.output
+
+
+def test_an_object_gone_meanwhile_is_exported_as_null(held, settings, db_session_factory):
+    storage = open_storage(settings.object_store_url)
+    png_stored, _ = held["png_stored"]
+    storage.delete(png_key("player-a", png_stored))
+
+    doc = json.loads(b"".join(players.export(db_session_factory, storage, "player-a")))
+
+    by_id = {r["id"]: r for r in doc["recognitions"]}
+    assert by_id[str(png_stored)]["png_base64"] is None
+    assert by_id[str(held["stored"])]["drawing"] == held["drawings"][0]
+
+
+def test_a_401_names_the_player_secret(client):
+    response = client.get("/v1/players/player-a/consent")
+    assert_error(response, 401)
+    assert "X-Player-Secret" in response.headers["WWW-Authenticate"]
