@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from core import segments
 from core.storage import ObjectStorage, StorageError
+from db import erasures
 from db import processing as rec
 from db.models import InputFormat
 
@@ -102,29 +103,54 @@ class StoragePause:
 def write_objects(
     storage: ObjectStorage, engine: Engine, pause: StoragePause, writes: Sequence[ObjectWrite]
 ) -> int:
-    """Write objects in order, then record their doodles as stored in one statement;
-    returns how many doodles were recorded. Stops at the first storage failure (the rest
-    stay pending)."""
+    """Write objects in order, then record their doodles as stored; returns how many
+    doodles were recorded. Stops at the first storage failure (the rest stay pending).
+
+    One transaction holds the objects' keys' advisory locks (the ones an erasure takes,
+    see services.removal) while it writes: a doodle whose row was deleted meanwhile is
+    left out of its segment, its PNG not written, so nothing erased comes back."""
+    if not writes or pause.active:
+        return 0
+    try:
+        # The writer's engine may be in autocommit mode: this transaction must be real.
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                erasures.lock_object_keys(conn, (w.key for w in writes))
+                alive = erasures.existing(conn, [i for w in writes for i in w.ids])
+                stored = _put_alive(storage, pause, writes, alive)
+                rec.mark_stored(conn, stored)
+    except OperationalError as exc:
+        # Written but not recorded: the sweeper writes them again, to the same keys.
+        log.warning("could not record %d objects' doodles: %s", len(writes), exc)
+        return 0
+    return len(stored)
+
+
+def _put_alive(
+    storage: ObjectStorage,
+    pause: StoragePause,
+    writes: Sequence[ObjectWrite],
+    alive: set[uuid.UUID],
+) -> list[uuid.UUID]:
+    """Put each object with only its doodles that still exist; the ids written."""
     stored: list[uuid.UUID] = []
     for write in writes:
-        if pause.active:
-            break
+        ids = [i for i in write.ids if i in alive]
+        if not ids:
+            continue
+        data = write.data
+        if len(ids) < len(write.ids):
+            if write.content_type != segments.CONTENT_TYPE:
+                continue
+            data = segments.without(data, set(write.ids) - set(ids))
         try:
-            storage.put(write.key, write.data, write.content_type)
+            storage.put(write.key, data, write.content_type)
         except StorageError as exc:
             pause.start(exc)
             break
-        stored.extend(write.ids)
-    if not stored:
-        return 0
-    try:
-        with engine.begin() as conn:
-            rec.mark_stored(conn, stored)
-    except OperationalError as exc:
-        # Written but not recorded: the sweeper writes them again, to the same keys.
-        log.warning("could not record %d written doodles: %s", len(stored), exc)
-        return 0
-    return len(stored)
+        stored.extend(ids)
+    return stored
 
 
 class ObjectWriter:
