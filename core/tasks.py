@@ -19,6 +19,7 @@ import redis
 RECOGNIZE = "doodle.recognize"
 GUESS = "doodle.guess"
 SWEEP = "doodle.sweep"
+ERASE = "doodle.erase"
 
 # Redis lists of the broker (kombu's Redis transport names each list after its queue).
 QUEUE = "recognitions"
@@ -140,6 +141,15 @@ def result_document(
     if error:
         document["error"] = error
     return document
+
+
+def erasure_message(public_id: uuid.UUID) -> bytes:
+    """The task that works a player's erasure: the request's public id (never the player's)."""
+    return task_message(ERASE, [str(public_id)], MAINTENANCE_QUEUE)
+
+
+def enqueue_erasure(client: redis.Redis, public_id: uuid.UUID) -> None:
+    client.lpush(MAINTENANCE_QUEUE, erasure_message(public_id))
 
 
 def done_channel(recognition_id: uuid.UUID | str) -> str:

@@ -49,3 +49,7 @@ class UnknownPlayer(ServiceError, LookupError):
 
 class InvalidConsent(ServiceError):
     """A consent grant that cannot be: training without storing, or no text version."""
+
+
+class UnknownErasure(ServiceError, LookupError):
+    """No erasure request has this id."""

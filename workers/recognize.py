@@ -33,8 +33,10 @@ from core.tasks import (
     RECOGNITION_WAIT_KEY,
     RECOGNITION_WAIT_TTL_SECONDS,
     done_channel,
+    enqueue_erasure,
     result_document,
 )
+from db import erasures
 from db import processing as rec
 from db.models import InputFormat
 from ml.raster import bitmap_from_png, rasterize_batch
@@ -298,10 +300,16 @@ def _release(runtime: WorkerRuntime, ids: Sequence[uuid.UUID]) -> None:
 class SweepReport:
     resent: int
     stored: int
+    erasures: int = 0
 
 
-def sweep(runtime: WorkerRuntime, enqueue: Callable[[uuid.UUID], None]) -> SweepReport:
-    """Resend lost or abandoned work, and write the objects storage was down for."""
+def sweep(
+    runtime: WorkerRuntime,
+    enqueue: Callable[[uuid.UUID], None],
+    enqueue_erasure_request: Callable[[uuid.UUID], None] | None = None,
+) -> SweepReport:
+    """Resend lost or abandoned work (recognitions, and erasures whose worker died or
+    failed), and write the objects storage was down for."""
     settings = runtime.settings
     now = dt.datetime.now(dt.UTC)
     # A queued doodle waits in the broker as long as the backlog lasts; with nothing
@@ -322,7 +330,23 @@ def sweep(runtime: WorkerRuntime, enqueue: Callable[[uuid.UUID], None]) -> Sweep
         enqueue(recognition_id)
     if stale:
         log.warning("sweeper resent %d unfinished recognitions", len(stale))
-    return SweepReport(resent=len(stale), stored=store_pending(runtime))
+    resent_erasures = resend_erasures(
+        runtime, enqueue_erasure_request or (lambda pid: enqueue_erasure(runtime.redis, pid))
+    )
+    return SweepReport(resent=len(stale), stored=store_pending(runtime), erasures=resent_erasures)
+
+
+def resend_erasures(runtime: WorkerRuntime, enqueue: Callable[[uuid.UUID], None]) -> int:
+    """Pending erasures nobody holds (their worker died, or an attempt failed), asked a
+    while ago: sent again. A copy that finds the request held or done does nothing."""
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=runtime.settings.lease_seconds)
+    with runtime.engine.begin() as conn:
+        pending = erasures.stale(conn, before)
+    for public_id in pending:
+        enqueue(public_id)
+    if pending:
+        log.warning("sweeper resent %d pending erasures", len(pending))
+    return len(pending)
 
 
 def store_pending(runtime: WorkerRuntime, limit: int = 200) -> int:

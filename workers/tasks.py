@@ -31,7 +31,8 @@ from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from core.storage import StorageError
-from core.tasks import GUESS, RECOGNIZE, SWEEP, enqueue_recognition
+from core.tasks import ERASE, GUESS, RECOGNIZE, SWEEP, enqueue_recognition
+from services.erasure import work_erasure
 from workers.batching import AdaptiveBatches
 from workers.celery_app import make_celery
 from workers.guess import GuessRequest, guess_batch
@@ -180,5 +181,21 @@ def make_worker_app(settings: Settings) -> Celery:
             sweep(runtime, lambda rid: enqueue_recognition(runtime.redis, rid))
         except TRANSIENT as exc:
             log.warning("sweep skipped: %s: %s", type(exc).__name__, exc)
+
+    @app.task(name=ERASE, ignore_result=True)
+    def erase_task(public_id: str) -> None:
+        # Idempotent and leased: a copy of the message, or a resend after a dead worker,
+        # carries on where the last attempt stopped. Failures wait for the sweeper.
+        try:
+            request = uuid.UUID(str(public_id))
+        except ValueError:
+            log.error("dropping an erasure message with a malformed id")
+            return
+        try:
+            runtime = runtimes.get()
+            work_erasure(runtime, runtime.redis, request)
+        except TRANSIENT as exc:
+            # The kind only: a database error's text quotes its statement's parameters.
+            log.warning("erasure %s left for the sweeper: %s", request, type(exc).__name__)
 
     return app
