@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import admin, guesses, meta, players, recognitions, reviews
+from api import admin, erasures, guesses, meta, players, recognitions, reviews
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
 from api.request_ids import register_request_ids
@@ -32,6 +32,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(reviews.bp)
     app.register_blueprint(players.bp)
     app.register_blueprint(players.admin_bp)
+    app.register_blueprint(erasures.bp)
     if not settings.client_keys:
         log.warning("DOODLE_CLIENT_KEYS is empty: every recognition request will get 401")
     return app

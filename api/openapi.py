@@ -32,6 +32,7 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     rs.PlayerConsent,
     rs.PlayerExport,
     rs.PlayerSecret,
+    rs.Erasure,
 ]
 REQUEST_MODELS: list[type[BaseModel]] = [
     rq.RecognitionRequest,

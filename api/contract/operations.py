@@ -130,6 +130,10 @@ ADMIN_401 = "missing or unknown admin token"
 BAD_JSON = "invalid JSON, fields or drawing; `details.field` names the field"
 TOO_LARGE = "body over the limit"
 NEXT_PAGE = {"operationId": "listReviews", "parameters": {"after": "$response.body#/next"}}
+READ_ERASURE = {
+    "operationId": "readErasure",
+    "parameters": {"erasure_id": "$response.body#/id"},
+}
 READ_RECOGNITION = {
     "operationId": "readRecognition",
     "parameters": {"recognition_id": "$response.body#/id"},
@@ -407,6 +411,45 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 "versions were trained on which doodle. A document cut short (a storage "
                 "failure midway) is not valid JSON.",
                 parameters=[PLAYER_ID],
+            )
+        },
+        "/v1/players/{player_id}": {
+            "delete": Op(
+                "erasePlayer",
+                "Erase the player from every store (Art. 17); poll the Location",
+                {
+                    200: ("erased already: the receipt", rs.Erasure),
+                    202: ("accepted (or already pending): the request", rs.Erasure),
+                    401: PLAYER_401,
+                    403: PLAYER_403,
+                    404: "no such player, nor an erasure of one (admin tokens only)",
+                },
+                security=PLAYER,
+                description="Removes the player's doodles (rows, objects, Redis), labels, "
+                "reviews, consents and the player; marks the model versions trained on the "
+                "doodles. Idempotent: while pending, the same request; once done, the "
+                "receipt (the player's secret is gone with them: keep the Location).",
+                parameters=[PLAYER_ID],
+                headers={
+                    200: {"Location": {"schema": {"type": "string"}}},
+                    202: {"Location": {"schema": {"type": "string"}}},
+                },
+                links={200: {"read": READ_ERASURE}, 202: {"read": READ_ERASURE}},
+            )
+        },
+        "/v1/erasures/{erasure_id}": {
+            "get": Op(
+                "readErasure",
+                "An erasure's status and, once done, its receipt (no personal data)",
+                {
+                    200: ("the erasure", rs.Erasure),
+                    404: "no such erasure",
+                    503: "the database is unavailable; see Retry-After",
+                },
+                description="No credential: the id is random and the answer names the "
+                "player only by a keyed hash.",
+                parameters=[_path("erasure_id", UUID)],
+                headers={200: {"Location": {"schema": {"type": "string"}}}},
             )
         },
         "/v1/admin/players/{player_id}/secret": {

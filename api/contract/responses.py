@@ -189,3 +189,31 @@ class PlayerSecret(Answer):
         description="the player's new secret (X-Player-Secret); the old one no longer works. "
         "Shown once"
     )
+
+
+class ErasureReceipt(Answer):
+    deleted: dict[str, int] = Field(
+        description="how many of each kind were removed: recognitions, labels, reviews, "
+        "consents, players, segment_lines (doodles cut from shared segments), "
+        "objects_deleted, results and queued_messages (Redis), audit_rows_redacted, …"
+    )
+    model_versions: list[int] = Field(
+        description="the model versions that had been trained on the player's doodles"
+    )
+    replaced_by_version: int | None = Field(
+        description="the version that replaced them in service (set by the next flywheel)"
+    )
+
+
+class Erasure(Answer):
+    """A player's erasure: its status and, once done, its receipt. No personal data."""
+
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    status: Literal["pending", "done"]
+    player_ref: str = Field(description="HMAC-SHA256 of the player id with the server's key")
+    requested_by: str = Field(description='"player", or "admin:<token id>"')
+    requested_at: Timestamp
+    completed_at: Timestamp | None
+    attempts: int | None = Field(default=None, description="pending only")
+    last_error: str | None = Field(default=None, description="pending only: the last failure")
+    receipt: ErasureReceipt | None = Field(default=None, description="done only")
