@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import sys
 from pathlib import Path
 
 import click
+import redis
 
 from cli.context import open_connections
-from services import players
+from services import erasure, players
 from services.errors import UnknownPlayer
 
 
@@ -47,3 +50,24 @@ def export_command(player_id: str, out: Path | None) -> None:
         finally:
             partial.unlink(missing_ok=True)
     click.echo(f"exported player to {out}", err=True)
+
+
+@players_group.command("erase")
+@click.argument("player_id")
+@click.option(
+    "--wait", is_flag=True, help="Do the erasure now, in this process, and print the receipt."
+)
+def erase_command(player_id: str, wait: bool) -> None:
+    """Erase PLAYER_ID from every store (Art. 17): prints the request as JSON (with
+    --wait, the receipt). Asking again answers the same request, or the receipt."""
+    with open_connections(redis=True) as db:
+        client = redis.Redis.from_url(db.settings.broker_url)
+        try:
+            state = erasure.erase_player(
+                db, client, player_id, f"cli:{getpass.getuser()}", now=wait
+            )
+        except UnknownPlayer as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            client.close()
+    click.echo(json.dumps(state.document(), indent=2))

@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from core.tasks import enqueue_erasure
 from db import erasures as q
 from db.erasures import ErasureRow
 from services.connections import Connections
@@ -182,3 +183,24 @@ def _erase(
             q.add_deleted(conn, row.public_id, dict(counts))
             q.complete(conn, row.public_id)
         return
+
+
+def erase_player(
+    connections: Connections,
+    redis_client: redis.Redis,
+    player_id: str,
+    requested_by: str,
+    *,
+    now: bool = False,
+) -> Erasure:
+    """Ask for the erasure and send it to the workers, or with `now` do it in this
+    process (`doodle players erase --wait`); its state after."""
+    state = request_erasure(connections, player_id, requested_by).erasure
+    if state.done:
+        return state
+    if not now:
+        enqueue_erasure(redis_client, state.public_id)
+        return state
+    work_erasure(connections, redis_client, state.public_id)
+    # None from work_erasure: a worker holds it; its state says how far it got.
+    return get_erasure(connections, state.public_id)
