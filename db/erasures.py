@@ -309,23 +309,25 @@ def lock_player(conn: Conn, player_id: str) -> bool:
 
 def delete_player(conn: Conn, player_id: str, player_ref: str) -> dict[str, int]:
     """The player's row and consents; audit rows naming the player name the ref instead."""
-    consents = conn.execute(
-        text("DELETE FROM consents WHERE player_id = :p RETURNING 1"), {"p": player_id}
-    ).rowcount
+    consents = len(
+        conn.execute(
+            text("DELETE FROM consents WHERE player_id = :p RETURNING 1"), {"p": player_id}
+        ).all()
+    )
     audit = conn.execute(
         text(
             "UPDATE audit_log SET subject = replace(subject, :p, :ref), "
             "actor = replace(actor, :p, :ref), "
             "details = CAST(replace(CAST(details AS text), :p, :ref) AS jsonb) "
             "WHERE strpos(subject, :p) > 0 OR strpos(CAST(details AS text), :p) > 0 "
-            "OR strpos(actor, :p) > 0"
+            "OR strpos(actor, :p) > 0 RETURNING 1"
         ),
         {"p": player_id, "ref": player_ref},
-    ).rowcount
+    ).all()
     players = conn.execute(
         text("DELETE FROM players WHERE id = :p RETURNING 1"), {"p": player_id}
-    ).rowcount
-    return {"players": players, "consents": consents, "audit_rows_redacted": audit}
+    ).all()
+    return {"players": len(players), "consents": consents, "audit_rows_redacted": len(audit)}
 
 
 def complete(conn: Conn, public_id: uuid.UUID) -> None:

@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import redis
 
@@ -123,11 +124,11 @@ def remove_from_redis(redis_client: redis.Redis, ids: Sequence[uuid.UUID]) -> Co
     # which a worker skips.
     naming: set[bytes] = set()
     start = 0
-    while messages := redis_client.lrange(QUEUE, start, start + QUEUE_CHUNK - 1):
+    while messages := cast(list[bytes], redis_client.lrange(QUEUE, start, start + QUEUE_CHUNK - 1)):
         naming.update(raw for raw in messages if _message_recognition_id(raw) in wanted)
         start += len(messages)
     for raw in naming:
-        counts["queued_messages"] += int(redis_client.lrem(QUEUE, 0, raw))
+        counts["queued_messages"] += int(redis_client.lrem(QUEUE, 0, raw))  # type: ignore[arg-type]
     return counts
 
 

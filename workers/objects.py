@@ -10,6 +10,10 @@ A batch hands its objects to the process's `ObjectWriter` and moves on; one back
 thread writes them and records each run of written objects in one statement. Nothing is
 lost if the process dies or storage is down: until `stored_at` is set the strokes stay
 in the row, and the sweeper writes whatever is still pending (`store_pending`).
+
+An erasure (services.removal) may delete doodles whose objects are still to be written:
+a run of writes holds its keys' advisory locks, the ones the erasure takes, and writes
+only the doodles whose rows still exist, so a late write never brings one back.
 """
 
 from __future__ import annotations
