@@ -5,9 +5,11 @@
   one never seen is UnknownPlayer.
 - `work_erasure` does it, idempotently, under a lease: a worker killed half-way leaves
   the request pending; once the lease runs out the sweeper resends it and the next
-  attempt carries on (every step is idempotent, the counts add up across attempts).
+  attempt carries on (every step is idempotent, the counts add up across attempts; a
+  crash between a batch's removal and its tally leaves that batch out of the counts).
   Order: the model versions trained on the player's doodles (read before the rows go,
-  marked `erased_data_at`), then the doodles from every store (services.removal), then,
+  marked `erased_data_at`), then the doodles from every store (services.removal; the
+  dataset manifests of those versions count them under "removed": {"erasure": n}), then,
   in one transaction, the consents, the player, and the request made a receipt.
 - The receipt keeps no personal data: the player is named by HMAC-SHA256(receipt key,
   player id), the ref services.players gives audit rows; `player_id` is cleared when
@@ -29,6 +31,7 @@ import redis
 
 from core.tasks import enqueue_erasure
 from db import erasures as q
+from db import registry
 from db.erasures import ErasureRow
 from services.connections import Connections
 from services.errors import UnknownErasure, UnknownPlayer
@@ -170,7 +173,13 @@ def _erase(
         with connections.engine.begin() as conn:
             doodles = q.player_doodles(conn, player_id, BATCH)
         if doodles:
+            with connections.sessions() as s:
+                trained = registry.versions_trained_on(s, doodles)
             counts = remove_doodles(connections, redis_client, doodles)
+            with connections.sessions.begin() as s:
+                # The manifests keep counts and a digest, never ids: they say how many
+                # of their examples were erased since.
+                registry.record_removed_examples(s, trained, "erasure")
             with connections.engine.begin() as conn:
                 q.add_deleted(conn, row.public_id, dict(counts))
                 q.extend_lease(conn, row.public_id, lease)

@@ -137,7 +137,9 @@ def test_after_the_erasure_no_store_holds_the_player_or_their_doodles(
     with worker_runtime.sessions() as s:
         (kept,) = s.scalars(select(Recognition).where(Recognition.player_id == OTHER)).all()
         assert OTHER.encode() in worker_runtime.storage.get(kept.strokes_key)
-        assert s.get(ModelVersion, seed_version).erased_data_at is not None
+        version = s.get(ModelVersion, seed_version)
+        assert version.erased_data_at is not None
+        assert version.dataset_manifest["removed"] == {"erasure": 1}
         # The audit row about the player names their keyed ref.
         subjects = s.scalars(select(AuditLog.subject)).all()
         assert f"player:{done.player_ref}" in subjects
