@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 
-import pytest
 import redis
 from PIL import Image, ImageDraw
 from sqlalchemy import func, select, text
@@ -22,7 +21,6 @@ from db import processing as rec
 from db import recognitions as records
 from db.labels import add_label
 from db.models import AuditLog, InputFormat, LabelSource, Recognition
-from services.connections import Connections
 from services.removal import remove_doodles
 from workers.objects import write_objects, writes_for
 from workers.recognize import recognize_batch
@@ -52,11 +50,6 @@ def post(
     )
     with sessions.begin() as s:
         return records.insert_recognition(s, new).id
-
-
-@pytest.fixture
-def connections(worker_runtime: WorkerRuntime) -> Connections:
-    return worker_runtime
 
 
 def test_removes_rows_lines_pngs_and_redis_keeping_other_players(
