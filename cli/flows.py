@@ -21,6 +21,8 @@ def _export(settings: Settings) -> None:
     """Flow runs start in child processes: hand them the resolved configuration."""
     os.environ["DATABASE_URL"] = settings.db_url
     os.environ["STORAGE_URL"] = settings.object_store_url
+    if settings.redis_url:  # the retention flow clears removed doodles from Redis
+        os.environ["REDIS_URL"] = settings.redis_url
     # Prefect reads its home at import and does not create missing parents.
     home = os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
     os.makedirs(home, exist_ok=True)
@@ -88,8 +90,9 @@ def flows_group() -> None:
 
 @flows_group.command("serve")
 def serve_command() -> None:
-    """Serve the flows with their schedules (the flywheel nightly) against the Prefect API."""
-    with resolved_settings(redis=False) as settings:
+    """Serve the flows with their schedules (the flywheel nightly, the retention daily)
+    against the Prefect API."""
+    with resolved_settings() as settings:
         _export(settings)
         from prefect import serve
 
@@ -99,10 +102,10 @@ def serve_command() -> None:
 
 
 @flows_group.command("run")
-@click.argument("name", type=click.Choice(["flywheel", "relabel", "finetune"]))
+@click.argument("name", type=click.Choice(["flywheel", "relabel", "finetune", "retention"]))
 def run_command(name: str) -> None:
     """Run one flow now, in this process, and print its headline figures as JSON."""
-    with resolved_settings(redis=False) as settings:
+    with resolved_settings(redis=name == "retention") as settings:
         _export(settings)
         from flows.context import FlowContext, use_context
         from flows.schedules import FLOWS

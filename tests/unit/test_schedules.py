@@ -8,11 +8,16 @@ from flows.schedules import FLOWS, deployments
 
 def test_the_flywheel_runs_on_the_configured_cron():
     by_flow = {d.flow_name: d for d in deployments(Settings(flywheel_cron="30 2 * * *"))}
-    assert set(by_flow) == {"flywheel", "relabel", "finetune"}
+    assert set(by_flow) == {"flywheel", "relabel", "finetune", "retention"}
     nightly = by_flow["flywheel"]
     assert nightly.name == "nightly"
     assert [s.schedule.cron for s in nightly.schedules] == ["30 2 * * *"]
     assert not by_flow["relabel"].schedules  # run by hand
+
+
+def test_the_retention_runs_on_its_cron():
+    by_flow = {d.flow_name: d for d in deployments(Settings(retention_cron="15 4 * * *"))}
+    assert [s.schedule.cron for s in by_flow["retention"].schedules] == ["15 4 * * *"]
 
 
 def test_every_runnable_flow_is_deployed():

@@ -1,0 +1,66 @@
+"""Retention: game doodles older than DOODLE_RETENTION_DAYS leave every store.
+
+The same removal as a player's erasure (services.removal: rows, objects, Redis), a
+batch at a time. Doodles inside a golden set or a model's training data go the same
+way: the golden set is read afresh at each evaluation, and the dataset manifest of
+every version trained on them records how many were removed (``"removed":
+{"retention": n}``) next to the counts it was trained on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from db import registry
+from db.datasets import expired_game_doodles
+from flows.context import flow_context
+from services.removal import remove_doodles
+
+BATCH = 1_000
+WHY = "retention"
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def remove_expired(before: dt.datetime, batch: int = BATCH) -> dict[str, Any]:
+    """Remove the game doodles created before `before`; counts per kind, and per model
+    version the examples it lost."""
+    ctx = flow_context()
+    counts: Counter[str] = Counter()
+    per_version: Counter[int] = Counter()
+    seen: set[object] = set()
+    while True:
+        with ctx.sessions() as s:
+            ids = expired_game_doodles(s, before, batch)
+            trained = registry.versions_trained_on(s, ids)
+        if not ids or seen.issuperset(ids):
+            break  # none left (or only ones another removal is busy with: next run)
+        seen.update(ids)
+        counts.update(remove_doodles(ctx, ctx.redis, ids))
+        # After the removal, so a retried batch never counts twice (the lineage rows go
+        # with the doodles); a batch that dies just before this line undercounts.
+        with ctx.sessions.begin() as s:
+            registry.record_removed_examples(s, trained, WHY)
+        per_version.update(trained)
+    return {"removed": dict(counts), "model_versions": dict(per_version)}
+
+
+@flow(name="retention", log_prints=True)
+def retention() -> dict[str, Any]:
+    """Remove the game doodles older than the retention (DOODLE_RETENTION_DAYS; 0: keep)."""
+    days = flow_context().settings.retention_days
+    if days <= 0:
+        return {"retention_days": days, "removed": {}, "model_versions": {}}
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    outcome = remove_expired(before)
+    get_run_logger().info(
+        "retention %s days: removed %s doodles created before %s",
+        days,
+        outcome["removed"].get("recognitions", 0),
+        before.isoformat(),
+    )
+    return {"retention_days": days, "before": before.isoformat(), **outcome}
