@@ -47,10 +47,13 @@ def prefect_like() -> Iterator[int]:
 @pytest.fixture
 def environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """Whatever `_export` writes to os.environ is put back after the test."""
-    for name in ("DATABASE_URL", "STORAGE_URL", "PREFECT_SERVER_ANALYTICS_ENABLED"):
-        monkeypatch.setenv(name, "")
+    names = ("DATABASE_URL", "STORAGE_URL", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_API_URL")
+    for name in names:
+        monkeypatch.setenv(name, "")  # recorded, so what the test writes is undone
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    # Unset (not blank) during the test; delenv of an unset variable would record nothing
+    # and let the test's PREFECT_API_URL leak into the flow tests that follow.
+    monkeypatch.delenv("PREFECT_API_URL")
     return monkeypatch
 
 
