@@ -9,7 +9,8 @@ Three sources, merged at each scrape:
   itself still answers 200.
 
 No label holds personal data: routes are Flask's url rules (`/v1/recognitions/<recognition_id>`),
-never raw paths. `DOODLE_METRICS_TOKEN`, when set, must come as `Authorization: Bearer`.
+never raw paths. The access log (logger `doodle.access`, one line a request) names them the
+same way. `DOODLE_METRICS_TOKEN`, when set, must come as `Authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ LATENCY = Histogram(
     "Time to answer an HTTP request (a Prefer: wait included), by method and route.",
     ["method", "route"],
 )
+access_log = logging.getLogger("doodle.access")
 UNMATCHED = "unmatched"  # no route: 404s and 405s, whatever their path
 FLYWHEEL_STATUSES = ("promoted", "rejected", "skipped", "failed")
 
@@ -74,7 +76,12 @@ def _count(response: Response) -> Response:
     REQUESTS.labels(request.method, route, str(response.status_code)).inc()
     started = g.get("metrics_started")
     if started is not None:
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        LATENCY.labels(request.method, route).observe(elapsed)
+        # The access log names the route, never the path: paths hold player ids.
+        access_log.info(
+            "%s %s %s %.1f ms", request.method, route, response.status_code, elapsed * 1000
+        )
     return response
 
 

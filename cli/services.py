@@ -54,7 +54,8 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
                 "worker_class": "gthread",
                 "timeout": 30,
                 "graceful_timeout": 15,
-                "accesslog": "-",
+                # No gunicorn access log: its lines carry paths, and paths carry player
+                # ids; the app logs each request by its route (api/metrics.py).
                 # One shared ~/.gunicorn/gunicorn.ctl would clash between instances.
                 "control_socket_disable": True,
                 "loglevel": "info",

@@ -1,6 +1,6 @@
 """What a run logs, read back: no secret, no player id, no strokes in any line of the API
-or the worker, even at DEBUG and on errors; and the request id of a doodle shows up in the
-worker's lines about it."""
+or the worker, even at DEBUG, on errors and on the player routes (whose paths hold the
+player id); and the request id of a doodle shows up in the worker's lines about it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ JSON_LOGS = {"DOODLE_LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG"}
 
 
 def _lines(text: str) -> list[dict]:
-    """Our JSON lines (gunicorn's own error log stays text; its access log names paths)."""
+    """Our JSON lines (gunicorn's own error log stays text)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
@@ -28,6 +28,7 @@ def test_logs_hold_no_secret_player_id_or_strokes(stack, sample_drawings, settin
     drawing = sample_drawings["star"][0]["drawing"]
     headers = {"X-API-Key": CLIENT_KEY, "Prefer": "wait=10"}
     consent = {"store": True, "train": True, "version": "2026-11"}
+    player_secret = None
     for i in range(3):
         answer = requests.post(
             f"{url}/v1/recognitions",
@@ -37,6 +38,16 @@ def test_logs_hold_no_secret_player_id_or_strokes(stack, sample_drawings, settin
         )
         assert answer.status_code == 200, answer.text
         assert answer.headers["X-Request-ID"] == f"trace-{i}"
+        player_secret = player_secret or answer.json().get("player_secret")
+    assert player_secret, "the first answer for a new player carries its secret"
+    # The player's routes, with the right secret and a wrong one.
+    mine = {"X-Player-Secret": player_secret}
+    assert requests.get(f"{url}/v1/players/{PLAYER}/consent", headers=mine).status_code == 200
+    assert requests.get(f"{url}/v1/players/{PLAYER}/export", headers=mine).status_code == 200
+    wrong = {"X-Player-Secret": "not-" + player_secret}
+    assert requests.get(f"{url}/v1/players/{PLAYER}/export", headers=wrong).status_code == 403
+    withdrawn = requests.delete(f"{url}/v1/players/{PLAYER}/consent", headers=mine)
+    assert withdrawn.status_code in (200, 204), withdrawn.text
     # Errors of every kind: a bad body, a wrong key, a wrong admin token, an unknown id.
     bad = {"drawing": [[[1, 2], [3]]], "player_id": PLAYER}
     assert requests.post(f"{url}/v1/recognitions", json=bad, headers=headers).status_code == 400
@@ -52,13 +63,12 @@ def test_logs_hold_no_secret_player_id_or_strokes(stack, sample_drawings, settin
     everything = "\n".join(logs.values())
     secret = urlsplit(settings.object_store_url).password
     strokes = json.dumps(drawing[0][0][:6])[1:-1]  # "x1, x2, ..." as JSON writes them
-    for needle in (CLIENT_KEY, ADMIN_TOKEN, secret, strokes, strokes.replace(" ", "")):
+    needles = (CLIENT_KEY, ADMIN_TOKEN, secret, player_secret, PLAYER, strokes)
+    for needle in (*needles, strokes.replace(" ", "")):
         assert needle and needle not in everything, f"{needle!r} is in the logs"
-    # The player id may only appear where the client itself put it: a path in the access log.
-    for name, text in logs.items():
-        for line in text.splitlines():
-            if PLAYER in line:
-                assert name == "api" and f"/v1/recognitions/{PLAYER}" in line, line
+    # The access log names each request by its route, never its path.
+    access = [line for line in _lines(logs["api"]) if line.get("logger") == "doodle.access"]
+    assert any("/v1/players/<player_id>/export" in line["message"] for line in access), access
     # Each request id is named by the worker's line about the batch its doodle was in.
     named = {rid for line in _lines(logs["worker"]) for rid in line.get("request_ids", [])}
     assert {"trace-0", "trace-1", "trace-2"} <= named, logs["worker"]
