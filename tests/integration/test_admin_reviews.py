@@ -29,7 +29,7 @@ from db.models import (
     Review,
     ReviewStatus,
 )
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, recognize
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, post_recognition, recognize
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ACTOR = f"admin:{key_id(ADMIN_TOKEN)}"
@@ -56,14 +56,7 @@ def doodle(client, worker_runtime, sample_drawings, seed_version):
         if consent:
             body["player_id"] = player or f"player-{n}"
             body["consent"] = {"store": store, "train": train, "version": "2026-11"}
-        response = client.post(
-            "/v1/recognitions",
-            data=json.dumps(body),
-            headers={"X-API-Key": CLIENT_KEY},
-            content_type="application/json",
-        )
-        assert response.status_code == 202, response.get_data(as_text=True)
-        rid = uuid.UUID(response.get_json()["id"])
+        rid = uuid.UUID(post_recognition(client, body)["id"])
         if finish:
             assert recognize(worker_runtime, rid) == "done"
         return rid

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -17,18 +16,6 @@ from db import registry
 from db.models import AuditLog, ModelVersion, TrainingRun
 from db.registry import Alias
 from services.datasets import import_sources
-
-
-@pytest.fixture
-def flows_env(settings, prefect_harness, monkeypatch, tmp_path) -> None:
-    for name, value in {
-        "DATABASE_URL": settings.db_url,
-        "STORAGE_URL": settings.object_store_url,
-        "DOODLE_HOME": str(settings.home),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }.items():
-        monkeypatch.setenv(name, value)  # restored after the test, whatever the CLI sets
 
 
 def _run_flywheel() -> dict:

@@ -5,7 +5,6 @@ player's earlier doodles once the grant in force no longer allows training."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from sqlalchemy import select
@@ -16,7 +15,7 @@ from db.datasets import training_examples
 from db.labels import relabel_candidates
 from db.models import Consent, Label, LabelSource, Recognition
 from services import players
-from tests.fixtures.app import CLIENT_KEY, assert_error, recognize
+from tests.fixtures.app import CLIENT_KEY, assert_error, post_recognition, recognize
 from tests.integration.test_labels import game_doodle
 
 GRANT = {"version": "2026-11", "store": True, "train": True}
@@ -27,14 +26,7 @@ def post(client, sample_drawings, player: str, consent: dict | None = GRANT) -> 
     body["player_id"] = player
     if consent is not None:
         body["consent"] = consent
-    response = client.post(
-        "/v1/recognitions",
-        data=json.dumps(body),
-        headers={"X-API-Key": CLIENT_KEY},
-        content_type="application/json",
-    )
-    assert response.status_code == 202, response.get_data(as_text=True)
-    return response.get_json()
+    return post_recognition(client, body)
 
 
 def as_player(secret: str) -> dict:

@@ -20,7 +20,7 @@ from db import reviews
 from db.models import Label, LabelSource, ModelVersionExample, Recognition
 from services import players
 from services.errors import UnknownPlayer
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, post_recognition
 from workers.recognize import recognize_batch
 
 GRANT = {"version": "2026-11", "store": True, "train": True}
@@ -28,14 +28,7 @@ GRANT = {"version": "2026-11", "store": True, "train": True}
 
 def post_strokes(client, drawing, player: str) -> dict:
     body = {"drawing": drawing, "word": "apple", "player_id": player, "consent": GRANT}
-    response = client.post(
-        "/v1/recognitions",
-        data=json.dumps(body),
-        headers={"X-API-Key": CLIENT_KEY},
-        content_type="application/json",
-    )
-    assert response.status_code == 202, response.get_data(as_text=True)
-    return response.get_json()
+    return post_recognition(client, body)
 
 
 def post_png(client, png: bytes, player: str) -> uuid.UUID:

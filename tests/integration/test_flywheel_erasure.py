@@ -34,18 +34,6 @@ ERASED = 20
 
 
 @pytest.fixture
-def flows_env(settings, prefect_harness, monkeypatch, tmp_path) -> None:
-    for name, value in {
-        "DATABASE_URL": settings.db_url,
-        "STORAGE_URL": settings.object_store_url,
-        "DOODLE_HOME": str(settings.home),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }.items():
-        monkeypatch.setenv(name, value)
-
-
-@pytest.fixture
 def connections(settings):
     c = Connections(settings)
     yield c

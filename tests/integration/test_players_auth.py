@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from api.auth import key_id
 from db.models import AuditLog, Player
-from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error
+from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, post_recognition
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CONSENT = {"version": "2026-11", "store": True, "train": False}
@@ -29,14 +29,7 @@ def post_doodle(client, sample_drawings, player: str, consent: dict | None = CON
     body: dict = {"drawing": sample_drawings["apple"][0]["drawing"], "player_id": player}
     if consent is not None:
         body["consent"] = consent
-    response = client.post(
-        "/v1/recognitions",
-        data=json.dumps(body),
-        headers={"X-API-Key": CLIENT_KEY},
-        content_type="application/json",
-    )
-    assert response.status_code in (200, 202), response.get_data(as_text=True)
-    return response.get_json()
+    return post_recognition(client, body)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import io
 import json
 import uuid
 
-import pytest
 import redis
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
@@ -27,19 +26,6 @@ from workers.recognize import recognize_batch
 from workers.runtime import WorkerRuntime
 
 CIRCLE = [[[10, 50, 90, 50, 10], [50, 10, 50, 90, 50]]]
-
-
-@pytest.fixture
-def flows_env(settings, prefect_harness, monkeypatch, tmp_path) -> None:
-    for name, value in {
-        "DATABASE_URL": settings.db_url,
-        "REDIS_URL": settings.broker_url,
-        "STORAGE_URL": settings.object_store_url,
-        "DOODLE_HOME": str(settings.home),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }.items():
-        monkeypatch.setenv(name, value)
 
 
 def _png() -> bytes:
