@@ -26,9 +26,7 @@ second rollback goes one step further back instead of toggling between two versi
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -41,12 +39,10 @@ from db.models import (
     ModelAlias,
     ModelAliasHistory,
     ModelVersion,
-    ModelVersionExample,
 )
 
 DEFAULT_ARCHITECTURE = "quickdraw-cnn-v1"
 # The metrics entry of a version whose weights were deleted from object storage.
-ARTIFACT_DELETED = "artifact_deleted"
 _ROLLBACK_REASON = re.compile(r"^rollback of #(\d+)")
 
 
@@ -93,87 +89,6 @@ def register_model_version(
     s.add(version)
     s.flush()
     return version
-
-
-def add_version_examples(s: Session, version_id: int, recognition_ids: Sequence[uuid.UUID]) -> None:
-    """Record the recognitions `version_id` was trained on (its lineage), in one statement."""
-    if recognition_ids:
-        s.execute(
-            insert(ModelVersionExample),
-            [{"model_version_id": version_id, "recognition_id": rid} for rid in recognition_ids],
-        )
-
-
-def versions_trained_on(s: Session, recognition_ids: Sequence[uuid.UUID]) -> dict[int, int]:
-    """Version id -> how many of these recognitions it was trained on (absent: none)."""
-    if not recognition_ids:
-        return {}
-    rows = s.execute(
-        select(ModelVersionExample.model_version_id, func.count())
-        .where(ModelVersionExample.recognition_id.in_(list(recognition_ids)))
-        .group_by(ModelVersionExample.model_version_id)
-    )
-    return {version_id: n for version_id, n in rows}
-
-
-def record_removed_examples(s: Session, removed: dict[int, int], why: str) -> None:
-    """Add to each version's dataset manifest how many of its examples were removed, and
-    why (``"removed": {"retention": n}``): the manifest's counts and digest stay those
-    of the data it was trained on."""
-    for version_id, n in removed.items():
-        version = s.get(ModelVersion, version_id, with_for_update=True)
-        if version is None:
-            continue
-        manifest = dict(version.dataset_manifest)
-        before = dict(manifest.get("removed", {}))
-        before[why] = int(before.get(why, 0)) + n
-        manifest["removed"] = before
-        version.dataset_manifest = manifest
-
-
-def version_examples(s: Session, version_id: int) -> set[uuid.UUID]:
-    return set(
-        s.scalars(
-            select(ModelVersionExample.recognition_id).where(
-                ModelVersionExample.model_version_id == version_id
-            )
-        )
-    )
-
-
-@dataclass(frozen=True)
-class VersionNode:
-    """A version's place in the family tree: its parent, and whether it is marked as
-    trained on erased doodles."""
-
-    id: int
-    parent_id: int | None
-    marked: bool
-    artifact_key: str
-    artifact_deleted: bool
-
-
-def version_tree(s: Session) -> dict[int, VersionNode]:
-    """Every version by id (a few hundred rows at most: one per training run)."""
-    rows = s.execute(
-        select(
-            ModelVersion.id,
-            ModelVersion.parent_id,
-            ModelVersion.erased_data_at,
-            ModelVersion.artifact_key,
-            ModelVersion.metrics,
-        )
-    )
-    return {
-        r.id: VersionNode(
-            r.id,
-            r.parent_id,
-            r.erased_data_at is not None,
-            r.artifact_key,
-            ARTIFACT_DELETED in r.metrics,
-        )
-        for r in rows
-    }
 
 
 def _lock_alias(s: Session, alias: str) -> ModelAlias | None:
@@ -275,13 +190,6 @@ def lock_aliased_versions(s: Session) -> set[int]:
     """The versions some alias points at, with the alias rows locked against moves
     (FOR SHARE) until the caller's transaction ends."""
     return set(s.scalars(select(ModelAlias.model_version_id).with_for_update(read=True)))
-
-
-def mark_artifact_deleted(s: Session, version_id: int, note: dict[str, Any]) -> None:
-    """Say in the version's metrics that its weights are gone (the row itself stays)."""
-    version = s.get(ModelVersion, version_id)
-    assert version is not None
-    version.metrics = {**version.metrics, ARTIFACT_DELETED: note}
 
 
 def recent_alias_versions(s: Session, entries: int) -> set[int]:

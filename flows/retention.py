@@ -16,7 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from db import registry
+from db import lineage as db_lineage
 from db.datasets import expired_game_doodles
 from flows.context import flow_context
 from services.removal import remove_doodles
@@ -36,7 +36,7 @@ def remove_expired(before: dt.datetime, batch: int = BATCH) -> dict[str, Any]:
     while True:
         with ctx.sessions() as s:
             ids = expired_game_doodles(s, before, batch)
-            trained = registry.versions_trained_on(s, ids)
+            trained = db_lineage.versions_trained_on(s, ids)
         if not ids or seen.issuperset(ids):
             break  # none left (or only ones another removal is busy with: next run)
         seen.update(ids)
@@ -44,7 +44,7 @@ def remove_expired(before: dt.datetime, batch: int = BATCH) -> dict[str, Any]:
         # After the removal, so a retried batch never counts twice (the lineage rows go
         # with the doodles); a batch that dies just before this line undercounts.
         with ctx.sessions.begin() as s:
-            registry.record_removed_examples(s, trained, WHY)
+            db_lineage.record_removed_examples(s, trained, WHY)
         per_version.update(trained)
     return {"removed": dict(counts), "model_versions": dict(per_version)}
 

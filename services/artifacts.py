@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import keys
 from core.storage import ObjectStorage
+from db import lineage as db_lineage
 from db import registry
 from db.models import ModelVersion
 from ml.artifacts import load_verified
@@ -59,10 +60,10 @@ def version_ref(sessions: sessionmaker[Session], version_id: int) -> VersionRef:
             version = registry.get_version(s, version_id)
             if version is None:
                 raise UnknownVersion(f"no model version {version_id}")
-            if registry.ARTIFACT_DELETED in version.metrics:
+            if db_lineage.ARTIFACT_DELETED in version.metrics:
                 raise ArtifactDeleted(
                     f"model version {version_id}: its weights were deleted "
-                    f"({version.metrics[registry.ARTIFACT_DELETED].get('reason', '')})"
+                    f"({version.metrics[db_lineage.ARTIFACT_DELETED].get('reason', '')})"
                 )
             return _ref(version)
     except ProgrammingError as exc:

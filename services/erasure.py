@@ -31,7 +31,7 @@ import redis
 
 from core.tasks import enqueue_erasure
 from db import erasures as q
-from db import registry
+from db import lineage as db_lineage
 from db.erasures import ErasureRow
 from services.connections import Connections
 from services.errors import UnknownErasure, UnknownPlayer
@@ -174,12 +174,12 @@ def _erase(
             doodles = q.player_doodles(conn, player_id, BATCH)
         if doodles:
             with connections.sessions() as s:
-                trained = registry.versions_trained_on(s, doodles)
+                trained = db_lineage.versions_trained_on(s, doodles)
             counts = remove_doodles(connections, redis_client, doodles)
             with connections.sessions.begin() as s:
                 # The manifests keep counts and a digest, never ids: they say how many
                 # of their examples were erased since.
-                registry.record_removed_examples(s, trained, "erasure")
+                db_lineage.record_removed_examples(s, trained, "erasure")
             with connections.engine.begin() as conn:
                 q.add_deleted(conn, row.public_id, dict(counts))
                 q.extend_lease(conn, row.public_id, lease)

@@ -18,9 +18,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.storage import ObjectStorage
+from db import lineage as db_lineage
 from db import registry
+from db.lineage import VersionNode
 from db.models import Erasure, ErasureStatus
-from db.registry import VersionNode
 from services.errors import NoCleanAncestor
 
 
@@ -96,7 +97,7 @@ def clean_start(sessions: sessionmaker[Session], production_id: int) -> CleanSta
     root included, is tainted (only possible for a root trained here, never for an
     imported model)."""
     with sessions() as s:
-        tree = registry.version_tree(s)
+        tree = db_lineage.version_tree(s)
         chain: list[int] = []
         current: int | None = production_id
         while current is not None and current in tree:
@@ -151,7 +152,7 @@ def delete_tainted_weights(
     with sessions.begin() as s:
         aliased = registry.lock_aliased_versions(s)
         recent = registry.recent_alias_versions(s, history)
-        tree = registry.version_tree(s)
+        tree = db_lineage.version_tree(s)
         doomed = _doomed(tree, aliased | recent)
         kept_keys = {
             n.artifact_key for n in tree.values() if n.id not in doomed and not n.artifact_deleted
@@ -161,7 +162,7 @@ def delete_tainted_weights(
             key = tree[version_id].artifact_key
             if key not in kept_keys:
                 storage.delete(key)  # deleting a missing object succeeds: safe to retry
-            registry.mark_artifact_deleted(
+            db_lineage.mark_artifact_deleted(
                 s, version_id, {"at": now, "reason": "trained on erased doodles"}
             )
         return doomed

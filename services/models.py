@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.storage import ObjectStorage
+from db import lineage as db_lineage
 from db import registry
 from ml.network import load_model
 from services.artifacts import store_artifact
@@ -75,7 +76,7 @@ def add_version(
             dataset_manifest=dataset_manifest,
             source=source,
         )
-        registry.add_version_examples(s, version.id, trained_on)
+        db_lineage.add_version_examples(s, version.id, trained_on)
         if alias:
             registry.move_alias(s, alias, version.id, actor=actor, reason=reason)
         return version.id, artifact.checksum

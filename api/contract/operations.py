@@ -1,5 +1,9 @@
 """The operations of the API: for each path and method, its parameters, bodies (by
-model), answers, security and links. `api.openapi` assembles them into the document."""
+model), answers, security and links. `api.openapi` assembles them into the document.
+
+Over 400 lines on purpose: one table, an entry per operation, read top to bottom like
+the API reference it becomes; split, a route's description would live far from its
+neighbours'."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 
 from cli.main import cli
 from core.settings import PROJECT_ROOT
+from db import lineage as db_lineage
 from db import registry
 from db.models import AuditLog, Erasure, ErasureStatus, ModelVersion, Recognition
 from db.registry import Alias
@@ -118,7 +119,7 @@ def test_a_marked_production_is_replaced_by_a_candidate_from_the_clean_ancestor(
         chain = _ancestry(s, candidate)
         assert [v.id for v in chain] == [candidate, seed_version]
         assert all(v.erased_data_at is None for v in chain)
-        seen = registry.version_examples(s, candidate)
+        seen = db_lineage.version_examples(s, candidate)
         assert len(seen) == headline["training_examples"] > 0
         assert not seen & set(erased)
         assert s.scalars(select(Erasure)).one().replaced_by_version == candidate

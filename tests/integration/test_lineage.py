@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from core.storage import ObjectNotFound
+from db import lineage as db_lineage
 from db import registry
 from db.datasets import ImportedDrawing, add_imports, import_id
 from db.models import Erasure, ErasureStatus, InputFormat, ModelVersion, Recognition
@@ -90,8 +91,8 @@ def test_a_new_version_records_the_recognitions_it_was_trained_on(connections):
     child = _version(connections, b"child", parent=seed, trained_on=ids[:3])
 
     with connections.sessions() as s:
-        assert registry.version_examples(s, child) == set(ids[:3])
-        assert registry.version_examples(s, seed) == set()
+        assert db_lineage.version_examples(s, child) == set(ids[:3])
+        assert db_lineage.version_examples(s, seed) == set()
 
 
 def test_a_version_trained_on_a_recognition_that_is_gone_is_not_registered(connections):
@@ -147,7 +148,7 @@ def test_tainted_means_marked_or_descending_from_a_mark(connections):
     _mark(connections, v2)
 
     with connections.sessions() as s:
-        assert lineage.tainted(registry.version_tree(s)) == {v2, v3}
+        assert lineage.tainted(db_lineage.version_tree(s)) == {v2, v3}
 
 
 def test_the_replacement_is_named_on_done_receipts_of_the_replaced_versions(connections):
@@ -192,9 +193,9 @@ def test_tainted_weights_go_unless_an_alias_or_its_recent_history_needs_them(con
         assert connections.storage.exists(_key(connections, kept))
     assert _key(connections, twin) == _key(connections, clean)  # shared: left in place
     with connections.sessions() as s:
-        note = s.get(ModelVersion, old).metrics[registry.ARTIFACT_DELETED]
+        note = s.get(ModelVersion, old).metrics[db_lineage.ARTIFACT_DELETED]
         assert note["reason"] == "trained on erased doodles"
-        assert registry.ARTIFACT_DELETED not in s.get(ModelVersion, recent).metrics
+        assert db_lineage.ARTIFACT_DELETED not in s.get(ModelVersion, recent).metrics
     # Loading a version whose weights are gone says so (and the row is still there).
     with pytest.raises(ArtifactDeleted, match=f"model version {old}: its weights were deleted"):
         artifacts.load_version(connections.sessions, connections.storage, old)
@@ -214,4 +215,4 @@ def test_erased_recognitions_leave_the_lineage_with_them(connections):
         s.execute(delete(Recognition).where(Recognition.id.in_(ids[:2])))
 
     with connections.sessions() as s:
-        assert registry.version_examples(s, version) == set(ids[2:])
+        assert db_lineage.version_examples(s, version) == set(ids[2:])
