@@ -21,7 +21,7 @@ class AdaptiveBatches(Batches):
     #: Seconds between looks at the buffer (the Batches clock).
     flush_interval = 0.001
     #: Longest a message waits for its batch to fill, in seconds.
-    max_wait = 0.010
+    max_wait = 0.004
 
     def __init__(self) -> None:
         super().__init__()
