@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.kept_secrets import kept_secret
 from core.logs import redact_url
 from core.settings import PROJECT_ROOT, Settings
 from db.registry import Alias, get_alias
@@ -86,20 +87,7 @@ def dev_admin_token(settings: Settings) -> tuple[str, bool]:
 
 
 def _dev_secret(settings: Settings, filename: str, prefix: str) -> tuple[str, bool]:
-    path = settings.home / filename
-    try:
-        key = path.read_text().strip()
-        if key:
-            return key, False
-    except FileNotFoundError:
-        pass
-    settings.home.mkdir(parents=True, exist_ok=True)
-    key = prefix + secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-    os.chmod(path, 0o600)
-    return key, True
+    return kept_secret(settings.home / filename, lambda: prefix + secrets.token_urlsafe(24))
 
 
 def child_env(

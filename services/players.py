@@ -13,17 +13,16 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import segments
+from core.kept_secrets import kept_secret
 from core.settings import Settings
 from core.storage import ObjectNotFound, ObjectStorage, StorageError
 from db import players as db
@@ -33,27 +32,12 @@ from services.errors import InvalidConsent, UnknownPlayer
 log = logging.getLogger(__name__)
 
 
-def _key_file(path: Path) -> bytes:
-    """The key kept in `path`, created (random, readable by the owner only) on first use."""
-    try:
-        return path.read_text().strip().encode()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return path.read_text().strip().encode()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
-
-
 def receipt_key(settings: Settings) -> bytes:
     """DOODLE_RECEIPT_KEY, or the random key kept in $DOODLE_HOME/receipt.key."""
     if settings.receipt_key:
         return settings.receipt_key.encode()
-    return _key_file(settings.home / "receipt.key")
+    key, _ = kept_secret(settings.home / "receipt.key", lambda: secrets.token_hex(32))
+    return key.encode()
 
 
 def player_ref(settings: Settings, player_id: str) -> str:
