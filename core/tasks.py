@@ -88,6 +88,16 @@ def task_message(task: str, args: list[Any], queue: str, argsrepr: str | None = 
     return json.dumps(message).encode()
 
 
+def message_args(raw: bytes) -> list[Any] | None:
+    """The arguments a task message carries (as `task_message` built it), or None if it
+    is not such a message."""
+    try:
+        args = json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return args if isinstance(args, list) else None
+
+
 def recognition_message(recognition_id: uuid.UUID, request_id: str | None = None) -> bytes:
     """The task for one recorded doodle: its id and the id of the request that made it (for
     the logs), if any; the row holds the rest."""

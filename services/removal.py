@@ -20,8 +20,6 @@ are; on-disk caches hold model weights only (by checksum), never doodles.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import uuid
 from collections import Counter
@@ -32,7 +30,7 @@ import redis
 
 from core import segments
 from core.storage import ObjectNotFound
-from core.tasks import QUEUE, done_channel
+from core.tasks import QUEUE, done_channel, message_args
 from db import erasures as q
 from services.connections import Connections
 
@@ -133,10 +131,6 @@ def remove_from_redis(redis_client: redis.Redis, ids: Sequence[uuid.UUID]) -> Co
 
 
 def _message_recognition_id(raw: bytes) -> str | None:
-    """The recognition id a task message carries (see core.tasks.task_message), or None."""
-    try:
-        message = json.loads(raw)
-        args = json.loads(base64.b64decode(message["body"]))[0]
-        return str(args[0])
-    except (ValueError, KeyError, IndexError, TypeError):
-        return None
+    """The recognition id a task message carries, or None."""
+    args = message_args(raw)
+    return str(args[0]) if args else None
