@@ -4,49 +4,24 @@ manifest of a version trained on removed doodles says how many went."""
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 
 import redis
 from click.testing import CliRunner
-from PIL import Image, ImageDraw
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.main import cli
 from core import segments
 from core.tasks import done_channel
-from db import recognitions as records
 from db.datasets import ImportedDrawing, add_imports, import_id
 from db.labels import add_label
 from db.models import InputFormat, LabelSource, ModelVersion, Recognition
 from services.models import add_version
+from tests.integration.test_erasure_removal import post
 from workers.recognize import recognize_batch
 from workers.runtime import WorkerRuntime
-
-CIRCLE = [[[10, 50, 90, 50, 10], [50, 10, 50, 90, 50]]]
-
-
-def _png() -> bytes:
-    image = Image.new("L", (64, 64), 255)
-    ImageDraw.Draw(image).ellipse((8, 8, 56, 56), outline=0, width=4)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def _post(sessions: sessionmaker[Session], player: str, *, png: bool = False) -> uuid.UUID:
-    new = records.NewRecognition(
-        input_format=InputFormat.png if png else InputFormat.simplified,
-        payload=None if png else CIRCLE,
-        payload_png=_png() if png else None,
-        word="circle",
-        player_id=player,
-        consent=records.ConsentGrant("v1", store=True, train=True),
-    )
-    with sessions.begin() as s:
-        return records.insert_recognition(s, new).id
 
 
 def _age(sessions: sessionmaker[Session], ids: list[uuid.UUID], days: int) -> None:
@@ -80,8 +55,8 @@ def test_old_game_doodles_leave_every_store_and_the_manifests_say_so(
 ):
     monkeypatch.setenv("DOODLE_RETENTION_DAYS", "30")
     sessions = worker_runtime.sessions
-    old, old_png = _post(sessions, "p-old"), _post(sessions, "p-old", png=True)
-    recent = _post(sessions, "p-new")
+    old, old_png = post(sessions, "p-old"), post(sessions, "p-old", png=True)
+    recent = post(sessions, "p-new")
     recognize_batch(worker_runtime, [old, old_png, recent])
     assert worker_runtime.objects.flush()
     with sessions.begin() as s:
@@ -132,7 +107,7 @@ def test_a_retention_of_zero_days_keeps_everything(
     flows_env, worker_runtime: WorkerRuntime, seed_version: int, monkeypatch
 ):
     monkeypatch.setenv("DOODLE_RETENTION_DAYS", "0")
-    doodle = _post(worker_runtime.sessions, "p-kept")
+    doodle = post(worker_runtime.sessions, "p-kept")
     _age(worker_runtime.sessions, [doodle], days=10_000)
 
     headline = _run_retention()
