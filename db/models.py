@@ -305,15 +305,36 @@ class Review(Base):
 
 class TrainingRun(Base):
     __tablename__ = "training_runs"
+    __table_args__ = (
+        # Never two cycles at once: one row at most is requested or running.
+        Index(
+            "uq_training_runs_one_active",
+            text("(true)"),
+            unique=True,
+            postgresql_where=text("status IN ('requested', 'running')"),
+        ),
+        # "New labels since the last cycle started", recent cycles.
+        Index("ix_training_runs_started_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     parent_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     candidate_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    # requested -> running -> promoted | rejected | skipped | failed | abandoned
     status: Mapped[str] = mapped_column(String(16), default="running")
     params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     report: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # Who asked ("admin:<id>", "trigger", "schedule", "cli") and why.
+    requested_by: Mapped[str] = mapped_column(String(128), server_default="")
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    requested_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now()
+    )
+    # When the flow took it (for a requested cycle: later than requested_at).
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str | None] = mapped_column(String(32))
 
 
 class ErasureStatus(enum.StrEnum):
