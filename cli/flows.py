@@ -79,6 +79,13 @@ def headline(report: Any) -> dict[str, Any]:
         "timings",
         "erasure",
         "weights_deleted",
+        # a cycle that did not start, and the trigger's answer
+        "started",
+        "busy",
+        "reason",
+        "new_labels",
+        "run",
+        "cycle",
     )
     return {k: report[k] for k in keys if k in report} or report
 
@@ -102,7 +109,7 @@ def serve_command() -> None:
 
 
 @flows_group.command("run")
-@click.argument("name", type=click.Choice(["flywheel", "relabel", "finetune", "retention"]))
+@click.argument("name", type=click.Choice(["flywheel", "relabel", "finetune", "retention", "trigger"]))
 def run_command(name: str) -> None:
     """Run one flow now, in this process, and print its headline figures as JSON."""
     with resolved_settings(redis=name == "retention") as settings:

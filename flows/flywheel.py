@@ -9,37 +9,28 @@ trained on erased doodles. The erasures' receipts then name the replacement.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 
-from db.models import TrainingRun
 from db.registry import Alias
 from flows.context import flow_context
 from flows.evaluate import evaluate_and_gate, promote
 from flows.finetune import finetune
 from flows.relabel import relabel
-from services import lineage
-
-
-def _record_run(run: TrainingRun) -> int:
-    with flow_context().sessions.begin() as s:
-        s.add(run)
-        s.flush()
-        return run.id
+from services import cycles, lineage
 
 
 def _finish_run(run_id: int, status: str, report: dict[str, Any], candidate_id: int | None) -> None:
-    with flow_context().sessions.begin() as s:
-        run = s.get(TrainingRun, run_id)
-        assert run is not None
-        run.status = status
-        run.report = report
-        run.candidate_version_id = candidate_id
-        run.finished_at = dt.datetime.now(dt.UTC)
+    cycles.finish_cycle(flow_context().sessions, run_id, status, report, candidate_id)
+
+
+def _stage(run_id: int, stage: str) -> None:
+    """What the cycle is doing now, for the admin page's progress."""
+    cycles.set_stage(flow_context().sessions, run_id, stage)
 
 
 @task(cache_policy=NO_CACHE)
@@ -69,39 +60,57 @@ def delete_tainted_weights() -> list[int]:
 
 
 @flow(name="flywheel", log_prints=True)
-def flywheel() -> dict[str, Any]:
-    """One cycle; returns the headline figures (also kept in training_runs.report)."""
+def flywheel(requested_by: str = "cli", reason: str = "") -> dict[str, Any]:
+    """One cycle; returns the headline figures (also kept in training_runs.report).
+
+    It takes the cycle that was requested (services.cycles), or starts one asked for by
+    `requested_by`; while another cycle runs it starts nothing and says so (`busy`)."""
     ctx = flow_context()
     production_id = ctx.alias_version(Alias.PRODUCTION)
     if production_id is None:
         raise RuntimeError("no production model: run `doodle models import ... --alias production`")
     settings = ctx.settings
     start = lineage.clean_start(ctx.sessions, production_id)
-    run_id = _record_run(
-        TrainingRun(
-            parent_version_id=start.base_id,
-            status="running",
-            params={
-                "epochs": settings.train_epochs,
-                "seed": settings.train_seed,
-                "replay_per_word": settings.replay_per_word,
-                "new_word_min_examples": settings.new_word_min_examples,
-                "gate_max_word_drop": settings.gate_max_word_drop,
-                "gate_max_overall_drop": settings.gate_max_overall_drop,
-                "golden_fraction": settings.golden_fraction,
-            },
-        )
-    )
+    params = {
+        "epochs": settings.train_epochs,
+        "seed": settings.train_seed,
+        "replay_per_word": settings.replay_per_word,
+        "new_word_min_examples": settings.new_word_min_examples,
+        "gate_max_word_drop": settings.gate_max_word_drop,
+        "gate_max_overall_drop": settings.gate_max_overall_drop,
+        "gate_alpha": settings.gate_alpha,
+        "gate_require_gain": settings.gate_require_gain,
+        "new_word_min_top1": settings.new_word_min_top1,
+        "golden_fraction": settings.golden_fraction,
+    }
+    flow_run = FlowRunContext.get()
+    with cycles.hold_cycle(
+        ctx.sessions,
+        actor=requested_by,
+        reason=reason,
+        flow_run_id=str(flow_run.flow_run.id) if flow_run and flow_run.flow_run else None,
+        params=params,
+        parent_version_id=start.base_id,
+    ) as held:
+        if isinstance(held, cycles.Busy):
+            get_run_logger().info("no cycle started: %s", held.reason)
+            return {"started": False, "busy": held.reason, "run": held.run_id, "promoted": False}
+        return _run_cycle(held.id, production_id, start)
+
+
+def _run_cycle(run_id: int, production_id: int, start: lineage.CleanStart) -> dict[str, Any]:
     timings: dict[str, float] = {}
     report: dict[str, Any] = {"run": run_id, "production_version": production_id}
     if start.replaces:
         report["erasure"] = start.as_dict()
     try:
         started = time.perf_counter()
+        _stage(run_id, "relabel")
         report["relabel"] = relabel()
         timings["relabel_s"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()
+        _stage(run_id, "finetune")
         candidate = finetune(start.base_id)
         timings["finetune_s"] = round(time.perf_counter() - started, 2)
         report.update(
@@ -119,9 +128,14 @@ def flywheel() -> dict[str, Any]:
             return report
 
         started = time.perf_counter()
+        _stage(run_id, "evaluate")
         # After an erasure the bar is the clean ancestor: production may not serve on.
+        # Production goes anyway after an erasure: no worse than the ancestor is enough.
         outcome = evaluate_and_gate(
-            candidate.version_id, start.base_id, start.note() if start.replaces else ""
+            candidate.version_id,
+            start.base_id,
+            start.note() if start.replaces else "",
+            require_gain=not start.replaces,
         )
         timings["evaluate_s"] = round(time.perf_counter() - started, 2)
         report.update(
