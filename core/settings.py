@@ -229,6 +229,10 @@ class Settings:
     gate_max_word_drop: float = env("DOODLE_GATE_MAX_WORD_DROP", _float, 0.02)
     gate_max_overall_drop: float = env("DOODLE_GATE_MAX_OVERALL_DROP", _float, 0.0)
     flywheel_cron: str = env("DOODLE_FLYWHEEL_CRON", _text, "0 3 * * *")
+    # Cycles started by data (flows/trigger.py): the trigger looks every POLL seconds and
+    # starts a cycle once this many new labels arrived since the last one started.
+    flywheel_min_new_labels: int = env("DOODLE_FLYWHEEL_MIN_NEW_LABELS", _int, 200)
+    flywheel_poll_seconds: int = env("DOODLE_FLYWHEEL_POLL_SECONDS", _int, 60)
     # The Prefect server (API and UI) that `doodle run` starts, and `doodle flows` looks
     # for when PREFECT_API_URL is unset.
     prefect_port: int = env("DOODLE_PREFECT_PORT", _int, 4200)
