@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import admin, erasures, guesses, meta, players, recognitions, reviews
+from api import admin, doodles, erasures, guesses, meta, players, recognitions, reviews, web
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
 from api.request_ids import register_request_ids
@@ -30,9 +30,11 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(guesses.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(reviews.bp)
+    app.register_blueprint(doodles.bp)
     app.register_blueprint(players.bp)
     app.register_blueprint(players.admin_bp)
     app.register_blueprint(erasures.bp)
+    app.register_blueprint(web.bp)  # the admin page, /admin
     if not settings.client_keys:
         log.warning("DOODLE_CLIENT_KEYS is empty: every recognition request will get 401")
     return app

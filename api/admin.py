@@ -1,4 +1,5 @@
-"""`/v1/admin/models`: the model registry for admins (bearer token from DOODLE_ADMIN_TOKENS).
+"""`/v1/admin/models`: the model registry. Reviewers (DOODLE_REVIEWER_TOKENS) may read it;
+only admins (DOODLE_ADMIN_TOKENS) promote and roll back.
 
 Promote and rollback move the `production` alias; workers pick the move up within
 seconds. The actor recorded in the alias history and the audit log is
@@ -11,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from api.auth import admin_actor, protect_admin_blueprint
+from api.auth import Role, admin_actor, protect_admin_blueprint, requires_role
 from api.contract import limits
 from api.contract.parsing import read_body
 from api.errors import Conflict, InvalidRequest, NotFound
@@ -26,7 +27,7 @@ bp = Blueprint("admin_models", __name__, url_prefix="/v1/admin/models")
 ALIAS_NAME_LENGTH = limits.ALIAS_NAME_LENGTH
 
 
-protect_admin_blueprint(bp)
+protect_admin_blueprint(bp, Role.REVIEWER)
 
 
 def _version_json(v: registry.VersionInfo, *, full: bool = False) -> dict[str, Any]:
@@ -90,6 +91,7 @@ def read_model(version: int) -> Response:
 
 
 @bp.post(f"/{VERSION}/promote")
+@requires_role(Role.ADMIN)
 def promote(version: int) -> Response:
     reason = _reason()
     try:
@@ -100,6 +102,7 @@ def promote(version: int) -> Response:
 
 
 @bp.post("/rollback")
+@requires_role(Role.ADMIN)
 def rollback() -> Response:
     reason = _reason()
     try:

@@ -1,13 +1,16 @@
-"""API keys of game clients (X-API-Key), bearer tokens of admins and players' secrets
-(X-Player-Secret), with the rate limits that go with them (api.rate_limits): failed
-attempts per address, requests per client key."""
+"""API keys of game clients (X-API-Key), bearer tokens of admins and reviewers (their
+roles: `Role`) and players' secrets (X-Player-Secret), with the rate limits that go with
+them (api.rate_limits): failed attempts per address, requests per client key."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, g, request
 
@@ -15,6 +18,7 @@ from api.errors import ApiError, NotFound, Unauthorized
 from api.rate_limits import too_many
 from api.resources import resources
 from core.rates import Rate
+from core.settings import Settings
 from db.players import find_player, hash_secret
 from services.errors import UnknownPlayer
 from services.players import admin_acts_for
@@ -76,33 +80,81 @@ def require_client_key(
     return who
 
 
-def require_admin_token(allowed: tuple[str, ...]) -> str:
-    """Return the id of the request's valid admin bearer token, or raise Unauthorized.
+class Role(StrEnum):
+    """Who holds a bearer token. Reviewers look at doodles and decide about them; admins
+    can do that too, and also move models, start cycles and act for players."""
 
-    `Authorization: Bearer <token>`, with the token one of DOODLE_ADMIN_TOKENS. The id
-    (a short hash) names the admin in history and audit rows; the token is never stored.
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        return needed is Role.REVIEWER or self is Role.ADMIN
+
+
+def role_for_token(settings: Settings, token: str) -> tuple[Role, str] | None:
+    """The role of a bearer token and its id (a short hash, for audit rows), or None.
+
+    Every configured token is compared, in constant time, whatever matches first: the
+    time taken tells nothing about which list a token is in. A token in both lists is an
+    admin's.
     """
+    if not token:
+        return None
+    admin = _matches(token, settings.admin_tokens)
+    reviewer = _matches(token, settings.reviewer_tokens)
+    if admin:
+        return Role.ADMIN, key_id(token)
+    if reviewer:
+        return Role.REVIEWER, key_id(token)
+    return None
+
+
+def require_role(needed: Role) -> tuple[Role, str]:
+    """The request's bearer token holds `needed` (an admin holds every role): returns its
+    role and id, else raises Unauthorized (no token, malformed, unknown) or Forbidden (a
+    reviewer's token on an admin-only action). Unknown tokens count as failed attempts."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     well_formed = scheme.lower() == "bearer" and bool(token)
-    valid = well_formed and _matches(token, allowed)
-    _admit(valid)
+    found = role_for_token(resources().settings, token) if well_formed else None
+    _admit(found is not None)
     if not header:
         raise Unauthorized("missing Authorization header (Bearer token)")
     if not well_formed:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    if not valid:
-        raise Unauthorized("unknown admin token")
-    return key_id(token)
+    if found is None:
+        raise Unauthorized("unknown admin or reviewer token")
+    role, token_id = found
+    if not role.allows(needed):
+        raise Forbidden(
+            f"this action needs an {needed} token; a {role} token may not do it",
+            {"role": role.value, "needed": needed.value},
+        )
+    g.token_role, g.admin_token_id = role, token_id
+    return role, token_id
 
 
-def protect_admin_blueprint(bp: Blueprint) -> None:
-    """Every route of `bp` needs an admin bearer token; `admin_actor()` names its holder."""
+def require_admin_token(allowed: tuple[str, ...] | None = None) -> str:
+    """Return the id of the request's admin bearer token, or raise Unauthorized (401), or
+    Forbidden (403) for a reviewer's token.
+
+    `Authorization: Bearer <token>`, with the token one of DOODLE_ADMIN_TOKENS. The id
+    (a short hash) names the admin in history and audit rows; the token is never stored.
+    `allowed` is ignored (the settings' tokens count): kept for older callers.
+    """
+    del allowed
+    return require_role(Role.ADMIN)[1]
+
+
+def protect_admin_blueprint(bp: Blueprint, needed: Role = Role.ADMIN) -> None:
+    """Every route of `bp` needs a bearer token of role `needed` (admin unless said
+    otherwise; `requires_role` raises it for single routes); `admin_actor()` names its
+    holder."""
 
     @bp.before_request
     def _authenticate() -> None:
-        g.admin_token_id = require_admin_token(resources().settings.admin_tokens)
+        require_role(needed)
 
     @bp.after_request
     def _bearer_challenge(response: Response) -> Response:
@@ -112,8 +164,30 @@ def protect_admin_blueprint(bp: Blueprint) -> None:
         return response
 
 
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def requires_role(needed: Role) -> Callable[[View], View]:
+    """A route of a reviewers' blueprint that only admins may use (403 for a reviewer).
+    The blueprint's hook has authenticated the request already; elsewhere this does."""
+
+    def wrap(view: View) -> View:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            role = g.get("token_role")
+            if role is None or not role.allows(needed):
+                require_role(needed)
+            return view(*args, **kwargs)
+
+        return cast(View, guarded)
+
+    return wrap
+
+
 def admin_actor() -> str:
-    return f"admin:{g.admin_token_id}"
+    """The holder of the request's token as audit rows name it: `admin:<token id>` or
+    `reviewer:<token id>`."""
+    return f"{g.token_role}:{g.admin_token_id}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +218,7 @@ def require_player(player_id: str, action: str) -> Actor:
     """
     res = resources()
     if request.headers.get("Authorization"):
-        token_id = require_admin_token(res.settings.admin_tokens)
+        token_id = require_admin_token()
         actor = Actor(f"admin:{token_id}")
         try:
             admin_acts_for(

@@ -11,6 +11,7 @@ from flask import current_app, has_app_context
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from api.contract import doodles as dc
 from api.contract import requests as rq
 from api.contract import responses as rs
 from api.contract.drawing import STROKES_MARK, strokes_schema
@@ -33,12 +34,15 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     rs.PlayerExport,
     rs.PlayerSecret,
     rs.Erasure,
+    dc.DoodlePage,
+    dc.DecisionsResult,
 ]
 REQUEST_MODELS: list[type[BaseModel]] = [
     rq.RecognitionRequest,
     rq.GuessRequest,
     rq.MoveRequest,
     rq.Consent,
+    dc.DoodleDecisions,
 ]
 
 
@@ -104,7 +108,14 @@ def _cached(settings: Settings, routes: frozenset[str] | None) -> dict[str, Any]
                 "AdminBearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "one of DOODLE_ADMIN_TOKENS",
+                    "description": "one of DOODLE_ADMIN_TOKENS (everything reviewers may "
+                    "do, and moving models, cycles, acting for players)",
+                },
+                "ReviewerBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "one of DOODLE_REVIEWER_TOKENS (browse, label, confirm, "
+                    "discard; admin tokens work wherever these do)",
                 },
                 "PlayerSecret": {
                     "type": "apiKey",

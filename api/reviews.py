@@ -1,9 +1,11 @@
-"""`/v1/admin/reviews`: the review queue for admins (bearer token from DOODLE_ADMIN_TOKENS).
+"""`/v1/admin/reviews`: the review queue for reviewers and admins (bearer tokens from
+DOODLE_REVIEWER_TOKENS or DOODLE_ADMIN_TOKENS).
 
 The relabel flow queues doodles it cannot decide about safely; a reviewer looks at the
 drawing (`drawing.png`) and labels or discards it. A reviewer's label beats every
 automatic one. Any finished doodle can be reviewed, queued or not (a spot check). Every
-decision writes an audit row with the actor `admin:<short hash of the token>`.
+decision writes an audit row with the actor `reviewer:<short hash of the token>` (or
+`admin:…`).
 
 Lists are oldest queued first (the queue's order), a page at a time: `next` is the
 cursor of the following page (`after=`), null on the last.
@@ -17,7 +19,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from api.auth import admin_actor, protect_admin_blueprint
+from api.auth import Role, admin_actor, protect_admin_blueprint
 from api.contract.parsing import read_body
 from api.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from api.resources import resources
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("admin_reviews", __name__, url_prefix="/v1/admin/reviews")
 
-protect_admin_blueprint(bp)
+protect_admin_blueprint(bp, Role.REVIEWER)
 
 
 def _parse_id(raw: str) -> uuid.UUID:

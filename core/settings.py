@@ -152,6 +152,8 @@ class Settings:
     storage_url: str | None = env("STORAGE_URL", _url(_check_storage_url), None)
     client_keys: tuple[str, ...] = env("DOODLE_CLIENT_KEYS", _csv, ())
     admin_tokens: tuple[str, ...] = env("DOODLE_ADMIN_TOKENS", _csv, ())
+    # Reviewers label, confirm and discard doodles; admins can do that and more (api.auth).
+    reviewer_tokens: tuple[str, ...] = env("DOODLE_REVIEWER_TOKENS", _csv, ())
     port: int = env("PORT", _int, 8000)
     # Rate limits (api.rate_limits): a client key's recognitions and guesses, and failed
     # authentications from one address; None is no limit.
@@ -226,8 +228,14 @@ class Settings:
     train_seed: int = env("DOODLE_TRAIN_SEED", _int, 1234)
     # Learn new words without touching what the old words' outputs were (see ml.train).
     train_new_rows_only: bool = env("DOODLE_TRAIN_NEW_ROWS_ONLY", _bool, True)
+    # The gate (ml.gate): falls of the old words' top-1 it tolerates unless the paired
+    # evidence (p < alpha) says they are larger; a new word's minimum top-1 on its test
+    # drawings; whether a candidate adding no word must be significantly better.
     gate_max_word_drop: float = env("DOODLE_GATE_MAX_WORD_DROP", _float, 0.02)
-    gate_max_overall_drop: float = env("DOODLE_GATE_MAX_OVERALL_DROP", _float, 0.0)
+    gate_max_overall_drop: float = env("DOODLE_GATE_MAX_OVERALL_DROP", _float, 0.02)
+    gate_alpha: float = env("DOODLE_GATE_ALPHA", _float, 0.05)
+    gate_require_gain: bool = env("DOODLE_GATE_REQUIRE_GAIN", _bool, True)
+    new_word_min_top1: float = env("DOODLE_NEW_WORD_MIN_TOP1", _float, 0.6)
     flywheel_cron: str = env("DOODLE_FLYWHEEL_CRON", _text, "0 3 * * *")
     # Cycles started by data (flows/trigger.py): the trigger looks every POLL seconds and
     # starts a cycle once this many new labels arrived since the last one started.
@@ -252,6 +260,10 @@ class Settings:
     retention_days: int = env("DOODLE_RETENTION_DAYS", _int, 365)
     retention_cron: str = env("DOODLE_RETENTION_CRON", _text, "30 3 * * *")
     erased_weights_history: int = env("DOODLE_ERASED_WEIGHTS_HISTORY", _int, 3)
+    # The admin page's (/admin) login sessions: the key that signs their cookie (None: a
+    # random key kept in home/session.key) and how long one lasts without a new login.
+    session_key: str | None = env("DOODLE_SESSION_KEY", _text, None)
+    session_hours: float = env("DOODLE_SESSION_HOURS", _float, 12.0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -177,6 +177,22 @@ class ModelAliasHistory(Base):
     moved_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
+# db.doodle_listing.LISTABLE_SQL; the listing's filters that walk their own index.
+_LISTABLE = text("origin = 'game' AND consent_store AND status = 'done'")
+LISTING_INDEXES = [
+    Index(
+        f"ix_recognitions_listing{suffix}", *columns, "created_at", "id", postgresql_where=_LISTABLE
+    )
+    for suffix, columns in (
+        ("", ()),
+        ("_word", ("word",)),
+        ("_label", ("label",)),
+        ("_model", ("model_version_id",)),
+        ("_player", ("player_id",)),
+    )
+]
+
+
 class Recognition(Base):
     """One doodle sent by a game client, and what the model made of it."""
 
@@ -251,6 +267,9 @@ class Recognition(Base):
             "finished_at",
             postgresql_where=text("status = 'done' AND consent_store AND stored_at IS NULL"),
         ),
+        # The admin's grid of kept doodles (db.doodle_listing): newest first, alone or
+        # after one equality filter; partial on the rows it can list.
+        *LISTING_INDEXES,
     )
 
 

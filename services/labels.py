@@ -1,4 +1,5 @@
-"""Labelling doodles: a reviewer's decision (the admin API) and the relabel flow's pass.
+"""Labelling doodles: a reviewer's decision about one doodle or many (the admin API) and
+the relabel flow's pass.
 
 Both record labels with their provenance; how labels rank is `db.labels`' business, the
 review queue `db.reviews`'. The relabel pass judges doodles with the model, which this
@@ -7,16 +8,18 @@ module never imports: the flow hands its judgement in as a function.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import labels, review_listing, reviews
+from db import doodle_listing, labels, review_listing, reviews
 from db.labels import Candidate
-from db.models import LabelSource
+from db.models import AuditLog, LabelSource
 from db.review_listing import ReviewItem
 from services.errors import ReviewRefused, UnknownDoodle
 
@@ -42,6 +45,117 @@ def decide_review(
         item = review_listing.get_review(s, recognition_id)
         assert item is not None  # both decisions leave a review row
         return item
+
+
+class BulkAction(enum.StrEnum):
+    label = "label"  # the same reviewer label on every doodle
+    confirm = "confirm"  # each doodle's current label (effective, else its prompt word)
+    discard = "discard"
+
+
+@dataclass(frozen=True)
+class Decided:
+    id: uuid.UUID
+    label: str | None  # the reviewer label recorded; None for a discard
+
+
+class DecisionsRefused(ReviewRefused):
+    """Some of the doodles cannot take the decision; nothing was decided. `unknown`: ids
+    the grid does not list (no such doodle, not kept, not finished, player erased or
+    being erased); `refused`: id -> why the decision does not fit that doodle."""
+
+    def __init__(self, unknown: list[uuid.UUID], refused: dict[uuid.UUID, str]) -> None:
+        self.unknown = unknown
+        self.refused = refused
+        parts = []
+        if unknown:
+            parts.append(f"{len(unknown)} unknown or not listed")
+        if refused:
+            parts.append(f"{len(refused)} refused")
+        super().__init__("nothing was decided: " + ", ".join(parts))
+
+
+def decide_many(
+    sessions: sessionmaker[Session],
+    ids: Sequence[uuid.UUID],
+    action: BulkAction | str,
+    label: str | None = None,
+    *,
+    actor: str,
+) -> list[Decided]:
+    """One reviewer decision about many doodles of the admin's grid, all or nothing, in
+    one transaction: each doodle gets what `decide_review` would give it (a reviewer
+    label or a discard, its review resolved, an audit row with `actor` and the time),
+    and one more audit row (`review.bulk`) records the request as a whole.
+
+    `label` is required for `label` and ignored otherwise; `confirm` records each
+    doodle's effective label, or its prompt word when it has none. Repeated ids count
+    once. Raises DecisionsRefused naming every id that cannot take the decision.
+    """
+    action = BulkAction(action)
+    wanted = list(dict.fromkeys(ids))
+    word = None if action is not BulkAction.label else labels.normalize_label(label)
+    with sessions.begin() as s:
+        listed = doodle_listing.listed_ids(s, wanted)
+        unknown = [i for i in wanted if i not in listed]
+        chosen = _labels_for(s, wanted, action, word)
+        refused = {i: why for i, why in _refusals(s, wanted, action, chosen).items() if i in listed}
+        if unknown or refused:
+            raise DecisionsRefused(unknown, refused)
+        decided = []
+        for rid in wanted:
+            try:
+                if action is BulkAction.discard:
+                    reviews.discard_doodle(s, rid, actor=actor)
+                else:
+                    reviews.review_doodle(s, rid, chosen[rid], actor=actor)
+            except reviews.ReviewConflict as exc:  # changed since the checks above
+                raise DecisionsRefused([], {rid: str(exc)}) from None
+            decided.append(Decided(rid, None if action is BulkAction.discard else chosen[rid]))
+        # Each doodle has its own audit row; this one says they were one request.
+        s.add(
+            AuditLog(
+                actor=actor,
+                action="review.bulk",
+                subject=f"recognitions:{len(wanted)}",
+                details={"action": action.value, "ids": [str(i) for i in wanted], "label": word},
+            )
+        )
+    return decided
+
+
+def _labels_for(
+    s: Session, ids: list[uuid.UUID], action: BulkAction, word: str | None
+) -> dict[uuid.UUID, str]:
+    """The label each doodle gets (none for a discard, or when confirm finds nothing)."""
+    if action is BulkAction.discard:
+        return {}
+    if action is BulkAction.label:
+        assert word is not None
+        return dict.fromkeys(ids, word)
+    current = labels.effective_labels(s, ids)
+    prompts = doodle_listing.prompt_words(s, ids)
+    chosen = {i: current[i].label for i in ids if i in current}
+    for i in ids:
+        if i not in chosen and prompts.get(i):
+            chosen[i] = labels.normalize_label(prompts[i])
+    return chosen
+
+
+def _refusals(
+    s: Session, ids: list[uuid.UUID], action: BulkAction, chosen: dict[uuid.UUID, str]
+) -> dict[uuid.UUID, str]:
+    """Why each doodle cannot take the decision (those that can are absent)."""
+    if action is BulkAction.discard:
+        return {
+            rid: f"a reviewer labelled it {word!r}; label it again to change that"
+            for rid, word in doodle_listing.reviewer_labels(s, ids).items()
+        }
+    refused = {rid: why for rid, why in doodle_listing.untrainable(s, ids).items()}
+    for rid in ids:
+        if rid not in chosen and rid not in refused:
+            refused[rid] = "it has no label nor prompt word to confirm"
+    return refused
 
 
 class Verdict(Protocol):

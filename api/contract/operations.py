@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.contract import doodles as dc
 from api.contract import limits
 from api.contract import requests as rq
 from api.contract import responses as rs
@@ -20,6 +21,8 @@ from core.settings import Settings
 REF = "#/components/schemas/{model}"
 API_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 ADMIN: list[dict[str, list[str]]] = [{"AdminBearer": []}]
+# Reviewers' routes: a reviewer's token, or an admin's (admins may do all reviewers do).
+REVIEWER: list[dict[str, list[str]]] = [{"AdminBearer": []}, {"ReviewerBearer": []}]
 # The player's own secret, or an admin acting for them (audited).
 PLAYER: list[dict[str, list[str]]] = [{"PlayerSecret": []}, {"AdminBearer": []}]
 RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
@@ -62,6 +65,8 @@ class Op:
             # Every authenticated route counts failed keys (and client routes, requests).
             answers.setdefault(429, "too many requests, or failed authentications; see Retry-After")
             answers.setdefault(503, "a backing service is unavailable; see Retry-After")
+        if self.security == ADMIN:
+            answers.setdefault(403, ADMIN_403)
         responses: dict[str, Any] = {}
         for status, answer in sorted(answers.items()):
             text, model = answer if isinstance(answer, tuple) else (answer, None)
@@ -130,10 +135,12 @@ PLAYER_401 = (
 )
 PLAYER_403 = "this secret is not the player's (also for an unknown player, unless admin)"
 PLAYER_404 = "no such player (admin tokens only)"
-ADMIN_401 = "missing or unknown admin token"
+ADMIN_401 = "missing or unknown bearer token (admin or reviewer)"
+ADMIN_403 = "a reviewer's token: only admins may do this"
 BAD_JSON = "invalid JSON, fields or drawing; `details.field` names the field"
 TOO_LARGE = "body over the limit"
 NEXT_PAGE = {"operationId": "listReviews", "parameters": {"after": "$response.body#/next"}}
+NEXT_DOODLES = {"operationId": "listDoodles", "parameters": {"after": "$response.body#/next"}}
 READ_ERASURE = {
     "operationId": "readErasure",
     "parameters": {"erasure_id": "$response.body#/id"},
@@ -265,7 +272,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 "listModels",
                 "Model versions with their aliases, classes, metrics, parent",
                 {200: ("every version, newest first", rs.ModelList), 401: ADMIN_401},
-                security=ADMIN,
+                security=REVIEWER,
             )
         },
         "/v1/admin/models/{version}": {
@@ -273,7 +280,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 "readModel",
                 "One model version, with the manifest of its training data",
                 {200: ("the version", rs.ModelVersion), 401: ADMIN_401, 404: "no such version"},
-                security=ADMIN,
+                security=REVIEWER,
                 parameters=[VERSION],
             )
         },
@@ -317,7 +324,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 "aliasHistory",
                 "Every move of an alias, newest first: who, when, from, to",
                 {200: ("the moves", rs.AliasHistory), 401: ADMIN_401, 404: "no such alias"},
-                security=ADMIN,
+                security=REVIEWER,
                 parameters=[ALIAS],
             )
         },
@@ -330,7 +337,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                     400: "bad status, limit or cursor",
                     401: ADMIN_401,
                 },
-                security=ADMIN,
+                security=REVIEWER,
                 description="Keyset pagination: pass `next` as `after` for the next page "
                 "(null on the last). Ordered by queue time, then id.",
                 parameters=_query(rq.ReviewListQuery),
@@ -347,8 +354,51 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                     404: "no such recognition, or no drawing stored for it",
                     503: "object storage is unavailable",
                 },
-                security=ADMIN,
+                security=REVIEWER,
                 parameters=[RECOGNITION_ID],
+            )
+        },
+        "/v1/admin/doodles": {
+            "get": Op(
+                "listDoodles",
+                "Every kept doodle, newest first, filtered, a page at a time",
+                {
+                    200: ("one page", dc.DoodlePage),
+                    400: "a bad filter, limit or cursor; `details.field` names it",
+                    401: ADMIN_401,
+                },
+                security=REVIEWER,
+                description="Game doodles whose player let us keep them, once recognised; "
+                "never those of a player whose erasure is pending or done. Filters combine "
+                "(AND); `label`/`label_source` are the effective label (a reviewer's beats "
+                "the dataset's, which beats the automatic ones). Keyset pagination: pass "
+                "`next` as `after` (null on the last page); doodles arriving meanwhile never "
+                "shift or repeat the pages after the first.",
+                parameters=_query(dc.DoodleListQuery),
+                links={200: {"next": NEXT_DOODLES}},
+            )
+        },
+        "/v1/admin/doodles/decisions": {
+            "post": Op(
+                "decideDoodles",
+                "Label, confirm or discard many doodles at once (all or nothing)",
+                {
+                    200: ("what each doodle got", dc.DecisionsResult),
+                    400: "invalid body, ids or label",
+                    401: ADMIN_401,
+                    404: "some ids are not doodles the list shows (`details.unknown`); "
+                    "nothing was decided",
+                    409: "some doodles cannot take the decision (`details.refused`: id -> "
+                    "why); nothing was decided",
+                    413: TOO_LARGE,
+                },
+                security=REVIEWER,
+                description="`label` gives every doodle the reviewer label `label`; "
+                "`confirm` gives each its current effective label (else its prompt word); "
+                "`discard` keeps them out of training. Each decision is that of "
+                "POST /v1/admin/reviews/{id}, with its audit row (who, when); one more "
+                "audit row (review.bulk) records the request.",
+                body=_body(_json(dc.DoodleDecisions)),
             )
         },
         "/v1/players/{player_id}/consent": {
@@ -484,7 +534,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                     "player erased), is not finished, or a discard of a labelled doodle",
                     413: TOO_LARGE,
                 },
-                security=ADMIN,
+                security=REVIEWER,
                 description="A label is recorded with source `reviewer` and beats every "
                 "automatic label; labelling again replaces the decision. A discard keeps the "
                 "doodle out of relabelling, training and the golden set. Either resolves the "
