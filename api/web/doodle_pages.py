@@ -1,0 +1,221 @@
+"""The doodles grid (every listed doodle, filtered), the review queue, thumbnails and the
+decisions the keyboard sends (one doodle or a selection)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, jsonify, render_template, request
+from sqlalchemy import select
+
+from api import reviews as review_api
+from api.errors import InvalidRequest, NotFound
+from api.resources import resources
+from api.web import bp, web_session
+from db import doodle_listing, review_listing
+from db.doodle_listing import DoodleFilters, ReviewState
+from db.labels import InvalidLabel, normalize_label
+from db.models import LabelSource, Recognition
+from services import labels as labelling
+from services.errors import ReviewRefused, UnknownDoodle
+
+PAGE_SIZE = 48
+MAX_DECISIONS = 200  # doodles in one bulk decision
+ACTIONS = ("confirm", "discard", "label")
+
+
+@dataclass(frozen=True)
+class Card:
+    """One thumbnail of the grid, whichever list it comes from."""
+
+    id: uuid.UUID
+    word: str | None
+    predicted: str | None
+    confidence: float | None
+    label: str | None
+    label_source: str | None
+    review: str
+    note: str | None = None  # why the doodle is in the review queue
+
+
+def _text(name: str) -> str | None:
+    value = request.args.get(name, "").strip().lower()
+    return value or None
+
+
+def _number(name: str, parse: type[float] | type[int]) -> Any:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return parse(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number", {"field": name}) from None
+
+
+def _filters() -> DoodleFilters:
+    review = _text("review")
+    source = _text("source")
+    if review is not None and review not in ReviewState.__members__:
+        raise InvalidRequest("review must be none, pending or resolved", {"field": "review"})
+    sources = {s.value for s in LabelSource} | {doodle_listing.NO_LABEL}
+    if source is not None and source not in sources:
+        raise InvalidRequest(f"source must be one of {sorted(sources)}", {"field": "source"})
+    return DoodleFilters(
+        word=_text("word"),
+        predicted=_text("predicted"),
+        label=_text("label"),
+        label_source=source,
+        review=None if review is None else ReviewState(review),
+        min_confidence=_number("min_confidence", float),
+        max_confidence=_number("max_confidence", float),
+        model_version=_number("version", int),
+    )
+
+
+@bp.get("/doodles")
+def doodles() -> str:
+    filters = _filters()
+    after = request.args.get("after") or None
+    with resources().sessions() as s:
+        try:
+            page = doodle_listing.list_doodles(s, filters, after=after, limit=PAGE_SIZE)
+        except doodle_listing.InvalidCursor as exc:
+            raise InvalidRequest(str(exc), {"field": "after"}) from None
+    cards = [
+        Card(
+            d.id,
+            d.word,
+            d.predicted,
+            d.confidence,
+            d.label,
+            None if d.label_source is None else d.label_source.value,
+            d.review_status.value,
+        )
+        for d in page.items
+    ]
+    args = {k: v for k, v in request.args.items() if k != "after" and v}
+    return render_template(
+        "doodles.html",
+        cards=cards,
+        next_cursor=page.next_cursor,
+        args=args,
+        sources=[s.value for s in LabelSource] + [doodle_listing.NO_LABEL],
+        reviews=[r.value for r in ReviewState],
+    )
+
+
+@bp.get("/reviews")
+def review_queue() -> str:
+    after = request.args.get("after") or None
+    with resources().sessions() as s:
+        try:
+            page = review_listing.list_reviews(s, limit=PAGE_SIZE, after=after)
+        except review_listing.InvalidCursor as exc:
+            raise InvalidRequest(str(exc), {"field": "after"}) from None
+        # Only doodles the grid may show: kept, finished, their player not being erased.
+        shown = doodle_listing.listed_ids(s, [item.recognition_id for item in page.items])
+    cards = [
+        Card(
+            item.recognition_id,
+            item.word,
+            item.prediction_label,
+            item.prediction_confidence,
+            item.reviewer_label,
+            "reviewer" if item.reviewer_label else None,
+            item.status.value,
+            item.reason,
+        )
+        for item in page.items
+        if item.recognition_id in shown
+    ]
+    return render_template("reviews.html", cards=cards, next_cursor=page.next_cursor)
+
+
+@bp.get("/doodles/<recognition_id>.png")
+def thumbnail(recognition_id: str) -> Response:
+    rid = _listed_or_404([recognition_id])[0]
+    # The review API's drawing route, called as a function: the same PNG, same headers.
+    return review_api.drawing(str(rid))
+
+
+def _uuid(raw: object) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise NotFound("no such doodle", {"id": str(raw)[:64]}) from None
+
+
+def _listed_or_404(raw_ids: list[Any]) -> list[uuid.UUID]:
+    """The ids, if the grid may show every one of them (erased players' doodles: 404)."""
+    ids = [_uuid(raw) for raw in raw_ids]
+    with resources().sessions() as s:
+        listed = doodle_listing.listed_ids(s, ids)
+    missing = [str(i) for i in ids if i not in listed]
+    if missing:
+        raise NotFound("no such doodle", {"id": missing[0]})
+    return ids
+
+
+def _decision_body() -> tuple[list[Any], str, str | None]:
+    try:
+        body = json.loads(request.get_data() or b"null")
+    except ValueError:
+        raise InvalidRequest("send the body as JSON", {"field": "body"}) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("send a JSON object", {"field": "body"})
+    ids, action = body.get("ids"), body.get("action")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_DECISIONS:
+        raise InvalidRequest(f"ids must list 1 to {MAX_DECISIONS} doodles", {"field": "ids"})
+    if action not in ACTIONS:
+        raise InvalidRequest(f"action must be one of {list(ACTIONS)}", {"field": "action"})
+    label = None
+    if action == "label":
+        try:
+            label = normalize_label(body.get("label"))
+        except InvalidLabel as exc:
+            raise InvalidRequest(str(exc), {"field": "label"}) from None
+    return ids, action, label
+
+
+def _prompts(ids: list[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+    with resources().sessions() as s:
+        rows = s.execute(select(Recognition.id, Recognition.word).where(Recognition.id.in_(ids)))
+        return {row.id: row.word for row in rows}
+
+
+@bp.post("/doodles/decisions")
+def decide() -> Response:
+    """{"ids": [...], "action": "confirm" | "discard" | "label", "label": "cat"}.
+
+    confirm labels each doodle with its prompt word (the player drew what was asked);
+    discard drops it from training; label relabels it. Each doodle is decided on its own
+    (an audit row each); the answer says what happened to every one."""
+    raw_ids, action, label = _decision_body()
+    ids = _listed_or_404(raw_ids)
+    prompts = _prompts(ids) if action == "confirm" else {}
+    results: dict[str, dict[str, Any]] = {}
+    for rid in ids:
+        chosen = prompts.get(rid) if action == "confirm" else label
+        if action == "confirm" and chosen is None:
+            results[str(rid)] = {"ok": False, "error": "this doodle had no prompt to confirm"}
+            continue
+        try:
+            item = labelling.decide_review(
+                resources().sessions, rid, chosen, actor=web_session().actor
+            )
+        except UnknownDoodle:
+            results[str(rid)] = {"ok": False, "error": "no such doodle"}
+        except ReviewRefused as exc:
+            results[str(rid)] = {"ok": False, "error": str(exc)}
+        else:
+            results[str(rid)] = {
+                "ok": True,
+                "decision": item.decision,
+                "label": item.reviewer_label,
+            }
+    failed = sum(not r["ok"] for r in results.values())
+    return jsonify({"action": action, "results": results, "failed": failed})
