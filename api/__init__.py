@@ -6,7 +6,18 @@ import logging
 
 from flask import Flask
 
-from api import admin, doodles, erasures, guesses, meta, players, recognitions, reviews, web
+from api import (
+    admin,
+    cycles,
+    doodles,
+    erasures,
+    guesses,
+    meta,
+    players,
+    recognitions,
+    reviews,
+    web,
+)
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
 from api.request_ids import register_request_ids
@@ -31,6 +42,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(reviews.bp)
     app.register_blueprint(doodles.bp)
+    app.register_blueprint(cycles.bp)
     app.register_blueprint(players.bp)
     app.register_blueprint(players.admin_bp)
     app.register_blueprint(erasures.bp)

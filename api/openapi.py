@@ -11,6 +11,7 @@ from flask import current_app, has_app_context
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from api.contract import cycles as cy
 from api.contract import doodles as dc
 from api.contract import requests as rq
 from api.contract import responses as rs
@@ -36,6 +37,9 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     rs.Erasure,
     dc.DoodlePage,
     dc.DecisionsResult,
+    cy.Cycle,
+    cy.CycleAnswer,
+    cy.CycleList,
 ]
 REQUEST_MODELS: list[type[BaseModel]] = [
     rq.RecognitionRequest,
@@ -43,6 +47,7 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     rq.MoveRequest,
     rq.Consent,
     dc.DoodleDecisions,
+    cy.CycleRequest,
 ]
 
 

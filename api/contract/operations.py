@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.contract import cycles as cy
 from api.contract import doodles as dc
 from api.contract import limits
 from api.contract import requests as rq
@@ -141,6 +142,7 @@ BAD_JSON = "invalid JSON, fields or drawing; `details.field` names the field"
 TOO_LARGE = "body over the limit"
 NEXT_PAGE = {"operationId": "listReviews", "parameters": {"after": "$response.body#/next"}}
 NEXT_DOODLES = {"operationId": "listDoodles", "parameters": {"after": "$response.body#/next"}}
+READ_CYCLE = {"operationId": "readCycle", "parameters": {"run_id": "$response.body#/cycle/id"}}
 READ_ERASURE = {
     "operationId": "readErasure",
     "parameters": {"erasure_id": "$response.body#/id"},
@@ -356,6 +358,48 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 },
                 security=REVIEWER,
                 parameters=[RECOGNITION_ID],
+            )
+        },
+        "/v1/admin/cycles": {
+            "post": Op(
+                "requestCycle",
+                "Ask for a flywheel cycle (never two at once)",
+                {
+                    200: ("one is requested or running already: that one", cy.CycleAnswer),
+                    202: ("asked for; poll the Location", cy.CycleAnswer),
+                    400: "invalid body",
+                    401: ADMIN_401,
+                    413: TOO_LARGE,
+                },
+                security=ADMIN,
+                description="The flywheel's trigger (`doodle flows serve`) takes the cycle "
+                "within DOODLE_FLYWHEEL_POLL_SECONDS. At most one cycle is requested or "
+                "running: asking again answers 200 with that one (`existing: true`), so a "
+                "retry never queues a second. Audited (cycle.request).",
+                body=_body(_json(cy.CycleRequest), required=False),
+                headers={
+                    200: {"Location": {"schema": {"type": "string"}}},
+                    202: {"Location": {"schema": {"type": "string"}}},
+                },
+                links={200: {"read": READ_CYCLE}, 202: {"read": READ_CYCLE}},
+            ),
+            "get": Op(
+                "listCycles",
+                "The latest flywheel cycles, newest first, and the active one",
+                {200: ("the cycles", cy.CycleList), 400: "bad limit", 401: ADMIN_401},
+                security=REVIEWER,
+                parameters=_query(cy.CycleListQuery),
+            ),
+        },
+        "/v1/admin/cycles/{run_id}": {
+            "get": Op(
+                "readCycle",
+                "One flywheel cycle: its status, stage while running, and outcome",
+                {200: ("the cycle", cy.Cycle), 401: ADMIN_401, 404: "no such cycle"},
+                security=REVIEWER,
+                parameters=[
+                    _path("run_id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1})
+                ],
             )
         },
         "/v1/admin/doodles": {
