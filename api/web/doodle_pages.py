@@ -9,18 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, jsonify, render_template, request
-from sqlalchemy import select
 
 from api import reviews as review_api
-from api.errors import InvalidRequest, NotFound
+from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
 from api.web import bp, web_session
 from db import doodle_listing, review_listing
 from db.doodle_listing import DoodleFilters, ReviewState
 from db.labels import InvalidLabel, normalize_label
-from db.models import LabelSource, Recognition
+from db.models import LabelSource
 from services import labels as labelling
-from services.errors import ReviewRefused, UnknownDoodle
 
 PAGE_SIZE = 48
 MAX_DECISIONS = 200  # doodles in one bulk decision
@@ -181,41 +179,34 @@ def _decision_body() -> tuple[list[Any], str, str | None]:
     return ids, action, label
 
 
-def _prompts(ids: list[uuid.UUID]) -> dict[uuid.UUID, str | None]:
-    with resources().sessions() as s:
-        rows = s.execute(select(Recognition.id, Recognition.word).where(Recognition.id.in_(ids)))
-        return {row.id: row.word for row in rows}
-
-
 @bp.post("/doodles/decisions")
 def decide() -> Response:
-    """{"ids": [...], "action": "confirm" | "discard" | "label", "label": "cat"}.
+    """{"ids": [...], "action": "confirm" | "discard" | "label", "label": "cat"}: the API's
+    bulk decision (services.labels.decide_many), all or nothing, an audit row a doodle.
 
-    confirm labels each doodle with its prompt word (the player drew what was asked);
-    discard drops it from training; label relabels it. Each doodle is decided on its own
-    (an audit row each); the answer says what happened to every one."""
+    confirm keeps each doodle's current label (its prompt word when it has none); discard
+    drops it from training; label relabels it. 404 names ids the grid does not list (an
+    erased player's), 409 the doodles that cannot take the decision."""
     raw_ids, action, label = _decision_body()
-    ids = _listed_or_404(raw_ids)
-    prompts = _prompts(ids) if action == "confirm" else {}
-    results: dict[str, dict[str, Any]] = {}
-    for rid in ids:
-        chosen = prompts.get(rid) if action == "confirm" else label
-        if action == "confirm" and chosen is None:
-            results[str(rid)] = {"ok": False, "error": "this doodle had no prompt to confirm"}
-            continue
-        try:
-            item = labelling.decide_review(
-                resources().sessions, rid, chosen, actor=web_session().actor
-            )
-        except UnknownDoodle:
-            results[str(rid)] = {"ok": False, "error": "no such doodle"}
-        except ReviewRefused as exc:
-            results[str(rid)] = {"ok": False, "error": str(exc)}
-        else:
-            results[str(rid)] = {
-                "ok": True,
-                "decision": item.decision,
-                "label": item.reviewer_label,
-            }
-    failed = sum(not r["ok"] for r in results.values())
-    return jsonify({"action": action, "results": results, "failed": failed})
+    ids = [_uuid(raw) for raw in raw_ids]
+    try:
+        decided = labelling.decide_many(
+            resources().sessions, ids, action, label, actor=web_session().actor
+        )
+    except labelling.DecisionsRefused as exc:
+        details: dict[str, Any] = {
+            "unknown": [str(i) for i in exc.unknown],
+            "refused": {str(i): why for i, why in exc.refused.items()},
+        }
+        if exc.unknown:
+            raise NotFound(str(exc), details) from None
+        raise Conflict(str(exc), details) from None
+    results = {
+        str(d.id): {
+            "ok": True,
+            "decision": "discard" if d.label is None else "label",
+            "label": d.label,
+        }
+        for d in decided
+    }
+    return jsonify({"action": action, "results": results, "failed": 0})

@@ -161,7 +161,11 @@ def test_a_decision_is_stored_with_who_made_it(client, kept_doodle, db_session_f
     relabel = {"ids": [str(apple)], "action": "label", "label": " Pear "}
     response = client.post("/admin/doodles/decisions", json=relabel, headers=csrf)
     assert response.status_code == 200, response.text
-    assert response.json["results"][str(apple)] == {"ok": True, "decision": "label", "label": "pear"}
+    assert response.json["results"][str(apple)] == {
+        "ok": True,
+        "decision": "label",
+        "label": "pear",
+    }
     confirm = {"ids": [str(cup)], "action": "confirm"}
     assert client.post("/admin/doodles/decisions", json=confirm, headers=csrf).status_code == 200
     with db_session_factory() as s:
@@ -211,7 +215,11 @@ def test_reviewers_see_no_admin_buttons_and_are_refused(client, seed_version):
     assert page.status_code == 200 and f"v{seed_version}" in page.text
     assert "Start a flywheel cycle" not in page.text and "Promote…" not in page.text
     csrf = {"csrf_token": _page_csrf(client)}
-    for path in (f"/admin/models/{seed_version}/promote", "/admin/models/rollback", "/admin/cycles"):
+    for path in (
+        f"/admin/models/{seed_version}/promote",
+        "/admin/models/rollback",
+        "/admin/cycles",
+    ):
         assert client.post(path, data=csrf).status_code == 403, path
     for path in (f"/admin/models/{seed_version}/promote", "/admin/cycles/new"):
         assert client.get(path).status_code == 403, path

@@ -74,6 +74,10 @@
       });
       answer = await response.json();
       if (!response.ok) {
+        // All or nothing: nothing was saved; mark the doodles the server named.
+        const named = (answer.error && answer.error.details) || {};
+        const bad = new Set([...(named.unknown || []), ...Object.keys(named.refused || {})]);
+        chosen.forEach((c) => bad.has(c.dataset.id) && c.classList.add("failed"));
         say("refused: " + ((answer.error && answer.error.message) || response.status));
         return;
       }
@@ -96,7 +100,7 @@
         card.title = result ? result.error : "not saved";
       }
     }
-    say(action + ": " + done + " saved" + (answer.failed ? ", " + answer.failed + " refused" : ""));
+    say(action + ": " + done + " saved");
     const last = chosen[chosen.length - 1];
     const next = nextUndecided(last) || last;
     next.focus(); // on to the next doodle by itself
