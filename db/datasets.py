@@ -5,6 +5,11 @@
 - Golden (evaluation only): reviewed or imported drawings whose `is_golden` is true.
   Game doodles with only automatic labels are never golden. Training never sees golden
   drawings.
+- Provisional (evaluation only): a word with fewer than `PROVISIONAL_MIN` golden drawings
+  (a new word players drew, that no reviewer confirmed yet) holds back some of its
+  prompt-labelled doodles by the same hash split, at least `PROVISIONAL_MIN` of them, as
+  its provisional test set. Once the word has that many golden drawings they replace the
+  provisional ones, which go back to training. A golden fraction of 0 holds nothing back.
 
 One query per call; bitmaps come back as one (N, 28, 28) uint8 array.
 """
@@ -38,6 +43,11 @@ SIDE = 28
 BITMAP_BYTES = SIDE * SIDE
 # Only these sources can make a drawing golden: someone (or the dataset) vouches for it.
 GOLDEN_SOURCES = frozenset({LabelSource.reviewer, LabelSource.import_})
+# A word's test drawings are golden once it has this many; until then players' doodles
+# labelled by their prompt (accepted by relabel) fill its provisional test set, at least
+# this many of them: a word's top-1 on fewer drawings says too little.
+PROVISIONAL_SOURCES = frozenset({LabelSource.prompt})
+PROVISIONAL_MIN = 5
 
 
 def _unit_hash(*parts: str) -> float:
@@ -171,18 +181,71 @@ def _golden(row: tuple[uuid.UUID, str, str, bytes], fraction: float) -> bool:
     )
 
 
+def _held_out(rows: list[tuple[uuid.UUID, str, str, bytes]], fraction: float) -> list[bool]:
+    """Per row: is it a test drawing (golden, or in its word's provisional set)?"""
+    held = [_golden(r, fraction) for r in rows]
+    if fraction <= 0:
+        return held
+    golden_per_word = Counter(r[1] for r, g in zip(rows, held, strict=True) if g)
+    candidates: dict[str, list[tuple[float, int]]] = {}
+    for i, (_, word, source, bitmap) in enumerate(rows):
+        if LabelSource(source) in PROVISIONAL_SOURCES and golden_per_word[word] < PROVISIONAL_MIN:
+            unit = _unit_hash(word, drawing_identity(bitmap))  # is_golden's number
+            candidates.setdefault(word, []).append((unit, i))
+    for ranked in candidates.values():
+        # The lowest hashes first, by distinct value: a drawing posted twice is held out
+        # twice or not at all, never on both sides.
+        lowest = sorted({unit for unit, _ in ranked})[:PROVISIONAL_MIN]
+        for unit, i in ranked:
+            held[i] = unit < fraction or unit <= lowest[-1]
+    return held
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and test drawings, disjoint; the test set's `sources` say which drawings
+    are golden (reviewer, import) and which provisional (prompt)."""
+
+    training: Examples
+    test: Examples
+
+    def provisional_counts(self) -> Counter[str]:
+        """Per word: how many of its test drawings are provisional."""
+        return Counter(
+            w
+            for w, source in zip(self.test.labels, self.test.sources, strict=True)
+            if LabelSource(source) in PROVISIONAL_SOURCES
+        )
+
+
+def split_examples(s: Session, *, golden_fraction: float, words: set[str] | None = None) -> Split:
+    """Every eligible drawing (of `words` only, if given), training or test, by id."""
+    rows = _eligible(s, words)
+    held = _held_out(rows, golden_fraction)
+    return Split(
+        training=_build([r for r, h in zip(rows, held, strict=True) if not h]),
+        test=_build([r for r, h in zip(rows, held, strict=True) if h]),
+    )
+
+
 def training_examples(
     s: Session, *, golden_fraction: float, words: set[str] | None = None
 ) -> Examples:
-    """Every eligible drawing that is not golden (of `words` only, if given), by id."""
-    rows = _eligible(s, words)
-    return _build([r for r in rows if not _golden(r, golden_fraction)])
+    """Every eligible drawing that is not a test drawing (golden or provisional), by id."""
+    return split_examples(s, golden_fraction=golden_fraction, words=words).training
+
+
+def evaluation_examples(
+    s: Session, *, golden_fraction: float, words: set[str] | None = None
+) -> Examples:
+    """What models are scored on: the golden drawings and the provisional test sets, by id."""
+    return split_examples(s, golden_fraction=golden_fraction, words=words).test
 
 
 def golden_examples(
     s: Session, *, golden_fraction: float, words: set[str] | None = None
 ) -> Examples:
-    """The evaluation set: eligible reviewed or imported drawings with `is_golden`, by id."""
+    """The golden set: eligible reviewed or imported drawings with `is_golden`, by id."""
     rows = _eligible(s, words)
     return _build([r for r in rows if _golden(r, golden_fraction)])
 

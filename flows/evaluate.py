@@ -1,78 +1,182 @@
-"""Evaluate a candidate against production on the golden set, and gate the promotion."""
+"""Evaluate a candidate against production on the same test drawings, and gate the promotion.
+
+The test drawings are the golden set plus the provisional test sets of words no reviewer
+has confirmed yet (db.datasets). Both versions predict every drawing; the gate (ml.gate)
+compares them drawing by drawing.
+"""
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from db.datasets import golden_examples
+from core.settings import Settings
+from core.storage.base import StorageError
+from db.datasets import GOLDEN_SOURCES, evaluation_examples
+from db.models import LabelSource
 from flows.context import flow_context
 from ml.confusion import confusion_matrix, render_confusion_png
 from ml.evaluate import score
-from ml.gate import GateDecision, decide
+from ml.gate import GateDecision, GatePolicy, PairedScores, decide
 from ml.predict import Predictor
 from services import registry
 from services.registry import add_metrics
 
+# The report embeds the candidate's confusion matrix as a data: URI up to this size, so
+# the Prefect UI shows it without access to object storage; above it, only the link.
+EMBED_MAX_BYTES = 400_000
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What each version did on the test drawings (the same drawings, in the same order)."""
+
+    words: list[str]
+    golden: list[bool]  # per drawing: golden (reviewer, import) or provisional (prompt)
+    reports: dict[int, dict[str, Any]]  # ml.evaluate.score() + confusion_png + test_manifest
+    hits: dict[int, list[bool]]  # per version, per drawing: top guess right?
+    classes: dict[int, list[str]]
+
+    def paired(self, candidate_id: int, production_id: int) -> PairedScores:
+        return PairedScores(self.words, self.hits[candidate_id], self.hits[production_id])
+
+    def test_sets(self) -> dict[str, dict[str, int]]:
+        """Per word: how many golden and how many provisional test drawings."""
+        sets: dict[str, dict[str, int]] = {}
+        for word, golden in zip(self.words, self.golden, strict=True):
+            counts = sets.setdefault(word, {"golden": 0, "provisional": 0})
+            counts["golden" if golden else "provisional"] += 1
+        return sets
+
 
 @task(cache_policy=NO_CACHE)
-def score_on_golden(version_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """top-1, top-3, MAP@3 and per-word figures of each version on the golden set
-    (read once for all of them)."""
+def score_on_test_set(version_ids: list[int]) -> Scored:
+    """Top-1, top-3, MAP@3, per-word figures and per-drawing hits of each version on the
+    test drawings (read once for all of them); each version's confusion matrix is stored."""
     ctx = flow_context()
     with ctx.sessions() as s:
-        golden = golden_examples(s, golden_fraction=ctx.settings.golden_fraction)
-    if not golden.labels:
-        raise RuntimeError("the golden set is empty: import reviewed or dataset drawings first")
-    manifest = golden.manifest()
+        test = evaluation_examples(s, golden_fraction=ctx.settings.golden_fraction)
+    if not test.labels:
+        raise RuntimeError("the test set is empty: import reviewed or dataset drawings first")
+    manifest = test.manifest()
     reports: dict[int, dict[str, Any]] = {}
+    hits: dict[int, list[bool]] = {}
+    classes_of: dict[int, list[str]] = {}
     for version_id in version_ids:
         model, classes = ctx.load_version(version_id)
-        predictions = Predictor(model, classes).predict(golden.bitmaps)
-        report = score(predictions, golden.labels)
-        matrix = confusion_matrix([p.label for p in predictions], golden.labels, classes)
+        predictions = Predictor(model, classes).predict(test.bitmaps)
+        report = score(predictions, test.labels)
+        matrix = confusion_matrix([p.label for p in predictions], test.labels, classes)
         key = f"reports/models/{version_id}/confusion.png"
         ctx.storage.put(key, render_confusion_png(matrix, classes), "image/png")
-        reports[version_id] = {**report, "confusion_png": key, "golden_manifest": manifest}
-    return reports
+        reports[version_id] = {**report, "confusion_png": key, "test_manifest": manifest}
+        hits[version_id] = [p.label == w for p, w in zip(predictions, test.labels, strict=True)]
+        classes_of[version_id] = list(classes)
+    golden = [LabelSource(source) in GOLDEN_SOURCES for source in test.sources]
+    return Scored(list(test.labels), golden, reports, hits, classes_of)
+
+
+def gate_policy(settings: Settings, *, require_gain: bool = True) -> GatePolicy:
+    return GatePolicy(
+        alpha=settings.gate_alpha,
+        max_overall_drop=settings.gate_max_overall_drop,
+        max_word_drop=settings.gate_max_word_drop,
+        new_word_min_top1=settings.new_word_min_top1,
+        require_gain=settings.gate_require_gain and require_gain,
+    )
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def _with_interval(figures: dict[str, Any] | None) -> str:
+    if not figures:
+        return "-"
+    low, high = figures["ci95"]
+    return f"{_pct(figures['top1'])} [{_pct(low)}, {_pct(high)}]"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if value >= 0.001 else "<0.001"
+
+
+def confusion_markdown(key: str, png: bytes | None, version_id: int) -> str:
+    """The confusion matrix: embedded as a data: URI when small enough, and always where it
+    is kept (object storage, and the admin page that serves it)."""
+    where = (
+        f"Kept in object storage at `{key}`; the admin pages serve it at "
+        f"`/admin/models/{version_id}/confusion.png`."
+    )
+    if png is None or len(png) > EMBED_MAX_BYTES:
+        return where
+    data = base64.b64encode(png).decode("ascii")
+    return f"![confusion matrix of v{version_id}](data:image/png;base64,{data})\n\n{where}"
 
 
 def markdown_report(
     candidate_id: int,
     production_id: int,
-    candidate: dict[str, Any],
-    production: dict[str, Any],
+    scored: Scored,
     decision: GateDecision,
-    promoted: bool,
+    confusion: str,
 ) -> str:
+    candidate, production = scored.reports[candidate_id], scored.reports[production_id]
+    overall = decision.overall
     lines = [
         f"# Candidate v{candidate_id} vs production v{production_id}",
         "",
-        f"**{'Promoted' if promoted else 'Not promoted'}.** "
-        + (" ".join(decision.reasons) if decision.reasons else ""),
+        f"**{'Promoted' if decision.promote else 'Not promoted'}.**",
         "",
-        "| golden set | candidate | production |",
+        *[f"- {reason}" for reason in decision.reasons],
+        "",
+        f"**The rule.** {decision.rule}",
+        "",
+        "## All test drawings",
+        "",
+        "| | candidate | production |",
         "| --- | --- | --- |",
     ]
     for metric in ("n", "top1", "top3", "map3"):
         lines.append(f"| {metric} | {candidate[metric]} | {production[metric]} |")
     lines += [
         "",
-        "| word | n | candidate top-1 | production top-1 | change |",
-        "| --- | --- | --- | --- | --- |",
+        "## The words production knows, drawing by drawing",
+        "",
+        f"On {overall['n']} drawings: top-1 {_with_interval(overall['production'])} -> "
+        f"{_with_interval(overall['candidate'])} (Wilson 95% intervals). "
+        f"{overall['b']} drawings production got right are now wrong, {overall['c']} it got "
+        f"wrong are now right. p (fall beyond the tolerance) = {_p(overall['p_worse'])}; "
+        f"p (candidate better, McNemar) = {_p(overall['p_better'])}.",
+        "",
+        "## Per word",
+        "",
+        "Kind: old (production knows it), new (only the candidate does), unknown (neither). "
+        "Test drawings: golden (reviewed or imported) + provisional (players' prompt-labelled "
+        "doodles held back while a word has too few golden ones). b: now wrong, c: now right.",
+        "",
+        "| word | kind | golden + provisional | candidate top-1 [95%] | production top-1 [95%] "
+        "| b | c | p (drop) | blocks |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for word in sorted(candidate["per_word"]):
-        c = candidate["per_word"][word]
-        p = production["per_word"].get(word)
-        change = "new" if p is None else f"{(c['top1'] - p['top1']) * 100:+.1f} pts"
+    test_sets = scored.test_sets()
+    for word, entry in sorted(decision.words.items()):
+        counts = test_sets.get(word, {"golden": 0, "provisional": 0})
+        production_figures = entry.get("production") if entry["kind"] == "old" else None
         lines.append(
-            f"| {word} | {c['n']} | {c['top1']:.3f} | "
-            f"{'-' if p is None else format(p['top1'], '.3f')} | {change} |"
+            f"| {word} | {entry['kind']} | {counts['golden']} + {counts['provisional']} | "
+            f"{_with_interval(entry.get('candidate'))} | {_with_interval(production_figures)} | "
+            f"{entry.get('b', '-')} | {entry.get('c', '-')} | {_p(entry.get('p_drop'))} | "
+            f"{'yes' if entry['blocking'] else ''} |"
         )
-    lines += ["", f"Confusion matrix: `{candidate['confusion_png']}` in object storage."]
+    lines += ["", f"## Confusion matrix of v{candidate_id}", "", confusion]
     return "\n".join(lines)
 
 
@@ -86,7 +190,7 @@ def promote(candidate_id: int, reason: str) -> None:
 def record_evaluation(
     candidate_id: int, candidate: dict[str, Any], production_id: int, decision: GateDecision
 ) -> None:
-    """Keep the golden figures and the gate's verdict with the candidate version."""
+    """Keep the test-set figures and the gate's verdict with the candidate version."""
     add_metrics(
         flow_context().sessions,
         candidate_id,
@@ -98,31 +202,42 @@ def record_evaluation(
 
 
 @flow(name="evaluate-and-gate", log_prints=True)
-def evaluate_and_gate(candidate_id: int, production_id: int, note: str = "") -> dict[str, Any]:
-    """Score both on the golden set; promote the candidate only if the gate says so.
+def evaluate_and_gate(
+    candidate_id: int, production_id: int, note: str = "", require_gain: bool = True
+) -> dict[str, Any]:
+    """Score both on the test drawings; promote the candidate only if the gate says so.
 
     `production_id` is what the candidate must not fall behind: production, or its clean
     ancestor when production is being replaced after an erasure (`note` says so in the
-    promotion's reason)."""
-    settings = flow_context().settings
-    reports = score_on_golden([candidate_id, production_id])
-    candidate, production = reports[candidate_id], reports[production_id]
+    promotion's reason, and the caller passes `require_gain=False`: production goes
+    anyway, so a candidate no worse than the ancestor is enough)."""
+    ctx = flow_context()
+    scored = score_on_test_set([candidate_id, production_id])
+    candidate, production = scored.reports[candidate_id], scored.reports[production_id]
     decision = decide(
-        candidate,
-        production,
-        max_word_drop=settings.gate_max_word_drop,
-        max_overall_drop=settings.gate_max_overall_drop,
+        scored.paired(candidate_id, production_id),
+        known_words=scored.classes[production_id],
+        candidate_words=scored.classes[candidate_id],
+        policy=gate_policy(ctx.settings, require_gain=require_gain),
     )
     record_evaluation(candidate_id, candidate, production_id, decision)
     if decision.promote:
-        reason = f"gate passed: golden top-1 {candidate['top1']} >= {production['top1']}"
+        reason = f"gate passed: {decision.reasons[0]}"
         promote(candidate_id, f"{reason}; {note}" if note else reason)
+    try:
+        png: bytes | None = ctx.storage.get(candidate["confusion_png"])
+    except StorageError:  # the report must not fail the cycle; it links the matrix instead
+        png = None
     create_markdown_artifact(
         markdown_report(
-            candidate_id, production_id, candidate, production, decision, decision.promote
+            candidate_id,
+            production_id,
+            scored,
+            decision,
+            confusion_markdown(candidate["confusion_png"], png, candidate_id),
         ),
         key="flywheel-report",
-        description="Candidate vs production on the golden set",
+        description="Candidate vs production on the same test drawings, and the gate's verdict",
     )
     get_run_logger().info(
         "candidate v%s top-1 %s vs production v%s top-1 %s: %s",
@@ -137,4 +252,5 @@ def evaluate_and_gate(candidate_id: int, production_id: int, note: str = "") -> 
         "reasons": decision.reasons,
         "candidate": candidate,
         "production": production,
+        "gate": decision.as_dict(),
     }

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from db import registry
-from db.datasets import Examples, replay_sample, training_examples
+from db.datasets import Examples, replay_sample, split_examples
 from db.registry import Alias
 from flows.context import flow_context
 from ml.train import TrainConfig, fine_tune
@@ -40,9 +40,13 @@ def select_training_set(
     min_examples: int,
     replay_per_word: int,
     seed: int,
+    held_out: Counter[str] | None = None,
 ) -> tuple[Examples, list[str]]:
-    """Old words: a per-word replay sample. New words: all, once they have enough."""
-    counts = Counter(examples.labels)
+    """Old words: a per-word replay sample. New words: all, once they have enough.
+
+    `held_out` counts each word's provisional test drawings (db.datasets): they count
+    towards a new word's minimum though training never sees them."""
+    counts = Counter(examples.labels) + (held_out or Counter())
     known = set(parent_classes)
     new_words = sorted(w for w, n in counts.items() if w not in known and n >= min_examples)
     old = examples.take([i for i, w in enumerate(examples.labels) if w in known])
@@ -63,14 +67,15 @@ def train_candidate(parent_id: int) -> Candidate:
     log = get_run_logger()
     parent, parent_classes = ctx.load_version(parent_id)
     with ctx.sessions() as s:
-        examples = training_examples(s, golden_fraction=settings.golden_fraction)
+        split = split_examples(s, golden_fraction=settings.golden_fraction)
         parent_manifest = registry.get_version(s, parent_id).dataset_manifest  # type: ignore[union-attr]
     train_set, new_words = select_training_set(
-        examples,
+        split.training,
         parent_classes,
         settings.new_word_min_examples,
         settings.replay_per_word,
         settings.train_seed,
+        held_out=split.provisional_counts(),
     )
     manifest = train_set.manifest()
     if not len(train_set.labels):

@@ -1,36 +1,125 @@
-"""The promotion gate: a candidate model replaces production only if it is no worse.
+"""The promotion gate: a candidate replaces production only when the evidence says so.
 
-Both reports are `ml.evaluate.score()` results on the same golden set. The candidate is promoted
-only if its overall top-1 falls by no more than `max_overall_drop` (default 0: not at all) and no
-word present in both per-word tables drops by more than `max_word_drop` (fractions: 0.02 = 2
-points). Words only the candidate is
-scored on (new words) are reported but never block. The comparison is exact on the reports'
-rounded figures, with a tolerance of 1e-9 for float noise.
+Both models are scored on the SAME test drawings (the golden set, plus the provisional
+test sets of words no reviewer has confirmed yet), so the gate compares them drawing by
+drawing. Only the drawings where they disagree carry evidence: `b` production gets right
+and the candidate wrong, `c` the reverse (`ml.paired`). The rule, in plain words:
 
-Note that on a golden set holding drawings of new words, production scores 0 on them, which lifts
-the candidate's overall figure. Pass `known_words` (production's classes) to compare the overall
-top-1 on those words only (recomputed from the per-word tables) and to treat every other word as
-new: reported, never gated. That is stricter and never lets new words pay for old ones.
+1. Old words overall. On the drawings of the words production knows, the candidate is
+   blocked when the evidence says its top-1 fell by more than `max_overall_drop`: a
+   one-sided exact binomial test on b among the b + c disagreements gives p < `alpha`.
+   With a tolerance of 0 this is the exact McNemar test ("significantly worse").
+2. Each old word. The same test on that word's drawings with `max_word_drop`: a word
+   blocks only when its drop is evidenced, so one drawing among five cannot block (a
+   word of 5 drawings blocks only when the candidate loses all five).
+3. Each new word (the candidate knows it, production does not) must reach
+   `new_word_min_top1` top-1 on its test drawings; a new word without any blocks.
+4. No churn. A candidate that adds no word is promoted only when it is significantly
+   better on the old words (one-sided exact McNemar, p < `alpha`), never on a tie.
+   `require_gain=False` turns this off (an erasure must replace production anyway).
+
+Why: the golden sets hold 5 to 8 drawings of most words, where one drawing moves a word
+12 to 20 points, so comparing rounded top-1 figures blocked good candidates on noise; a
+paired test on the same drawings uses every disagreement and nothing else. Each word is
+tested at `alpha` on its own (no multiple-testing correction): a collapsed word of
+8 drawings must still block, and the exact test is conservative on small words.
+Words in the test set that neither model knows are reported and never gated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-_EPS = 1e-9
+from ml.paired import Pairs, wilson_interval
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    alpha: float = 0.05
+    max_overall_drop: float = 0.02
+    max_word_drop: float = 0.02
+    new_word_min_top1: float = 0.6
+    require_gain: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+        if self.max_overall_drop < 0 or self.max_word_drop < 0:
+            raise ValueError(
+                f"the tolerated drops must be >= 0, got {self.max_overall_drop} (overall), "
+                f"{self.max_word_drop} (word)"
+            )
+        if not 0.0 <= self.new_word_min_top1 <= 1.0:
+            raise ValueError(f"new_word_min_top1 must be in [0, 1], got {self.new_word_min_top1}")
+
+    def rule(self) -> str:
+        """The rule in plain words, with this policy's numbers."""
+        gain = (
+            f"A candidate that adds no word must be significantly better on the old words "
+            f"(exact McNemar, p < {self.alpha:g}); a tie is not promoted."
+            if self.require_gain
+            else "A candidate that adds no word may be promoted on a tie."
+        )
+        return (
+            f"Blocked when the paired evidence on the same drawings says the old words' top-1 "
+            f"fell by more than {_points(self.max_overall_drop)} points overall, or one old "
+            f"word's by more than {_points(self.max_word_drop)} points (one-sided exact "
+            f"binomial test on the drawings the two models disagree on, p < {self.alpha:g}); "
+            f"each new word needs at least {_pct(self.new_word_min_top1)} top-1 on its test "
+            f"drawings. {gain}"
+        )
+
+
+@dataclass(frozen=True)
+class PairedScores:
+    """Per drawing: its word and whether each model's top guess was right."""
+
+    words: Sequence[str]
+    candidate_hits: Sequence[bool]
+    production_hits: Sequence[bool]
+
+    def __post_init__(self) -> None:
+        n = len(self.words)
+        if len(self.candidate_hits) != n or len(self.production_hits) != n:
+            raise ValueError(
+                f"{n} words, {len(self.candidate_hits)} candidate and "
+                f"{len(self.production_hits)} production hits: mismatch"
+            )
+
+    def pairs(self, keep: Collection[str]) -> Pairs:
+        """The disagreement counts on the drawings of the words in `keep`."""
+        idx = [i for i, w in enumerate(self.words) if w in keep]
+        return Pairs.count(
+            [bool(self.candidate_hits[i]) for i in idx],
+            [bool(self.production_hits[i]) for i in idx],
+        )
 
 
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool
     reasons: list[str] = field(default_factory=list)
-    # Per word present in both reports: production top-1 minus candidate top-1 (positive = worse).
+    rule: str = ""
+    # The old words together: n, top-1 of both, b, c, p_worse (drop above the tolerance),
+    # p_better (McNemar).
+    overall: dict[str, Any] = field(default_factory=dict)
+    # Per word: kind (old, new, unknown), n, both top-1 with Wilson 95% intervals, b, c,
+    # p_drop (old words), blocking.
+    words: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per old word: production top-1 minus candidate top-1 (positive = worse).
     word_drops: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"promote": self.promote, "reasons": self.reasons, "word_drops": self.word_drops}
+        return {
+            "promote": self.promote,
+            "reasons": self.reasons,
+            "rule": self.rule,
+            "overall": self.overall,
+            "words": self.words,
+            "word_drops": self.word_drops,
+        }
 
 
 def _pct(fraction: float) -> str:
@@ -41,73 +130,114 @@ def _points(fraction: float) -> str:
     return f"{100 * fraction:.1f}"
 
 
-def _per_word(report: dict[str, Any]) -> dict[str, float]:
-    return {str(w): float(v["top1"]) for w, v in report.get("per_word", {}).items()}
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value >= 0.001 else "<0.001"
 
 
-def _overall_on(report: dict[str, Any], words: Collection[str]) -> float:
-    """Top-1 over the drawings of `words` only, from the per-word table."""
-    table = report.get("per_word", {})
-    n = sum(int(table[w]["n"]) for w in words if w in table)
-    hits = sum(round(float(table[w]["top1"]) * int(table[w]["n"])) for w in words if w in table)
-    return round(hits / n, 4) if n else 0.0
+def _top1(hits: int, n: int) -> dict[str, Any]:
+    low, high = wilson_interval(hits, n)
+    return {"top1": round(hits / n, 4) if n else 0.0, "ci95": [round(low, 4), round(high, 4)]}
+
+
+def _word_entry(kind: str, pairs: Pairs) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "n": pairs.n,
+        "candidate": _top1(pairs.candidate_hits, pairs.n),
+        "production": _top1(pairs.production_hits, pairs.n),
+        "b": pairs.b,
+        "c": pairs.c,
+        "blocking": False,
+    }
 
 
 def decide(
-    candidate: dict[str, Any],
-    production: dict[str, Any],
+    scores: PairedScores,
     *,
-    max_word_drop: float,
-    max_overall_drop: float = 0.0,
-    known_words: Collection[str] | None = None,
+    known_words: Collection[str],
+    candidate_words: Collection[str],
+    policy: GatePolicy,
 ) -> GateDecision:
-    """Promote or not, with reasons in plain words; see the module's doc."""
-    if max_word_drop < 0 or max_overall_drop < 0:
-        raise ValueError(
-            f"the allowed drops must be >= 0, got {max_word_drop} (word), "
-            f"{max_overall_drop} (overall)"
-        )
+    """Promote or not, with reasons in plain words; see the module's doc.
+
+    `known_words` are production's classes, `candidate_words` the candidate's."""
+    known = set(known_words)
+    new = set(candidate_words) - known
     blocking: list[str] = []
     notes: list[str] = []
-    if not candidate.get("n"):
-        blocking.append("the candidate was scored on no drawings")
-    cand_top1, prod_top1 = float(candidate.get("top1", 0.0)), float(production.get("top1", 0.0))
-    scope = "overall top-1"
-    if known_words is not None:
-        cand_top1 = _overall_on(candidate, known_words)
-        prod_top1 = _overall_on(production, known_words)
-        scope = "top-1 on the words production knows"
-    if cand_top1 < prod_top1 - max_overall_drop - _EPS:
-        allowed = (
-            f"more than the {_points(max_overall_drop)} allowed"
-            if max_overall_drop
-            else "it must not fall at all"
-        )
-        blocking.append(
-            f"{scope} fell {_points(prod_top1 - cand_top1)} points "
-            f"({_pct(prod_top1)} -> {_pct(cand_top1)}); {allowed}"
-        )
-    cand_words, prod_words = _per_word(candidate), _per_word(production)
-    if known_words is not None:
-        prod_words = {w: v for w, v in prod_words.items() if w in known_words}
+    words: dict[str, dict[str, Any]] = {}
     drops: dict[str, float] = {}
-    for word in sorted(set(cand_words) & set(prod_words)):
-        drop = round(prod_words[word] - cand_words[word], 6)
-        drops[word] = drop
-        if drop > max_word_drop + _EPS:
-            blocking.append(
-                f"word {word!r} dropped {_points(drop)} points "
-                f"({_pct(prod_words[word])} -> {_pct(cand_words[word])}), "
-                f"more than the {_points(max_word_drop)} allowed"
-            )
-    for word in sorted(set(cand_words) - set(prod_words)):
-        notes.append(f"new word {word!r}: {_pct(cand_words[word])} top-1 (not gated)")
-    for word in sorted(set(prod_words) - set(cand_words)):
-        notes.append(f"word {word!r} is in production's report only (not gated)")
-    if blocking:
-        return GateDecision(promote=False, reasons=blocking + notes, word_drops=drops)
+
+    old = scores.pairs(known)
+    p_worse = old.p_drop_above(policy.max_overall_drop)
+    p_better = old.p_better()
+    overall: dict[str, Any] = {
+        "n": old.n,
+        "candidate": _top1(old.candidate_hits, old.n),
+        "production": _top1(old.production_hits, old.n),
+        "b": old.b,
+        "c": old.c,
+        "p_worse": round(p_worse, 6),
+        "p_better": round(p_better, 6),
+    }
     summary = (
-        f"{scope} {_pct(prod_top1)} -> {_pct(cand_top1)} and no shared word dropped "
-        f"more than the {_points(max_word_drop)} points allowed"
+        f"old words: top-1 {_pct(overall['production']['top1'])} -> "
+        f"{_pct(overall['candidate']['top1'])} on {old.n} drawings ({old.b} now wrong, "
+        f"{old.c} now right)"
     )
-    return GateDecision(promote=True, reasons=[summary, *notes], word_drops=drops)
+    if p_worse < policy.alpha:
+        blocking.append(
+            f"{summary}: a fall of more than {_points(policy.max_overall_drop)} points is "
+            f"evidenced (p={_p(p_worse)} < {policy.alpha:g})"
+        )
+
+    for word in sorted(set(scores.words)):
+        pairs = scores.pairs({word})
+        if word in known:
+            entry = _word_entry("old", pairs)
+            p_drop = pairs.p_drop_above(policy.max_word_drop)
+            entry["p_drop"] = round(p_drop, 6)
+            drops[word] = round(pairs.drop, 6)
+            if p_drop < policy.alpha:
+                entry["blocking"] = True
+                blocking.append(
+                    f"word {word!r} fell from {_pct(entry['production']['top1'])} to "
+                    f"{_pct(entry['candidate']['top1'])} on {pairs.n} drawings ({pairs.b} now "
+                    f"wrong, {pairs.c} now right): a fall of more than "
+                    f"{_points(policy.max_word_drop)} points is evidenced "
+                    f"(p={_p(p_drop)} < {policy.alpha:g})"
+                )
+        elif word in new:
+            entry = _word_entry("new", pairs)
+            top1 = entry["candidate"]["top1"]
+            if top1 < policy.new_word_min_top1:
+                entry["blocking"] = True
+                blocking.append(
+                    f"new word {word!r}: {_pct(top1)} top-1 on {pairs.n} test drawings, "
+                    f"below the {_pct(policy.new_word_min_top1)} required"
+                )
+            else:
+                notes.append(f"new word {word!r}: {_pct(top1)} top-1 on {pairs.n} test drawings")
+        else:
+            entry = _word_entry("unknown", pairs)
+            notes.append(f"word {word!r}: neither model knows it ({pairs.n} drawings, not gated)")
+        words[word] = entry
+    for word in sorted(new - set(scores.words)):
+        words[word] = {"kind": "new", "n": 0, "blocking": True}
+        blocking.append(f"new word {word!r} has no test drawings: nothing shows it was learned")
+
+    if not new and policy.require_gain and p_better >= policy.alpha:
+        blocking.append(
+            f"{summary}: no new word, and not significantly better "
+            f"(p={_p(p_better)} >= {policy.alpha:g}); a tie is not worth a new version"
+        )
+    if not new and not old.n:
+        blocking.append("no test drawings of the words production knows: nothing to compare")
+
+    rule = policy.rule()
+    if blocking:
+        return GateDecision(False, blocking + notes, rule, overall, words, drops)
+    verdict = f"{summary}; no fall beyond the tolerances is evidenced"
+    if not new:
+        verdict += f", and the candidate is significantly better (p={_p(p_better)})"
+    return GateDecision(True, [verdict, *notes], rule, overall, words, drops)

@@ -15,6 +15,7 @@ from db import labels
 from db.datasets import (
     Examples,
     drawing_identity,
+    evaluation_examples,
     golden_examples,
     is_golden,
     replay_sample,
@@ -109,11 +110,16 @@ def test_golden_and_training_are_disjoint_and_cover_the_eligible(db_session_fact
             training_examples(s, golden_fraction=FRACTION),
             golden_examples(s, golden_fraction=FRACTION),
         )
-    assert set(train.ids).isdisjoint(golden.ids)
-    assert set(train.ids) | set(golden.ids) == ids["import"] | ids["reviewer"] | ids["auto"]
-    assert not excluded & (set(train.ids) | set(golden.ids))
+        test = evaluation_examples(s, golden_fraction=FRACTION)
+    assert set(train.ids).isdisjoint(test.ids)
+    assert set(train.ids) | set(test.ids) == ids["import"] | ids["reviewer"] | ids["auto"]
+    assert not excluded & (set(train.ids) | set(test.ids))
+    # The test set: the golden drawings, and "tree"'s provisional ones (it has no golden).
+    provisional = set(test.ids) - set(golden.ids)
+    assert provisional and provisional < ids["auto"]
+    assert set(golden.ids) < set(test.ids)
     # Automatic labels never make a drawing golden; the others split by is_golden.
-    assert ids["auto"] <= set(train.ids)
+    assert not ids["auto"] & set(golden.ids)
     assert set(golden.sources) == {"import", "reviewer"}
     for ex in (train, golden):
         for rid, label, bitmap in zip(ex.ids, ex.labels, ex.bitmaps, strict=True):
@@ -160,7 +166,7 @@ def test_words_filter(db_session_factory, corpus):
 def test_consent_withdrawn_later_removes_doodles_from_both_sets(db_session_factory, corpus):
     with db_session_factory() as s:
         before = training_examples(s, golden_fraction=FRACTION)
-        before_golden = golden_examples(s, golden_fraction=FRACTION)
+        before_golden = evaluation_examples(s, golden_fraction=FRACTION)
     with db_session_factory.begin() as s:
         for player in ("a0", "r0"):  # automatic labels, and reviewed (some golden)
             s.execute(
@@ -170,7 +176,7 @@ def test_consent_withdrawn_later_removes_doodles_from_both_sets(db_session_facto
             )
     with db_session_factory() as s:
         after = training_examples(s, golden_fraction=FRACTION)
-        after_golden = golden_examples(s, golden_fraction=FRACTION)
+        after_golden = evaluation_examples(s, golden_fraction=FRACTION)
         theirs = set(
             s.scalars(select(Recognition.id).where(Recognition.player_id.in_(["a0", "r0"])))
         )
@@ -184,9 +190,12 @@ def test_consent_withdrawn_later_removes_doodles_from_both_sets(db_session_facto
 def test_manifest_is_stable_and_counts_words_and_sources(db_session_factory, corpus):
     with db_session_factory() as s:
         train = training_examples(s, golden_fraction=FRACTION)
+        held = evaluation_examples(s, golden_fraction=FRACTION, words={"tree"})
     m = train.manifest()
     assert m["count"] == len(train)
-    assert m["words"]["tree"] == {"count": 40, "sources": {"prompt": 40}}
+    # "tree" has no golden drawing: its provisional test set is held back from training.
+    kept = 40 - len(held)
+    assert m["words"]["tree"] == {"count": kept, "sources": {"prompt": kept}}
     assert sum(w["count"] for w in m["words"].values()) == len(train)
     assert sum(m["sources"].values()) == len(train)
     # Independent of the order of the examples.

@@ -1,132 +1,164 @@
-"""The promotion gate on hand-made score() reports."""
+"""The promotion gate on constructed paired outcomes (candidate and production on the same
+drawings)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ml.gate import GateDecision, decide
+from ml.gate import GatePolicy, PairedScores, decide
+
+POLICY = GatePolicy(alpha=0.05, max_overall_drop=0.02, max_word_drop=0.02, new_word_min_top1=0.6)
 
 
-def _report(top1: float, words: dict[str, float], n: int = 100) -> dict:
-    return {
-        "n": n,
-        "top1": top1,
-        "top3": min(1.0, top1 + 0.05),
-        "map3": top1,
-        "per_word": {w: {"n": 25, "top1": v} for w, v in words.items()},
-    }
+def _word(word: str, *, both: int = 0, b: int = 0, c: int = 0, neither: int = 0) -> PairedScores:
+    """`both` drawings both models get right, `b` only production, `c` only the candidate."""
+    outcomes = [(True, True)] * both + [(False, True)] * b + [(True, False)] * c
+    outcomes += [(False, False)] * neither
+    return PairedScores([word] * len(outcomes), [x for x, _ in outcomes], [y for _, y in outcomes])
 
 
-PRODUCTION = _report(0.95, {"cup": 0.96, "hat": 0.92, "tree": 0.97})
-
-
-def test_better_everywhere_promotes() -> None:
-    candidate = _report(0.96, {"cup": 0.96, "hat": 0.94, "tree": 0.97})
-    decision = decide(candidate, PRODUCTION, max_word_drop=0.02)
-    assert decision == GateDecision(
-        promote=True,
-        reasons=[decision.reasons[0]],
-        word_drops={"cup": 0.0, "hat": -0.02, "tree": 0.0},
+def _join(*parts: PairedScores) -> PairedScores:
+    return PairedScores(
+        [w for p in parts for w in p.words],
+        [h for p in parts for h in p.candidate_hits],
+        [h for p in parts for h in p.production_hits],
     )
-    assert "95.0% -> 96.0%" in decision.reasons[0]
 
 
-def test_equal_overall_promotes() -> None:
-    assert decide(PRODUCTION, PRODUCTION, max_word_drop=0.02).promote
+def _decide(scores: PairedScores, new: tuple[str, ...] = (), **policy: object):
+    known = sorted({w for w in scores.words if w not in new})
+    return decide(
+        scores,
+        known_words=known,
+        candidate_words=[*known, *new],
+        policy=GatePolicy(**{**POLICY.__dict__, **policy}),  # type: ignore[arg-type]
+    )
 
 
-def test_overall_drop_blocks() -> None:
-    candidate = _report(0.949, {"cup": 0.96, "hat": 0.92, "tree": 0.97})
-    decision = decide(candidate, PRODUCTION, max_word_drop=0.02)
+def test_a_true_five_point_drop_on_500_drawings_blocks() -> None:
+    # 450 -> 425 right: 30 drawings now wrong, 5 now right.
+    scores = _word("cup", both=420, b=30, c=5, neither=45)
+    assert len(scores.words) == 500
+    decision = _decide(_join(scores, _word("fish", both=10)), new=("fish",), max_word_drop=1.0)
     assert not decision.promote
-    assert decision.reasons == [
-        "overall top-1 fell 0.1 points (95.0% -> 94.9%); it must not fall at all"
+    assert decision.overall["b"] == 30 and decision.overall["c"] == 5
+    assert decision.overall["p_worse"] < 0.05
+    assert any("old words" in r and "evidenced" in r for r in decision.reasons)
+
+
+def test_a_true_five_point_drop_spread_over_words_blocks_overall() -> None:
+    # 20 words of 25 drawings, each loses a drawing or two: 5 points overall, no word alone
+    # shows a fall beyond 2 points.
+    parts = [
+        _word(f"w{i:02}", both=21, b=2 if i < 5 else 1, neither=2 if i < 5 else 3)
+        for i in range(20)
     ]
-
-
-def test_word_drop_beyond_margin_blocks_with_figures() -> None:
-    candidate = _report(0.97, {"cup": 0.92, "hat": 0.96, "tree": 0.97})
-    decision = decide(candidate, PRODUCTION, max_word_drop=0.02)
+    decision = _decide(_join(*parts, _word("fish", both=10)), new=("fish",))
     assert not decision.promote
-    assert decision.reasons == [
-        "word 'cup' dropped 4.0 points (96.0% -> 92.0%), more than the 2.0 allowed"
-    ]
-    assert decision.word_drops["cup"] == pytest.approx(0.04)
+    assert not any(e["blocking"] for e in decision.words.values())
+    assert decision.overall["p_worse"] < 0.05
+    assert len(decision.reasons) == 2  # the old words' fall, then the new word's note
 
 
-def test_word_drop_at_the_margin_passes() -> None:
-    candidate = _report(0.95, {"cup": 0.94, "hat": 0.92, "tree": 0.97})
-    assert decide(candidate, PRODUCTION, max_word_drop=0.02).promote
-    assert not decide(candidate, PRODUCTION, max_word_drop=0.01).promote
-
-
-def test_every_failure_is_listed() -> None:
-    candidate = _report(0.90, {"cup": 0.80, "hat": 0.80, "tree": 0.97})
-    decision = decide(candidate, PRODUCTION, max_word_drop=0.02)
-    assert not decision.promote
-    assert len(decision.reasons) == 3
-    assert decision.reasons[0].startswith("overall top-1 fell 5.0 points")
-    assert decision.reasons[1].startswith("word 'cup' dropped 16.0 points")
-    assert decision.reasons[2].startswith("word 'hat' dropped 12.0 points")
-
-
-def test_new_words_reported_not_blocking() -> None:
-    candidate = _report(0.95, {"cup": 0.96, "hat": 0.92, "tree": 0.97, "fish": 0.40})
-    decision = decide(candidate, PRODUCTION, max_word_drop=0.02)
-    assert decision.promote
-    assert "new word 'fish': 40.0% top-1 (not gated)" in decision.reasons
-    assert "fish" not in decision.word_drops
-
-
-def test_word_missing_from_candidate_is_noted() -> None:
-    candidate = _report(0.95, {"cup": 0.96, "hat": 0.92})
-    decision = decide(candidate, PRODUCTION, max_word_drop=0.02)
-    assert decision.promote
-    assert any("'tree' is in production's report only" in r for r in decision.reasons)
-
-
-def test_empty_candidate_blocks() -> None:
-    decision = decide(_report(0.0, {}, n=0), _report(0.0, {}, n=0), max_word_drop=0.02)
-    assert not decision.promote
-    assert decision.reasons == ["the candidate was scored on no drawings"]
-
-
-def test_negative_margin_rejected() -> None:
-    with pytest.raises(ValueError):
-        decide(PRODUCTION, PRODUCTION, max_word_drop=-0.01)
-
-
-def test_as_dict() -> None:
-    decision = decide(PRODUCTION, PRODUCTION, max_word_drop=0.02)
-    assert decision.as_dict()["promote"] is True
-
-
-def test_known_words_keep_new_words_out_of_the_overall() -> None:
-    # Production scores 0 on the new word "fish": overall, the candidate looks better...
-    production = _report(0.72, {"cup": 0.96, "fish": 0.0})
-    candidate = _report(0.90, {"cup": 0.92, "fish": 0.84})
-    assert decide(candidate, production, max_word_drop=0.05).promote
-    # ...but on the words production knows it fell, and fish is only reported.
-    decision = decide(candidate, production, max_word_drop=0.05, known_words=["cup"])
-    assert not decision.promote
-    assert decision.reasons[0] == (
-        "top-1 on the words production knows fell 4.0 points (96.0% -> 92.0%); "
-        "it must not fall at all"
+def test_one_changed_drawing_among_five_does_not_block() -> None:
+    # "hat" falls from 100% to 80% on its 5 drawings: 20 points, but one drawing.
+    scores = _join(
+        _word("hat", both=4, b=1),
+        _word("cup", both=30, c=1),
+        _word("fish", both=8, neither=2),  # new: the candidate's 8/10
     )
-    assert "new word 'fish': 84.0% top-1 (not gated)" in decision.reasons
-    assert decision.word_drops == {"cup": pytest.approx(0.04)}
+    decision = _decide(scores, new=("fish",))
+    assert decision.promote, decision.reasons
+    assert decision.words["hat"]["blocking"] is False
+    assert decision.word_drops["hat"] == pytest.approx(0.2)
+    assert decision.words["hat"]["p_drop"] > 0.05
 
 
-def test_overall_may_fall_by_the_allowed_margin_only() -> None:
-    production = _report(0.9455, {"cup": 0.96})
-    candidate = _report(0.9444, {"cup": 0.96})
-    assert not decide(candidate, production, max_word_drop=0.02).promote
-    assert decide(candidate, production, max_word_drop=0.02, max_overall_drop=0.002).promote
-    worse = _report(0.9355, {"cup": 0.96})
-    decision = decide(worse, production, max_word_drop=0.02, max_overall_drop=0.005)
+def test_a_word_that_collapses_blocks_even_on_eight_drawings() -> None:
+    scores = _join(_word("hat", b=8), _word("cup", both=200, c=8), _word("fish", both=10))
+    decision = _decide(scores, new=("fish",))
     assert not decision.promote
-    assert decision.reasons[0] == (
-        "overall top-1 fell 1.0 points (94.5% -> 93.5%); more than the 0.5 allowed"
+    assert decision.words["hat"]["blocking"] is True
+    assert [r for r in decision.reasons if r.startswith("word 'hat'")]
+
+
+def test_a_candidate_worse_on_every_word_blocks() -> None:
+    # Each of 20 words of 6 drawings loses one: no word alone is evidence, all together are.
+    scores = _join(*[_word(f"w{i:02}", both=5, b=1) for i in range(20)], _word("fish", both=9))
+    decision = _decide(scores, new=("fish",))
+    assert not decision.promote
+    assert not any(decision.words[f"w{i:02}"]["blocking"] for i in range(20))
+    assert decision.overall["p_worse"] < 0.001
+
+
+def test_a_tie_without_new_words_is_not_promoted() -> None:
+    scores = _join(_word("cup", both=90, b=3, c=3, neither=4), _word("hat", both=50))
+    decision = _decide(scores)
+    assert not decision.promote
+    assert any("not significantly better" in r for r in decision.reasons)
+    # Identical predictions (no disagreement at all) are a tie as well.
+    assert not _decide(_word("cup", both=50, neither=5)).promote
+
+
+def test_a_clearly_better_candidate_without_new_words_is_promoted() -> None:
+    scores = _join(_word("cup", both=80, b=1, c=12, neither=7), _word("hat", both=50, c=3))
+    decision = _decide(scores)
+    assert decision.promote, decision.reasons
+    assert decision.overall["p_better"] < 0.05
+    assert "significantly better" in decision.reasons[0]
+
+
+def test_a_tie_is_promoted_when_gain_is_not_required() -> None:
+    scores = _word("cup", both=90, b=3, c=3, neither=4)
+    assert _decide(scores, require_gain=False).promote
+
+
+def test_a_new_word_below_its_bar_blocks_and_above_passes() -> None:
+    old = _word("cup", both=100, b=1, c=1)
+    weak = _decide(_join(old, _word("fish", both=5, neither=5)), new=("fish",))
+    assert not weak.promote
+    assert weak.words["fish"]["kind"] == "new" and weak.words["fish"]["blocking"]
+    assert any("new word 'fish': 50.0% top-1 on 10" in r for r in weak.reasons)
+    strong = _decide(_join(old, _word("fish", both=6, neither=4)), new=("fish",))
+    assert strong.promote, strong.reasons
+    assert strong.words["fish"]["candidate"]["top1"] == 0.6
+
+
+def test_a_new_word_without_test_drawings_blocks() -> None:
+    decision = _decide(_word("cup", both=100, c=10), new=("fish",))
+    assert not decision.promote
+    assert any("'fish' has no test drawings" in r for r in decision.reasons)
+
+
+def test_words_neither_model_knows_are_reported_not_gated() -> None:
+    scores = _join(_word("cup", both=100, c=10), _word("kite", neither=6))
+    decision = decide(scores, known_words=["cup"], candidate_words=["cup"], policy=POLICY)
+    assert decision.promote, decision.reasons
+    assert decision.words["kite"]["kind"] == "unknown"
+    assert "kite" not in decision.word_drops
+
+
+def test_the_decision_carries_the_rule_and_intervals() -> None:
+    decision = _decide(
+        _join(_word("cup", both=40, c=10), _word("fish", both=9, neither=1)), new=("fish",)
     )
+    as_dict = decision.as_dict()
+    assert as_dict["promote"] is True
+    assert "p < 0.05" in as_dict["rule"] and "60.0%" in as_dict["rule"]
+    low, high = as_dict["words"]["cup"]["candidate"]["ci95"]
+    assert low < 1.0 and high == 1.0
+    assert as_dict["overall"]["n"] == 50
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"alpha": 0.0}, {"alpha": 1.5}, {"max_word_drop": -0.1}, {"new_word_min_top1": 2.0}],
+)
+def test_bad_policies_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
-        decide(production, production, max_word_drop=0.02, max_overall_drop=-0.01)
+        GatePolicy(**bad)
+
+
+def test_mismatched_scores_are_refused() -> None:
+    with pytest.raises(ValueError, match="mismatch"):
+        PairedScores(["cup"], [True, False], [True])
