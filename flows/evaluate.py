@@ -169,11 +169,13 @@ def markdown_report(
     test_sets = scored.test_sets()
     for word, entry in sorted(decision.words.items()):
         counts = test_sets.get(word, {"golden": 0, "provisional": 0})
-        production_figures = entry.get("production") if entry["kind"] == "old" else None
+        old = entry["kind"] == "old"
+        production_figures = entry.get("production") if old else None
         lines.append(
             f"| {word} | {entry['kind']} | {counts['golden']} + {counts['provisional']} | "
             f"{_with_interval(entry.get('candidate'))} | {_with_interval(production_figures)} | "
-            f"{entry.get('b', '-')} | {entry.get('c', '-')} | {_p(entry.get('p_drop'))} | "
+            f"{entry['b'] if old else '-'} | {entry['c'] if old else '-'} | "
+            f"{_p(entry.get('p_drop'))} | "
             f"{'yes' if entry['blocking'] else ''} |"
         )
     lines += ["", f"## Confusion matrix of v{candidate_id}", "", confusion]
