@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from api.auth import key_id
 from db.models import Label, LabelSource, Review, ReviewStatus, TrainingRun
+from ml.network import seed_classes
+from services.datasets import import_sources
 from tests.browser.conftest import REVIEWER_TOKEN, screenshot
 from tests.fixtures.app import ADMIN_TOKEN, post_recognition, recognize
 
@@ -135,9 +137,16 @@ def test_a_reviewer_labels_with_the_keyboard_only(page, live_url, doodles, db_se
 
 
 def test_an_admin_starts_a_cycle_and_watches_it_finish(
-    page, live_url, doodles, flow_context, db_session_factory
+    page, live_url, doodles, flow_context, db_session_factory, shared_data
 ):
     from flows.trigger import flywheel_trigger
+
+    # A small dataset of the seed's words: the cycle has something to train on and a
+    # golden set to judge the candidate by, so it runs every stage.
+    simplified = shared_data / "quickdraw" / "simplified"
+    import_sources(
+        db_session_factory, [str(simplified / f"{w}.ndjson") for w in seed_classes()], limit=25
+    )
 
     _log_in(page, live_url, ADMIN_TOKEN)
     page.goto(f"{live_url}/admin/models")
@@ -161,6 +170,15 @@ def test_an_admin_starts_a_cycle_and_watches_it_finish(
         finished = s.get(TrainingRun, run.id)
         assert finished is not None and finished.status in FINISHED
     assert row.locator(".cycle-status").inner_text() == finished.status
+    # The candidate it trained, with its golden figures, chart point and confusion matrix.
+    assert finished.candidate_version_id is not None, finished.report
+    page.reload()
+    candidate = finished.candidate_version_id
+    expect(page.locator(f'img[alt="confusion matrix of v{candidate}"]')).to_have_count(1)
+    assert page.evaluate(
+        f"document.querySelector('img[alt=\"confusion matrix of v{candidate}\"]').naturalWidth"
+    )
+    expect(page.locator("svg.chart circle")).not_to_have_count(0)
     screenshot(page, "models")
 
     page.locator("#logout").click()

@@ -247,3 +247,46 @@ def test_an_admin_promotes_after_a_confirmation(client, seed_version, db_session
         last = s.scalars(select(ModelAliasHistory).order_by(ModelAliasHistory.id.desc())).first()
     assert last is not None and last.to_version_id == other
     assert last.actor == f"admin:{key_id(ADMIN_TOKEN)}" and last.reason == "page test"
+
+
+def test_the_review_queue_lists_queued_doodles_in_the_queues_order(
+    client, kept_doodle, db_session_factory
+):
+    from db import review_listing, reviews
+
+    first, second, erased = kept_doodle("apple"), kept_doodle("cup"), kept_doodle("apple", "gone")
+    with db_session_factory.begin() as s:
+        for rid in (first, second, erased):
+            assert reviews.queue_review(s, rid, "model_disagrees: sees 'pear' at 91%")
+    client.delete("/v1/players/gone", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    log_in(client, REVIEWER_TOKEN)
+    page = client.get("/admin/reviews").text
+    assert "model_disagrees" in page and str(erased) not in page
+    # The queue's own order (db.review_listing), whatever it ranks by.
+    with db_session_factory() as s:
+        queued = [i.recognition_id for i in review_listing.list_reviews(s).items]
+    shown = [rid for rid in queued if rid != erased]
+    assert sorted(shown) == sorted([first, second])
+    assert [page.index(str(rid)) for rid in shown] == sorted(page.index(str(r)) for r in shown)
+
+
+def test_an_admin_rolls_back_after_a_confirmation(client, seed_version, db_session_factory):
+    from ml.network import seed_classes, seed_weights_path
+    from tests.fixtures.app import import_version
+
+    settings = client.application.extensions["doodle"].settings
+    import_version(
+        settings,
+        seed_weights_path().read_bytes(),
+        seed_classes(),
+        source="copy",
+        alias="production",
+    )
+    log_in(client, ADMIN_TOKEN)
+    confirm = client.get("/admin/models/rollback")
+    assert confirm.status_code == 200 and "Roll production back" in confirm.text
+    back = client.post("/admin/models/rollback", data={"csrf_token": _csrf_of(confirm.text)})
+    assert back.status_code == 303 and f"production+is+v{seed_version}" in back.headers["Location"]
+    with db_session_factory() as s:
+        last = s.scalars(select(ModelAliasHistory).order_by(ModelAliasHistory.id.desc())).first()
+    assert last is not None and last.to_version_id == seed_version
