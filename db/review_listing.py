@@ -2,6 +2,12 @@
 
 Every function takes a Session and never commits. `list_reviews` pages with an opaque
 keyset cursor: rows resolved or queued meanwhile neither repeat nor shift the pages.
+
+Pending reviews come in the queue's order, where a reviewer's answer helps most
+(`db.reviews.queue_order`): new words first (a prompt the production model does not
+know), then disagreements (the model's guess is not the prompt), then the rest; within
+each, the least confident guess first, then the oldest queued. Resolved reviews come
+oldest queued first.
 """
 
 from __future__ import annotations
@@ -14,11 +20,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from db.models import Label, LabelSource, Recognition, RecognitionStatus, Review, ReviewStatus
-from db.reviews import UnknownRecognition
+from db.reviews import (
+    OTHER,
+    PRIORITY_NAMES,
+    UnknownRecognition,
+    queue_order,
+    review_certainty,
+    review_priority,
+)
 
 
 class InvalidCursor(ValueError):
@@ -44,6 +57,13 @@ class ReviewItem:
     png_key: str | None  # the stored image, for doodles sent as PNG
     kept: bool  # the player consented to keeping the drawing (strokes or image)
     reviewer_label: str | None  # the latest reviewer label, if any
+    priority: int = OTHER  # its group in the queue's order (db.reviews.review_priority)
+    certainty: float = 0.0  # the model's confidence, 0 without a guess
+
+    @property
+    def priority_name(self) -> str:
+        """Why it is where it is in the queue: new_word, disagreement or other."""
+        return PRIORITY_NAMES[self.priority]
 
     @property
     def decision(self) -> str | None:
@@ -54,8 +74,12 @@ class ReviewItem:
 
     @property
     def cursor(self) -> str:
-        """Where the next page starts, for `list_reviews(after=...)`."""
-        raw = json.dumps([self.created_at.isoformat(), self.review_id]).encode()
+        """Where the next page starts, for `list_reviews(after=...)`: the sort keys of
+        this item in its list's order."""
+        keys: list[Any] = [self.created_at.isoformat(), self.review_id]
+        if self.status is ReviewStatus.pending:
+            keys = [self.priority, self.certainty, *keys]
+        raw = json.dumps(keys).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -65,16 +89,36 @@ class ReviewPage:
     next_cursor: str | None  # None on the last page
 
 
-def _decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _decode_cursor(cursor: str, status: ReviewStatus) -> tuple[Any, ...]:
+    """The sort keys a cursor of this list holds: (priority, certainty, created_at, id)
+    for pending reviews, (created_at, id) for resolved ones."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, review_id = json.loads(raw)
+        keys = json.loads(raw)
+        if not isinstance(keys, list):
+            raise ValueError("bad cursor")
+        if status is ReviewStatus.pending:
+            priority, certainty, stamp, review_id = keys
+            if (
+                not _is_int(priority)
+                or not isinstance(certainty, int | float)
+                or (isinstance(certainty, bool))
+            ):
+                raise ValueError("bad cursor")
+            head: tuple[Any, ...] = (priority, float(certainty))
+        else:
+            stamp, review_id = keys
+            head = ()
         at = dt.datetime.fromisoformat(stamp)
-        if at.tzinfo is None or not isinstance(review_id, int) or isinstance(review_id, bool):
+        if at.tzinfo is None or not _is_int(review_id):
             raise ValueError("bad cursor")
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise InvalidCursor("not a cursor of this list") from None
-    return at, review_id
+    return (*head, at, review_id)
 
 
 def _review_query() -> Select:
@@ -102,6 +146,8 @@ def _review_query() -> Select:
         Recognition.png_key,
         reviewer_label.label("reviewer_label"),
         Recognition.consent_store.label("kept"),
+        review_priority().label("priority"),
+        review_certainty().label("certainty"),
     ).join(Recognition, Recognition.id == Review.recognition_id)
 
 
@@ -119,24 +165,23 @@ def list_reviews(
     limit: int = 50,
     after: str | None = None,
 ) -> ReviewPage:
-    """Reviews of one status, oldest queued first (created_at, then id), `limit` at a time.
+    """Reviews of one status, `limit` at a time: pending ones in the queue's order (see
+    the module's doc), resolved ones oldest queued first (created_at, then id).
 
     Keyset pagination: pass the page's `next_cursor` as `after` for the next page; rows
-    resolved (or queued) meanwhile neither repeat nor shift the pages. Raises
+    resolved (or queued) meanwhile neither repeat nor shift the pages (while production
+    stays the same model: a promotion may move a word out of the new words). Raises
     InvalidCursor for a cursor this function did not make, ValueError for a bad status.
     """
     status = ReviewStatus(status)
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    stmt = (
-        _review_query()
-        .where(Review.status == status)
-        .order_by(Review.created_at, Review.id)
-        .limit(limit + 1)
+    keys: list[ColumnElement[Any]] = (
+        queue_order() if status is ReviewStatus.pending else [Review.created_at, Review.id]
     )
+    stmt = _review_query().where(Review.status == status).order_by(*keys).limit(limit + 1)
     if after is not None:
-        at, review_id = _decode_cursor(after)
-        stmt = stmt.where(tuple_(Review.created_at, Review.id) > tuple_(at, review_id))
+        stmt = stmt.where(tuple_(*keys) > tuple_(*_decode_cursor(after, status)))
     items = [_item(row) for row in s.execute(stmt)]
     more = len(items) > limit
     items = items[:limit]

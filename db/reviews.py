@@ -7,6 +7,19 @@ decides about them, or about any other finished doodle as a spot check: `review_
 labels one, `discard_doodle` rejects one; either resolves the doodle's review row (one
 per doodle). How a reviewer's decision ranks among the labels is `db.labels`' business.
 Reading reviews (the admin's pages of the queue) is `db.review_listing`.
+
+The queue's order (`queue_order`): reviewers look first where their answer helps most.
+
+1. New words: the prompt is a word the production model does not know. Only people can
+   say whether those drawings teach the new word; each one counts.
+2. Disagreements: the model's guess is not the prompt (or it made none). Either the
+   player drew something else, or the model is wrong: a reviewer settles it.
+3. The rest (the model agrees with the prompt, or there is no prompt).
+
+Within each group, the least confident guess first (no guess counts as 0), then the
+oldest queued, then the review's id. The groups are decided against the production
+model at the time of reading: after a promotion that learnt a word, its doodles move
+from group 1 to 2 or 3.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,12 +39,15 @@ from db.models import (
     Consent,
     Label,
     LabelSource,
+    ModelAlias,
+    ModelVersion,
     Player,
     Recognition,
     RecognitionStatus,
     Review,
     ReviewStatus,
 )
+from db.registry import Alias
 
 # The reason of the review row created when a reviewer looks at a doodle nobody queued.
 SPOT_CHECK = "spot_check"
@@ -80,12 +96,49 @@ def queue_reviews(s: Session, items: Iterable[tuple[uuid.UUID, str]]) -> int:
     return len(result.all())
 
 
+# The groups of the queue's order, most useful first.
+NEW_WORD, DISAGREEMENT, OTHER = 0, 1, 2
+PRIORITY_NAMES = {NEW_WORD: "new_word", DISAGREEMENT: "disagreement", OTHER: "other"}
+
+
+def review_priority() -> ColumnElement[int]:
+    """SQL on `reviews` joined with `recognitions`: the doodle's group in the queue
+    (NEW_WORD, DISAGREEMENT, OTHER; see the module's doc)."""
+    production_classes = (
+        select(ModelVersion.classes)
+        .join(ModelAlias, ModelAlias.model_version_id == ModelVersion.id)
+        .where(ModelAlias.name == Alias.PRODUCTION.value)
+        .scalar_subquery()
+    )
+    prompted = Recognition.word.is_not(None)
+    # No production model: no word is new (NULL IS FALSE is false).
+    unknown = func.jsonb_exists(production_classes, Recognition.word).is_(False)
+    disagrees = or_(Recognition.label.is_(None), Recognition.label != Recognition.word)
+    return case(
+        (and_(prompted, unknown), NEW_WORD),
+        (and_(prompted, disagrees), DISAGREEMENT),
+        else_=OTHER,
+    )
+
+
+def review_certainty() -> ColumnElement[float]:
+    """The model's confidence in its guess; no guess counts as 0 (least certain)."""
+    return func.coalesce(Recognition.confidence, 0.0)
+
+
+def queue_order() -> list[ColumnElement[Any]]:
+    """The queue's sort keys (reviews joined with recognitions), most useful first; the
+    last two make it a total order, so keyset pages never repeat or skip."""
+    return [review_priority(), review_certainty(), Review.created_at, Review.id]
+
+
 def pending_reviews(s: Session, *, limit: int | None = None) -> list[Review]:
-    """The review queue, oldest first."""
+    """The review queue, in `queue_order`."""
     stmt = (
         select(Review)
+        .join(Recognition, Recognition.id == Review.recognition_id)
         .where(Review.status == ReviewStatus.pending)
-        .order_by(Review.created_at, Review.id)
+        .order_by(*queue_order())
     )
     if limit is not None:
         stmt = stmt.limit(limit)

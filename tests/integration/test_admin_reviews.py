@@ -124,7 +124,21 @@ def test_every_route_needs_an_admin_token(client, db_session_factory, doodle, he
     assert _audit(db_session_factory) == []
 
 
-def test_pending_list_shows_prediction_reason_and_pages_oldest_first(
+def _in_queue_order(reviews: list[dict], ids: list[uuid.UUID]) -> list[str]:
+    """The reviews' ids in db.reviews.queue_order, from what the list shows (every prompt
+    here is a word production knows): disagreements, then agreements, the least confident
+    first, then the oldest queued."""
+    queued = [str(i) for i in ids]
+
+    def key(r: dict) -> tuple:
+        guess = r["prediction"]
+        agrees = guess["label"] == r["word"]
+        return (agrees, guess["confidence"] or 0.0, queued.index(r["recognition_id"]))
+
+    return [r["recognition_id"] for r in sorted(reviews, key=key)]
+
+
+def test_pending_list_shows_prediction_reason_and_pages_in_queue_order(
     client, db_session_factory, doodle
 ):
     ids = [doodle("apple"), doodle("cup"), doodle("apple")]
@@ -136,8 +150,10 @@ def test_pending_list_shows_prediction_reason_and_pages_oldest_first(
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["status"] == "pending" and body["next"] is None
-    assert [r["recognition_id"] for r in body["reviews"]] == [str(i) for i in ids]
-    first = body["reviews"][0]
+    expected = _in_queue_order(body["reviews"], ids)
+    assert sorted(expected) == sorted(str(i) for i in ids)
+    assert [r["recognition_id"] for r in body["reviews"]] == expected
+    first = next(r for r in body["reviews"] if r["recognition_id"] == str(ids[0]))
     assert first["reason"] == DISAGREES and first["word"] == "apple"
     assert first["status"] == "pending" and first["decision"] is None
     assert first["resolved_at"] is None and first["resolved_by"] is None and first["label"] is None
@@ -160,16 +176,16 @@ def test_pending_list_shows_prediction_reason_and_pages_oldest_first(
         after = page["next"]
         if after is None:
             break
-    assert seen == [str(i) for i in ids]
+    assert seen == expected
 
     # Resolving one while paging neither repeats nor skips the others.
     page = client.get(BASE, query_string={"limit": 1}, headers=AUTH).get_json()
-    assert _post(client, ids[0], {"discard": True}).status_code == 200
+    assert _post(client, expected[0], {"discard": True}).status_code == 200
     rest = client.get(BASE, query_string={"after": page["next"]}, headers=AUTH).get_json()
-    assert [r["recognition_id"] for r in rest["reviews"]] == [str(ids[1]), str(ids[2])]
+    assert [r["recognition_id"] for r in rest["reviews"]] == expected[1:]
 
     resolved = client.get(BASE, query_string={"status": "resolved"}, headers=AUTH).get_json()
-    assert [r["recognition_id"] for r in resolved["reviews"]] == [str(ids[0])]
+    assert [r["recognition_id"] for r in resolved["reviews"]] == [expected[0]]
 
 
 @pytest.mark.parametrize(
