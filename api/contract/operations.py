@@ -333,7 +333,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
         "/v1/admin/reviews": {
             "get": Op(
                 "listReviews",
-                "Reviews of one status, oldest queued first, a page at a time",
+                "Reviews of one status, most useful first, a page at a time",
                 {
                     200: ("one page", rs.ReviewPage),
                     400: "bad status, limit or cursor",
@@ -341,7 +341,10 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 },
                 security=REVIEWER,
                 description="Keyset pagination: pass `next` as `after` for the next page "
-                "(null on the last). Ordered by queue time, then id.",
+                "(null on the last). Pending reviews come new words first (a prompt the "
+                "production model does not know), then disagreements (its guess is not the "
+                "prompt), then the rest; the least confident guess first within each, then "
+                "the oldest queued. Resolved ones: oldest queued first.",
                 parameters=_query(rq.ReviewListQuery),
                 links={200: {"next": NEXT_PAGE}},
             )
