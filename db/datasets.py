@@ -5,11 +5,12 @@
 - Golden (evaluation only): reviewed or imported drawings whose `is_golden` is true.
   Game doodles with only automatic labels are never golden. Training never sees golden
   drawings.
-- Provisional (evaluation only): a word with fewer than `PROVISIONAL_MIN` golden drawings
-  (a new word players drew, that no reviewer confirmed yet) holds back some of its
-  prompt-labelled doodles by the same hash split, at least `PROVISIONAL_MIN` of them, as
-  its provisional test set. Once the word has that many golden drawings they replace the
-  provisional ones, which go back to training. A golden fraction of 0 holds nothing back.
+- Provisional (evaluation only): a word players drew that no dataset import has and that
+  has fewer than `PROVISIONAL_MIN` golden drawings (a new word no reviewer confirmed yet)
+  holds back some of its prompt-labelled doodles by the same hash split, at least
+  `PROVISIONAL_MIN` of them, as its provisional test set. Once reviewers gave the word
+  that many golden drawings they replace the provisional ones, which go back to
+  training. A golden fraction of 0 holds nothing back.
 
 One query per call; bitmaps come back as one (N, 28, 28) uint8 array.
 """
@@ -43,9 +44,11 @@ SIDE = 28
 BITMAP_BYTES = SIDE * SIDE
 # Only these sources can make a drawing golden: someone (or the dataset) vouches for it.
 GOLDEN_SOURCES = frozenset({LabelSource.reviewer, LabelSource.import_})
-# A word's test drawings are golden once it has this many; until then players' doodles
-# labelled by their prompt (accepted by relabel) fill its provisional test set, at least
-# this many of them: a word's top-1 on fewer drawings says too little.
+# A new word's test drawings are golden once it has this many; until then players'
+# doodles labelled by their prompt (accepted by relabel) fill its provisional test set, at
+# least this many of them: a word's top-1 on fewer drawings says too little. Words the
+# imported dataset has are tested on their golden drawings only: their prompt labels were
+# accepted because production agreed, a test set production would be right on by choice.
 PROVISIONAL_SOURCES = frozenset({LabelSource.prompt})
 PROVISIONAL_MIN = 5
 
@@ -187,9 +190,14 @@ def _held_out(rows: list[tuple[uuid.UUID, str, str, bytes]], fraction: float) ->
     if fraction <= 0:
         return held
     golden_per_word = Counter(r[1] for r, g in zip(rows, held, strict=True) if g)
+    imported = {r[1] for r in rows if LabelSource(r[2]) is LabelSource.import_}
     candidates: dict[str, list[tuple[float, int]]] = {}
     for i, (_, word, source, bitmap) in enumerate(rows):
-        if LabelSource(source) in PROVISIONAL_SOURCES and golden_per_word[word] < PROVISIONAL_MIN:
+        if (
+            LabelSource(source) in PROVISIONAL_SOURCES
+            and word not in imported
+            and golden_per_word[word] < PROVISIONAL_MIN
+        ):
             unit = _unit_hash(word, drawing_identity(bitmap))  # is_golden's number
             candidates.setdefault(word, []).append((unit, i))
     for ranked in candidates.values():

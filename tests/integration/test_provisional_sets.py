@@ -27,7 +27,7 @@ from flows.evaluate import evaluate_and_gate
 from flows.flywheel import flywheel
 from ml.raster import rasterize
 from services.datasets import import_sources
-from tests.integration.test_labels import bitmap_bytes, game_doodle, imported_drawing
+from tests.integration.test_labels import game_doodle, imported_drawing
 
 FRACTION = 0.2
 
@@ -70,26 +70,44 @@ def test_a_word_without_golden_drawings_holds_back_a_provisional_test_set(db_ses
     assert nothing_held.test.ids == [] and len(nothing_held.training) == 33
 
 
+def _reviewed_golden(s, word: str, n: int) -> list:
+    """Game doodles a reviewer labelled `word` until `n` of them are golden; those `n`."""
+    golden: list = []
+    while len(golden) < n:
+        rid = game_doodle(s, player="reviewed", word=word)
+        labels.add_label(s, rid, word, LabelSource.reviewer, "admin")
+        if is_golden(drawing_identity(s.get(Recognition, rid).bitmap), word, FRACTION):
+            golden.append(rid)
+    return golden
+
+
 def test_golden_drawings_replace_the_provisional_ones(db_session_factory):
-    golden_numbers = [
-        n for n in range(300) if is_golden(drawing_identity(bitmap_bytes(n)), "kite", FRACTION)
-    ]
     with db_session_factory.begin() as s:
         kites = _prompt_doodles(s, "kite", 30)
         # Two golden kites are too few: the provisional ones stay beside them.
-        golden = [imported_drawing(s, "kite", n) for n in golden_numbers[:2]]
+        golden = _reviewed_golden(s, "kite", 2)
     with db_session_factory() as s:
         mixed = evaluation_examples(s, golden_fraction=FRACTION)
     assert set(golden) < set(mixed.ids)
     assert mixed.sources.count("prompt") >= PROVISIONAL_MIN
     with db_session_factory.begin() as s:
-        golden += [imported_drawing(s, "kite", n) for n in golden_numbers[2:PROVISIONAL_MIN]]
+        golden += _reviewed_golden(s, "kite", PROVISIONAL_MIN - 2)
     with db_session_factory() as s:
         split = split_examples(s, golden_fraction=FRACTION)
     # Enough golden kites now: they are the test set, every prompt-labelled kite trains.
     assert split.test.ids == sorted(golden) and len(golden) == PROVISIONAL_MIN
-    assert set(split.test.sources) == {"import"}
-    assert set(split.training.ids) == set(kites)
+    assert set(split.test.sources) == {"reviewer"}
+    assert set(kites) <= set(split.training.ids)
+    assert split.provisional_counts() == {}
+
+
+def test_words_of_the_imported_dataset_are_tested_on_golden_drawings_only(db_session_factory):
+    with db_session_factory.begin() as s:
+        imported_drawing(s, "cup", 0)  # one imported cup, golden or not
+        cups = _prompt_doodles(s, "cup", 30)
+    with db_session_factory() as s:
+        split = split_examples(s, golden_fraction=FRACTION)
+    assert set(cups) <= set(split.training.ids)
     assert split.provisional_counts() == {}
 
 
