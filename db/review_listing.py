@@ -20,13 +20,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, select, tuple_
+from sqlalchemy import Row, Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from db.models import Label, LabelSource, Recognition, RecognitionStatus, Review, ReviewStatus
 from db.reviews import (
     OTHER,
     PRIORITY_NAMES,
+    SortKey,
     UnknownRecognition,
     queue_order,
     review_certainty,
@@ -176,7 +177,7 @@ def list_reviews(
     status = ReviewStatus(status)
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    keys: list[ColumnElement[Any]] = (
+    keys: list[SortKey] = (
         queue_order() if status is ReviewStatus.pending else [Review.created_at, Review.id]
     )
     stmt = _review_query().where(Review.status == status).order_by(*keys).limit(limit + 1)

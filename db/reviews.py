@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from db.labels import add_label, may_train, normalize_label, with_consent_joins
 from db.models import (
@@ -126,7 +126,11 @@ def review_certainty() -> ColumnElement[float]:
     return func.coalesce(Recognition.confidence, 0.0)
 
 
-def queue_order() -> list[ColumnElement[Any]]:
+# A key of an ORDER BY: an expression or a mapped column.
+SortKey = ColumnElement[Any] | InstrumentedAttribute[Any]
+
+
+def queue_order() -> list[SortKey]:
     """The queue's sort keys (reviews joined with recognitions), most useful first; the
     last two make it a total order, so keyset pages never repeat or skip."""
     return [review_priority(), review_certainty(), Review.created_at, Review.id]

@@ -3,6 +3,7 @@ cycles start when data arrives or an admin asks, never two at once."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -132,3 +133,40 @@ def test_a_requested_cycle_runs_without_new_data_and_ends_with_its_status(
     assert done.flow_run_id is not None and done.stage is None
     assert "no training data" in done.summary
     assert [c.id for c in cycles.recent_cycles(db_session_factory)] == [asked.id]
+
+
+def _cli(*args: str) -> dict[str, Any]:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    result = CliRunner().invoke(cli, ["flows", "run", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def test_doodle_flows_run_trigger_looks_once(
+    flows_env, seed_version, db_session_factory, monkeypatch
+):
+    monkeypatch.setenv("DOODLE_FLYWHEEL_MIN_NEW_LABELS", "1000")
+    _players_draw(db_session_factory, 2)
+
+    headline = _cli("trigger")
+
+    assert headline["started"] is False and headline["new_labels"] == 2
+    assert headline["reason"] == "2 new labels since the last cycle, fewer than 1000"
+    assert _runs(db_session_factory) == []
+
+
+def test_a_flywheel_run_while_a_cycle_runs_starts_nothing(
+    flows_env, seed_version, db_session_factory
+):
+    with cycles.hold_cycle(db_session_factory, actor="trigger", reason="230 new labels") as held:
+        assert isinstance(held, cycles.CycleRun)
+
+        headline = _cli("flywheel")
+
+        assert headline["started"] is False and headline["run"] == held.id
+        assert headline["busy"] == f"another cycle is running (cycle {held.id}, asked by trigger)"
+        assert [(r.id, r.status) for r in _runs(db_session_factory)] == [(held.id, "running")]
+        cycles.finish_cycle(db_session_factory, held.id, "skipped", {"promoted": False}, None)
