@@ -290,3 +290,20 @@ def test_an_admin_rolls_back_after_a_confirmation(client, seed_version, db_sessi
     with db_session_factory() as s:
         last = s.scalars(select(ModelAliasHistory).order_by(ModelAliasHistory.id.desc())).first()
     assert last is not None and last.to_version_id == seed_version
+
+
+def test_the_grid_pages_by_cursor(client, kept_doodle, monkeypatch):
+    from api.web import doodle_pages
+
+    monkeypatch.setattr(doodle_pages, "PAGE_SIZE", 2)
+    made = [kept_doodle("apple") for _ in range(3)]
+    log_in(client, REVIEWER_TOKEN)
+    first = client.get("/admin/doodles?word=apple").text
+    found = re.search(r'id="next-page" href="([^"]+)"', first)
+    assert found
+    second = client.get(found.group(1).replace("&amp;", "&")).text
+    ids = re.findall(r'data-id="([0-9a-f-]{36})"', first) + re.findall(
+        r'data-id="([0-9a-f-]{36})"', second
+    )
+    assert ids == [str(rid) for rid in reversed(made)]  # newest first, none twice
+    assert 'id="next-page"' not in second
