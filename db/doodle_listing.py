@@ -25,9 +25,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, exists, or_, select, text, true, tuple_
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, or_, select, text, true, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from db.labels import decided_by_reviewer, may_train, rank_of_source, with_consent_joins
 from db.models import Erasure, Label, LabelSource, Player, Recognition, Review, ReviewStatus
@@ -35,8 +35,7 @@ from db.models import Erasure, Label, LabelSource, Player, Recognition, Review, 
 # The rows the listing indexes cover; spelled as literal SQL so that the planner can
 # match the partial indexes whatever the driver does with bound parameters.
 LISTABLE_SQL = (
-    "recognitions.origin = 'game' AND recognitions.consent_store "
-    "AND recognitions.status = 'done'"
+    "recognitions.origin = 'game' AND recognitions.consent_store AND recognitions.status = 'done'"
 )
 MAX_LIMIT = 200
 
@@ -100,14 +99,20 @@ class DoodleItem:
     @property
     def cursor(self) -> str:
         """Where the page after this item starts, for `list_doodles(after=...)`."""
-        raw = json.dumps([self.created_at.isoformat(), str(self.id)]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return make_cursor(self.created_at, self.id)
 
 
 @dataclass(frozen=True)
 class DoodlePage:
     items: list[DoodleItem]
     next_cursor: str | None  # None on the last page
+
+
+def make_cursor(created_at: dt.datetime, rid: uuid.UUID) -> str:
+    """The cursor of the page after the doodle (created_at, rid): unpadded URL-safe
+    base64 of a JSON pair, opaque to clients."""
+    raw = json.dumps([created_at.isoformat(), str(rid)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
@@ -154,16 +159,36 @@ def _conditions(filters: DoodleFilters, effective: Any) -> list[ColumnElement[bo
         where.append(Recognition.word == f.word)
     if f.predicted is not None:
         where.append(Recognition.label == f.predicted)
-    if f.label is not None:
-        where.append(effective.c.label == f.label)
+    source = None if f.label_source in (None, NO_LABEL) else LabelSource(f.label_source)
+    if f.label is not None or source is not None:
+        # Only doodles with such a label row can have it as effective label: the planner
+        # may start from the labels' index when few do (reviewer labels), and the lateral
+        # join checks that it wins.
+        has = select(Label.recognition_id)
+        if f.label is not None:
+            has = has.where(Label.label == f.label)
+            where.append(effective.c.label == f.label)
+        if source is not None:
+            has = has.where(Label.source == source)
+            where.append(effective.c.source == source)
+        where.append(Recognition.id.in_(has))
     if f.label_source == NO_LABEL:
-        where.append(effective.c.label.is_(None))
-    elif f.label_source is not None:
-        where.append(effective.c.source == LabelSource(f.label_source))
+        # NOT EXISTS, not "the lateral's label IS NULL": the planner estimates an anti
+        # join well, and a NULL test on a lateral's output as almost never true.
+        where.append(
+            ~exists().where(
+                Label.recognition_id == Recognition.id,
+                or_(Label.source == LabelSource.reviewer, ~decided_by_reviewer()),
+            )
+        )
+    queued = aliased(Review)  # not the outer join's row: a subquery of its own
     if f.review is ReviewState.none:
-        where.append(Review.id.is_(None))
+        where.append(~exists().where(queued.recognition_id == Recognition.id))
     elif f.review is not None:
-        where.append(Review.status == ReviewStatus(f.review.value))
+        status = ReviewStatus(f.review.value)
+        where.append(
+            Recognition.id.in_(select(queued.recognition_id).where(queued.status == status))
+        )
     if f.min_confidence is not None:
         where.append(Recognition.confidence >= f.min_confidence)
     if f.max_confidence is not None:
@@ -201,6 +226,18 @@ def list_doodles(
     """A page of the doodles `filters` select, newest first; pass the page's
     `next_cursor` as `after` for the next one. Raises InvalidCursor for a cursor this
     function did not make, ValueError for a limit outside 1..MAX_LIMIT."""
+    stmt = page_query(filters, after=after, limit=limit)
+    # A page is a short walk down an index; starting parallel workers for it cost more
+    # than the walk (over 100 ms on a busy machine). This transaction only.
+    s.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    items = [_item(row) for row in s.execute(stmt)]
+    more = len(items) > limit
+    items = items[:limit]
+    return DoodlePage(items, items[-1].cursor if more else None)
+
+
+def page_query(filters: DoodleFilters, *, after: str | None, limit: int) -> Select[Any]:
+    """The SELECT of `list_doodles` (one row more than `limit`: is there a next page?)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
     effective = _effective_label()
@@ -228,10 +265,7 @@ def list_doodles(
     if after is not None:
         at, rid = decode_cursor(after)
         stmt = stmt.where(tuple_(Recognition.created_at, Recognition.id) < tuple_(at, rid))
-    items = [_item(row) for row in s.execute(stmt)]
-    more = len(items) > limit
-    items = items[:limit]
-    return DoodlePage(items, items[-1].cursor if more else None)
+    return stmt
 
 
 def listed_ids(s: Session, ids: list[uuid.UUID]) -> set[uuid.UUID]:

@@ -114,6 +114,11 @@ class Player(Base):
 
     consents: Mapped[list[Consent]] = relationship(back_populates="player")
 
+    __table_args__ = (
+        # The few erased players, whose doodles lists must hide (db.doodle_listing).
+        Index("ix_players_erased", "id", postgresql_where=text("erased_at IS NOT NULL")),
+    )
+
 
 class Consent(Base):
     """One grant of consent: which text version, which scopes, until when."""
@@ -290,6 +295,9 @@ class Label(Base):
     __table_args__ = (
         # The labels of a doodle, by source (effective label, "already labelled?").
         Index("ix_labels_recognition_id_source", "recognition_id", "source"),
+        # The admin's grid filtered by label or by source (db.doodle_listing).
+        Index("ix_labels_label_source", "label", "source", "recognition_id"),
+        Index("ix_labels_source", "source", "recognition_id"),
     )
 
 
@@ -372,6 +380,12 @@ class Erasure(Base):
         CheckConstraint("status IN ('pending', 'done')", name="status"),
         # The workers' look for requests to work on.
         Index("ix_erasures_pending", "requested_at", postgresql_where=text("status = 'pending'")),
+        # Is this player being erased? (lists hide their doodles at once)
+        Index(
+            "ix_erasures_pending_player",
+            "player_id",
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -8,6 +8,11 @@ page cost the same on a million doodles (scripts/admin_listing_bench.py). Doodle
 queued or running are not in them: the worker's writes before a doodle is done do not
 pay for them.
 
+Filters by label or label source start from labels (label, source, recognition_id) and
+(source, recognition_id) when few doodles match; the grid hides erased players and
+players being erased through two small partial indexes (players erased, erasures
+pending, by player).
+
 Revision ID: 20261126_0006
 Revises: 20261126_0005
 Create Date: 2026-11-26 04:40:00
@@ -43,8 +48,23 @@ def upgrade() -> None:
             [*columns, "created_at", "id"],
             postgresql_where=sa.text(LISTABLE),
         )
+    op.create_index("ix_labels_label_source", "labels", ["label", "source", "recognition_id"])
+    op.create_index("ix_labels_source", "labels", ["source", "recognition_id"])
+    op.create_index(
+        "ix_players_erased", "players", ["id"], postgresql_where=sa.text("erased_at IS NOT NULL")
+    )
+    op.create_index(
+        "ix_erasures_pending_player",
+        "erasures",
+        ["player_id"],
+        postgresql_where=sa.text("status = 'pending'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_erasures_pending_player", table_name="erasures")
+    op.drop_index("ix_players_erased", table_name="players")
+    op.drop_index("ix_labels_source", table_name="labels")
+    op.drop_index("ix_labels_label_source", table_name="labels")
     for name in INDEXES:
         op.drop_index(name, table_name="recognitions")

@@ -238,7 +238,12 @@ def test_the_document_states_the_limits_the_app_applies(client, settings):
     assert limit["schema"]["maximum"] == limits.MAX_PAGE
     version = spec["paths"]["/v1/admin/models/{version}"]["get"]["parameters"][0]
     assert version["schema"]["maximum"] == limits.MAX_VERSION_ID
-    assert set(spec["components"]["securitySchemes"]) == {"ApiKey", "AdminBearer", "PlayerSecret"}
+    assert set(spec["components"]["securitySchemes"]) == {
+        "ApiKey",
+        "AdminBearer",
+        "ReviewerBearer",
+        "PlayerSecret",
+    }
 
 
 def test_the_document_follows_the_settings(app, settings):
