@@ -354,19 +354,27 @@ def _take_or_start(
         "params": params,
         "parent_version_id": parent_version_id,
     }
-    with sessions.begin() as s:
-        taken = s.scalars(
-            update(TrainingRun)
-            .where(TrainingRun.status == REQUESTED)
-            .values(**values)
-            .returning(TrainingRun)
-        ).first()
-        if taken is None:
-            taken = TrainingRun(requested_by=actor, reason=reason, report={}, **values)
-            s.add(taken)
-            s.flush()
-        s.refresh(taken)
-        return _cycle(taken)
+    # Twice at most: a request made between the update and the insert makes the insert
+    # fail on the one-active-cycle index; the second round takes that request.
+    for attempt in range(2):
+        try:
+            with sessions.begin() as s:
+                taken = s.scalars(
+                    update(TrainingRun)
+                    .where(TrainingRun.status == REQUESTED)
+                    .values(**values)
+                    .returning(TrainingRun)
+                ).first()
+                if taken is None:
+                    taken = TrainingRun(requested_by=actor, reason=reason, report={}, **values)
+                    s.add(taken)
+                    s.flush()
+                s.refresh(taken)
+                return _cycle(taken)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def set_stage(sessions: sessionmaker[Session], run_id: int, stage: str) -> None:
