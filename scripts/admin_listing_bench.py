@@ -111,7 +111,7 @@ CASES: list[tuple[str, DoodleFilters]] = [
     ("review none", DoodleFilters(review=ReviewState.none)),
     ("model version", DoodleFilters(model_version=3)),
     ("player", DoodleFilters(player_id="player-42")),
-    ("one week", DoodleFilters(since=NOW - dt.timedelta(days=14), until=NOW - SPAN / 6)),
+    ("4-day window", DoodleFilters(since=NOW - dt.timedelta(days=14), until=NOW - SPAN / 6)),
 ]
 
 
