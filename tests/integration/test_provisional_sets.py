@@ -142,6 +142,19 @@ def _post_new_word(db_session_factory, shared_data: Path) -> list:
     return ids
 
 
+def _flywheel_report() -> str:
+    """The markdown of the last `flywheel-report` artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["flywheel-report"]))
+        )
+    assert artifacts
+    return str(max(artifacts, key=lambda a: a.created).data)
+
+
 def test_a_new_word_is_gated_on_its_provisional_set_and_promoted_without_a_reviewer(
     flow_context, db_session_factory, shared_data, seed_version, monkeypatch
 ):
@@ -168,6 +181,10 @@ def test_a_new_word_is_gated_on_its_provisional_set_and_promoted_without_a_revie
     assert gate["promote"] is True and "new word 'eye'" in " ".join(gate["reasons"])
     assert "p <" in gate["rule"]
     assert reviewed == []  # no reviewer was needed
+    report_md = _flywheel_report()
+    assert f"| {NEW_WORD} | new | 0 + {len(held)} |" in report_md
+    assert "Wilson 95%" in report_md and "p < 0.05" in report_md
+    assert "](data:image/png;base64," in report_md
     assert flow_context.alias_version(Alias.PRODUCTION) == candidate_id
 
     # The same candidate against a bar just above what it reached: the new word blocks.
