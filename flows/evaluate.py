@@ -160,10 +160,12 @@ def markdown_report(
         "",
         "Kind: old (production knows it), new (only the candidate does), unknown (neither). "
         "Test drawings: golden (reviewed or imported) + provisional (players' prompt-labelled "
-        "doodles held back while a word has too few golden ones). b: now wrong, c: now right.",
+        "doodles held back while a new word has too few golden ones). b: now wrong, c: now "
+        "right. p: for an old word, of a fall beyond the tolerance; for a new word, of a "
+        "top-1 below the bar.",
         "",
         "| word | kind | golden + provisional | candidate top-1 [95%] | production top-1 [95%] "
-        "| b | c | p (drop) | blocks |",
+        "| b | c | p | blocks |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     test_sets = scored.test_sets()
@@ -175,7 +177,7 @@ def markdown_report(
             f"| {word} | {entry['kind']} | {counts['golden']} + {counts['provisional']} | "
             f"{_with_interval(entry.get('candidate'))} | {_with_interval(production_figures)} | "
             f"{entry['b'] if old else '-'} | {entry['c'] if old else '-'} | "
-            f"{_p(entry.get('p_drop'))} | "
+            f"{_p(entry.get('p_drop', entry.get('p_below')))} | "
             f"{'yes' if entry['blocking'] else ''} |"
         )
     lines += ["", f"## Confusion matrix of v{candidate_id}", "", confusion]

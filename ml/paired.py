@@ -36,6 +36,11 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ binomial(n, p), exact."""
+    return binomial_tail(n - k, n, 1.0 - p)  # the failures' upper tail
+
+
 @dataclass(frozen=True)
 class Pairs:
     """Counts of the drawings two models were scored on together."""

@@ -198,4 +198,5 @@ def test_a_new_word_is_gated_on_its_provisional_set_and_promoted_without_a_revie
     blocked = top1 < bar
     assert outcome["promoted"] is not blocked
     assert outcome["gate"]["words"][NEW_WORD]["blocking"] is blocked
-    assert any(r.startswith(f"new word '{NEW_WORD}'") for r in outcome["reasons"])
+    together = [r for r in outcome["reasons"] if r.startswith("new words together")]
+    assert len(together) == int(blocked)

@@ -113,15 +113,40 @@ def test_a_tie_is_promoted_when_gain_is_not_required() -> None:
     assert _decide(scores, require_gain=False).promote
 
 
-def test_a_new_word_below_its_bar_blocks_and_above_passes() -> None:
+def test_new_words_below_their_bar_together_block_and_above_pass() -> None:
     old = _word("cup", both=100, b=1, c=1)
     weak = _decide(_join(old, _word("fish", both=5, neither=5)), new=("fish",))
     assert not weak.promote
     assert weak.words["fish"]["kind"] == "new" and weak.words["fish"]["blocking"]
-    assert any("new word 'fish': 50.0% top-1 on 10" in r for r in weak.reasons)
+    assert any(r.startswith("new words together: 50.0% top-1 on 10") for r in weak.reasons)
     strong = _decide(_join(old, _word("fish", both=6, neither=4)), new=("fish",))
     assert strong.promote, strong.reasons
     assert strong.words["fish"]["candidate"]["top1"] == 0.6
+
+
+def test_one_unlucky_new_word_of_five_drawings_does_not_block() -> None:
+    # 1/5 is no evidence against a 60% word (p = 0.087); the four words reach 80% together.
+    new = ("fish", "kite", "drum")
+    scores = _join(
+        _word("cup", both=100, b=1, c=1),
+        _word("fish", both=1, neither=4),
+        _word("kite", both=5),
+        _word("drum", both=10),
+    )
+    decision = _decide(scores, new=new)
+    assert decision.promote, decision.reasons
+    assert decision.words["fish"]["p_below"] == pytest.approx(0.087, abs=0.001)
+    assert decision.words["fish"]["blocking"] is False
+
+
+def test_a_new_word_evidently_below_its_bar_blocks_even_when_the_others_carry_it() -> None:
+    scores = _join(
+        _word("cup", both=100, b=1, c=1), _word("fish", neither=5), _word("kite", both=30)
+    )
+    decision = _decide(scores, new=("fish", "kite"))
+    assert not decision.promote
+    assert decision.words["fish"]["blocking"] and not decision.words["kite"]["blocking"]
+    assert any(r.startswith("new word 'fish': 0.0% top-1 on 5") for r in decision.reasons)
 
 
 def test_a_new_word_without_test_drawings_blocks() -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ml.paired import Pairs, binomial_tail, wilson_interval
+from ml.paired import Pairs, binomial_cdf, binomial_tail, wilson_interval
 
 
 def _tail(k: int, n: int, p: float) -> float:
@@ -19,6 +19,12 @@ def _tail(k: int, n: int, p: float) -> float:
 )
 def test_binomial_tail_matches_the_sum_of_terms(k: int, n: int, p: float) -> None:
     assert binomial_tail(k, n, p) == pytest.approx(_tail(k, n, p), rel=1e-9, abs=1e-15)
+
+
+def test_binomial_cdf_is_the_lower_tail() -> None:
+    assert binomial_cdf(1, 5, 0.6) == pytest.approx(0.4**5 + 5 * 0.6 * 0.4**4)
+    assert binomial_cdf(5, 5, 0.6) == pytest.approx(1.0)
+    assert binomial_cdf(0, 5, 0.0) == 1.0 and binomial_cdf(4, 5, 1.0) == 0.0
 
 
 def test_binomial_tail_edges_and_large_n() -> None:
