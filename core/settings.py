@@ -232,7 +232,7 @@ class Settings:
     # evidence (p < alpha) says they are larger; a new word's minimum top-1 on its test
     # drawings; whether a candidate adding no word must be significantly better.
     gate_max_word_drop: float = env("DOODLE_GATE_MAX_WORD_DROP", _float, 0.02)
-    gate_max_overall_drop: float = env("DOODLE_GATE_MAX_OVERALL_DROP", _float, 0.02)
+    gate_max_overall_drop: float = env("DOODLE_GATE_MAX_OVERALL_DROP", _float, 0.01)
     gate_alpha: float = env("DOODLE_GATE_ALPHA", _float, 0.05)
     gate_require_gain: bool = env("DOODLE_GATE_REQUIRE_GAIN", _bool, True)
     new_word_min_top1: float = env("DOODLE_NEW_WORD_MIN_TOP1", _float, 0.6)

@@ -42,7 +42,7 @@ from ml.paired import Pairs, binomial_cdf, wilson_interval
 @dataclass(frozen=True)
 class GatePolicy:
     alpha: float = 0.05
-    max_overall_drop: float = 0.02
+    max_overall_drop: float = 0.01
     max_word_drop: float = 0.02
     new_word_min_top1: float = 0.6
     require_gain: bool = True

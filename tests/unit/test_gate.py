@@ -7,7 +7,7 @@ import pytest
 
 from ml.gate import GatePolicy, PairedScores, decide
 
-POLICY = GatePolicy(alpha=0.05, max_overall_drop=0.02, max_word_drop=0.02, new_word_min_top1=0.6)
+POLICY = GatePolicy()  # the shipped defaults: alpha 0.05, 1 and 2 points, 60%
 
 
 def _word(word: str, *, both: int = 0, b: int = 0, c: int = 0, neither: int = 0) -> PairedScores:
