@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from api.auth import Role, admin_actor, protect_admin_blueprint
-from api.contract.doodles import DoodleDecisions, DoodleListQuery
+from api.contract.doodles import DecideDoodles, DoodleDecisions, DoodleListQuery, LabelDoodles
 from api.contract.parsing import Parser, read_body
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
@@ -27,7 +27,7 @@ bp = Blueprint("admin_doodles", __name__, url_prefix="/v1/admin/doodles")
 protect_admin_blueprint(bp, Role.REVIEWER)
 
 _QUERY: Parser[DoodleListQuery] = Parser(DoodleListQuery)
-_DECISIONS: Parser[DoodleDecisions] = Parser(DoodleDecisions)
+_DECISIONS: Parser[LabelDoodles | DecideDoodles] = Parser(DoodleDecisions)
 # Where a doodle's picture is served (api.reviews serves any kept drawing).
 DRAWING_URL = "/v1/admin/reviews/{id}/drawing.png"
 
@@ -82,9 +82,10 @@ def decide_many() -> Response:
     if request.mimetype != "application/json":
         raise InvalidRequest("send the body as application/json", {"field": "body"})
     body = _DECISIONS.json(read_body(request, resources().settings.max_body_bytes))
+    label = body.label if isinstance(body, LabelDoodles) else None
     try:
         decided = labelling.decide_many(
-            resources().sessions, body.ids, body.action, body.label, actor=admin_actor()
+            resources().sessions, body.ids, body.action, label, actor=admin_actor()
         )
     except labelling.DecisionsRefused as exc:
         details: dict[str, Any] = {

@@ -46,7 +46,8 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     rq.GuessRequest,
     rq.MoveRequest,
     rq.Consent,
-    dc.DoodleDecisions,
+    dc.LabelDoodles,
+    dc.DecideDoodles,
     cy.CycleRequest,
 ]
 

@@ -4,9 +4,17 @@ their answers, declared once for the validators and /openapi.json."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from api.contract import limits
@@ -36,10 +44,13 @@ class DoodleListQuery(Body):
     review: REVIEW_STATES | None = Field(
         default=None, description="none: never queued nor reviewed; pending: in the queue"
     )
-    min_confidence: Confidence | None = Field(default=None, description="at least (0..1)")
+    min_confidence: Confidence | None = Field(
+        default=None, description="at least (0..1); not above max_confidence"
+    )
     max_confidence: Confidence | None = Field(default=None, description="at most (0..1)")
     since: AwareDatetime | None = Field(
-        default=None, description="drawn at or after (ISO 8601 with a time zone)"
+        default=None,
+        description="drawn at or after (ISO 8601 with a time zone); before until",
     )
     until: AwareDatetime | None = Field(
         default=None, description="drawn before (ISO 8601 with a time zone)"
@@ -70,27 +81,42 @@ class DoodleListQuery(Body):
         return self
 
 
-class DoodleDecisions(Body):
-    """One decision about many doodles: `label` them all `label`, `confirm` each one's
-    current label (its effective label, else its prompt word), or `discard` them."""
+Ids = Annotated[
+    list[uuid.UUID],
+    Field(min_length=1, max_length=MAX_BULK, description="the doodles; repeats count once"),
+]
 
-    ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_BULK)
-    action: Literal["label", "confirm", "discard"]
-    label: Label | None = Field(default=None, description="required with action label only")
+
+class LabelDoodles(Body):
+    """Give every doodle the reviewer label `label`."""
 
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
 
-    @model_validator(mode="after")
-    def _label_with_label_only(self) -> DoodleDecisions:
-        if self.action == "label" and self.label is None:
-            raise PydanticCustomError(
-                "label_required", "action label needs a label", {"field": "label"}
-            )
-        if self.action != "label" and self.label is not None:
-            raise PydanticCustomError(
-                "label_unexpected", f"action {self.action} takes no label", {"field": "label"}
-            )
-        return self
+    ids: Ids
+    action: Literal["label"]
+    label: Label
+
+
+class DecideDoodles(Body):
+    """`confirm`: give each doodle its current label (its effective label, else its
+    prompt word) as a reviewer's; `discard`: keep them out of training."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+    ids: Ids
+    action: Literal["confirm", "discard"]
+
+
+def _decisions_kind(body: Any) -> str:
+    # The action picks the model, so that an error names that model's field.
+    action = body.get("action") if isinstance(body, dict) else getattr(body, "action", None)
+    return "LabelDoodles" if action == "label" else "DecideDoodles"
+
+
+DoodleDecisions = Annotated[
+    Annotated[LabelDoodles, Tag("LabelDoodles")] | Annotated[DecideDoodles, Tag("DecideDoodles")],
+    Discriminator(_decisions_kind),
+]
 
 
 class Doodle(Answer):

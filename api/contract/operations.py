@@ -445,7 +445,13 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 "`discard` keeps them out of training. Each decision is that of "
                 "POST /v1/admin/reviews/{id}, with its audit row (who, when); one more "
                 "audit row (review.bulk) records the request.",
-                body=_body(_json(dc.DoodleDecisions)),
+                body=_body(
+                    {
+                        "application/json": {
+                            "schema": {"oneOf": [_ref(dc.LabelDoodles), _ref(dc.DecideDoodles)]}
+                        }
+                    }
+                ),
             )
         },
         "/v1/players/{player_id}/consent": {

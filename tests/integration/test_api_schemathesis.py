@@ -5,6 +5,7 @@ document. Bounded: a few examples an operation, and waits cut to a fraction of a
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -144,9 +145,27 @@ def follow_rules_stated_in_words(case: Case, cursors: set[str] | None = None) ->
     if case.query:
         if case.query.get("after") not in (cursors or set()):
             case.query.pop("after", None)  # a cursor is only ever one the list made
-        if "word" in case.query:
-            case.query["word"] = _text(case.query["word"], "star")
+        for key, default in (("word", "star"), ("predicted", "star"), ("label", "cat")):
+            if key in case.query:
+                case.query[key] = _text(case.query[key], default)
+        _in_order(case.query, "min_confidence", "max_confidence", float)
+        _in_order(case.query, "since", "until", dt.datetime.fromisoformat)
     return case
+
+
+def _in_order(query: dict[str, Any], low: str, high: str, parse: Any) -> None:
+    """Stated in words: a range's low end is not above its high end (a time range's is
+    below it)."""
+    if low not in query or high not in query:
+        return
+    try:
+        a, b = parse(str(query[low])), parse(str(query[high]))
+    except (TypeError, ValueError):
+        return
+    if a > b:
+        query[low], query[high] = query[high], query[low]
+    if a == b and parse is not float:
+        del query[high]
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), RUNS, ids=[f"{m} {p} {g}" for m, p, g in RUNS])
