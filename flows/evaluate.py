@@ -192,14 +192,23 @@ def promote(candidate_id: int, reason: str) -> None:
 
 @task(cache_policy=NO_CACHE)
 def record_evaluation(
-    candidate_id: int, candidate: dict[str, Any], production_id: int, decision: GateDecision
+    candidate_id: int,
+    candidate: dict[str, Any],
+    production_id: int,
+    decision: GateDecision,
+    provisional: int = 0,
 ) -> None:
-    """Keep the test-set figures and the gate's verdict with the candidate version."""
+    """Keep the test-set figures and the gate's verdict with the candidate version.
+    `golden` keeps its name (the admin pages read it); `provisional` of its `n` drawings
+    were players' doodles held back for new words."""
     add_metrics(
         flow_context().sessions,
         candidate_id,
         {
-            "golden": {k: candidate[k] for k in ("n", "top1", "top3", "map3")},
+            "golden": {
+                **{k: candidate[k] for k in ("n", "top1", "top3", "map3")},
+                "provisional": provisional,
+            },
             "gate": {"against": production_id, **decision.as_dict()},
         },
     )
@@ -224,7 +233,8 @@ def evaluate_and_gate(
         candidate_words=scored.classes[candidate_id],
         policy=gate_policy(ctx.settings, require_gain=require_gain),
     )
-    record_evaluation(candidate_id, candidate, production_id, decision)
+    provisional = len(scored.golden) - sum(scored.golden)
+    record_evaluation(candidate_id, candidate, production_id, decision, provisional)
     if decision.promote:
         reason = f"gate passed: {decision.reasons[0]}"
         promote(candidate_id, f"{reason}; {note}" if note else reason)

@@ -178,6 +178,7 @@ def test_a_new_word_is_gated_on_its_provisional_set_and_promoted_without_a_revie
     assert trained_on + len(held) <= POSTED
     word = gate["words"][NEW_WORD]
     assert (word["kind"], word["n"], word["blocking"]) == ("new", len(held), False)
+    assert candidate.metrics["golden"]["provisional"] == len(held)
     assert gate["promote"] is True and "new word 'eye'" in " ".join(gate["reasons"])
     assert "p <" in gate["rule"]
     assert reviewed == []  # no reviewer was needed
