@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import doodle_listing, labels, review_listing, reviews
+from db import bulk_reviews, doodle_listing, labels, review_listing, reviews
 from db.labels import Candidate
 from db.models import AuditLog, LabelSource
 from db.review_listing import ReviewItem
@@ -85,8 +85,8 @@ def decide_many(
 ) -> list[Decided]:
     """One reviewer decision about many doodles of the admin's grid, all or nothing, in
     one transaction: each doodle gets what `decide_review` would give it (a reviewer
-    label or a discard, its review resolved, an audit row with `actor` and the time),
-    and one more audit row (`review.bulk`) records the request as a whole.
+    label or a discard, its review resolved, an audit row with `actor` and the time; set-
+    wise, db.bulk_reviews), and one more audit row (`review.bulk`) records the request.
 
     `label` is required for `label` and ignored otherwise; `confirm` records each
     doodle's effective label, or its prompt word when it has none. Repeated ids count
@@ -96,22 +96,17 @@ def decide_many(
     wanted = list(dict.fromkeys(ids))
     word = None if action is not BulkAction.label else labels.normalize_label(label)
     with sessions.begin() as s:
+        # Locked first, checked next: nothing can change the doodles in between.
+        bulk_reviews.lock(s, wanted)
         listed = doodle_listing.listed_ids(s, wanted)
         unknown = [i for i in wanted if i not in listed]
         chosen = _labels_for(s, wanted, action, word)
         refused = {i: why for i, why in _refusals(s, wanted, action, chosen).items() if i in listed}
         if unknown or refused:
             raise DecisionsRefused(unknown, refused)
-        decided = []
-        for rid in wanted:
-            try:
-                if action is BulkAction.discard:
-                    reviews.discard_doodle(s, rid, actor=actor)
-                else:
-                    reviews.review_doodle(s, rid, chosen[rid], actor=actor)
-            except reviews.ReviewConflict as exc:  # changed since the checks above
-                raise DecisionsRefused([], {rid: str(exc)}) from None
-            decided.append(Decided(rid, None if action is BulkAction.discard else chosen[rid]))
+        decisions = {rid: None if action is BulkAction.discard else chosen[rid] for rid in wanted}
+        bulk_reviews.decide(s, decisions, actor=actor)
+        decided = [Decided(rid, label) for rid, label in decisions.items()]
         # Each doodle has its own audit row; this one says they were one request.
         s.add(
             AuditLog(

@@ -175,6 +175,21 @@ def test_bulk_label_records_reviewer_labels_resolves_and_audits_each(client, db_
         (ACTOR, "review.bulk", "recognitions:3"),
     ]
     assert all(a.at is not None for a in audit)
+    # The details a single decision writes (db.reviews.review_doodle), doodle by doodle.
+    assert [a.details for a in audit[:2]] == [
+        {
+            "review_id": rows[ids[0]].id,
+            "label": "hat",
+            "previous_status": "pending",
+            "reason": "scribble",
+        },
+        {
+            "review_id": rows[ids[1]].id,
+            "label": "hat",
+            "previous_status": None,
+            "reason": "spot_check",
+        },
+    ]
     assert audit[-1].details == {"action": "label", "ids": [str(i) for i in ids], "label": "hat"}
     listed = _list(client, "label=hat&label_source=reviewer&review=resolved")["doodles"]
     assert {d["id"] for d in listed} == {str(i) for i in ids}
@@ -213,7 +228,13 @@ def test_bulk_discard_drops_labels_and_refuses_reviewer_labelled_ones(client, db
         {"id": str(junk), "decision": "discard", "label": None}
     ]
     assert _list(client, "label_source=none")["doodles"][0]["id"] == str(junk)
-    assert _audit(db_session_factory)[-2].action == "review.discard"
+    discard = _audit(db_session_factory)[-2]
+    assert (discard.action, discard.subject, discard.actor) == (
+        "review.discard",
+        f"recognition:{junk}",
+        ACTOR,
+    )
+    assert discard.details["previous_status"] is None and "label" not in discard.details
 
 
 def test_unknown_or_unlisted_ids_are_404_naming_them_and_nothing_changes(
@@ -260,3 +281,16 @@ def test_a_decision_body_must_be_json(client):
         f"{BASE}/decisions", data="ids=1", headers=REVIEWER, content_type="text/plain"
     )
     assert_error(response, 400, "invalid_request")
+
+
+def test_a_full_page_of_200_is_decided_in_one_request(client, db_session_factory):
+    with db_session_factory.begin() as s:
+        ids = [add_doodle(s, at=_at(n), player=f"p{n % 7}") for n in range(200)]
+    response = _decide(client, {"ids": [str(i) for i in ids], "action": "confirm"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert len(response.get_json()["decided"]) == 200
+    assert _list(client, "label_source=reviewer&limit=200")["next"] is None
+    assert len(_list(client, "label_source=reviewer&limit=200")["doodles"]) == 200
+    audit = _audit(db_session_factory)
+    assert len(audit) == 201
+    assert {a.subject for a in audit[:-1]} == {f"recognition:{i}" for i in ids}
