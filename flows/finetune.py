@@ -20,7 +20,7 @@ from db import registry
 from db.datasets import Examples, replay_sample, split_examples
 from db.registry import Alias
 from flows.context import flow_context
-from ml.train import TrainConfig, fine_tune
+from ml.train import fine_tune, train_config
 from services import lineage
 from services.models import add_version
 
@@ -89,13 +89,7 @@ def train_candidate(parent_id: int) -> Candidate:
         len(set(train_set.labels)),
         new_words or "none",
     )
-    config = TrainConfig(
-        epochs=settings.train_epochs,
-        seed=settings.train_seed,
-        new_rows_only=settings.train_new_rows_only,
-        # One thread: steadier on a busy 2-core machine, and needed for identical weights.
-        threads=1,
-    )
+    config = train_config(settings)
     result = fine_tune(
         parent,
         parent_classes,

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.settings import Settings
 from ml.network import QuickDrawNet
 
 Progress = Callable[[dict[str, Any]], None]
@@ -64,15 +65,37 @@ class TrainConfig:
     # mean 1): 0 weighs every example alike, 1 every class alike. In between, a new word with 20
     # drawings is heard over a replay sample of 200 per old word without being pushed onto
     # look-alike old words' drawings.
-    class_balance: float = 0.5
+    class_balance: float = 1.0
     imprint: bool = True  # start new rows from their drawings' mean features (see _imprint)
+    # Each new word's drawing is added this many more times, each copy randomly flipped,
+    # turned, scaled and moved (see _augment): 20 drawings are too few to tell a word's shape
+    # from its drawers' habits. The old words' drawings stay as they are (they are many), so
+    # the feature cache still works.
+    new_word_copies: int = 4
     # Train only the new words' output rows: the old words' logits stay exactly the parent's,
     # so an old word's drawing can only change answer where a new word outscores it.
     new_rows_only: bool = False
+    # After training, lower each new word's bias until it outscores the old words on at most
+    # this share of their own training drawings (None: no calibration, or CALIBRATION_THEFT
+    # with new_rows_only). Most of what old words lose to a cycle is drawings a new word wins.
+    max_theft: float | None = 0.003
     threads: int | None = None  # torch threads while training (None: leave as is)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def train_config(settings: Settings) -> TrainConfig:
+    """The training config of the product's fine-tuning cycle (flows/finetune.py) and of the
+    learning benchmark (scripts/learning_bench.py): one mapping, so the benchmark measures what
+    the cycle does."""
+    return TrainConfig(
+        epochs=settings.train_epochs,
+        seed=settings.train_seed,
+        new_rows_only=settings.train_new_rows_only,
+        # One thread: steadier on a busy 2-core machine, and needed for identical weights.
+        threads=1,
+    )
 
 
 @dataclass
@@ -154,6 +177,27 @@ def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch
     return out
 
 
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2, turned by up to 12 degrees,
+    scaled by 0.85..1.15 and moved by up to 2 pixels (bilinear, zero-filled)."""
+    n = len(x)
+    u = torch.rand((n, 5), generator=generator)
+    angle = (u[:, 0] * 2 - 1) * math.radians(12)
+    scale = 0.85 + 0.3 * u[:, 1]
+    flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0)
+    shift = (u[:, 3:5] * 2 - 1) * (2 / 14)  # 2 pixels in affine_grid's -1..1 units
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, shift[:, 0]], dim=1),
+            torch.stack([sin * flip, cos, shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def _features(model: QuickDrawNet, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     """The convolutions' flattened output (N, 1024), no gradients."""
     with torch.no_grad():
@@ -206,11 +250,11 @@ def _freeze_all_but_new_rows(model: QuickDrawNet, old: int) -> list[Any]:
 
 
 def _calibrate_new_rows(
-    model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, old: int
+    model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, old: int, theft: float
 ) -> None:
-    """Lower each new word's bias until it outscores the old words on at most
-    CALIBRATION_THEFT of their own training drawings: a new word may win only where the
-    old words' answer is weak."""
+    """Lower each new word's bias until it outscores the old words on at most `theft` of
+    their own training drawings: a new word may win only where the old words' answer is
+    weak."""
     head = model.fc3[0]
     assert isinstance(head, nn.Linear)
     mine = targets < old
@@ -220,7 +264,7 @@ def _calibrate_new_rows(
         logits = _head(model.eval(), feats[mine])
         best_old = logits[:, :old].max(dim=1).values
         margin = logits[:, old:] - best_old[:, None]
-        excess = torch.quantile(margin, 1 - CALIBRATION_THEFT, dim=0)
+        excess = torch.quantile(margin, 1 - theft, dim=0)
         head.bias[old:] -= excess.clamp(min=0)
 
 
@@ -253,6 +297,10 @@ def fine_tune(
         raise ValueError(f"class_balance must be in 0..1, got {config.class_balance}")
     if config.max_shift < 0:
         raise ValueError(f"max_shift must be >= 0, got {config.max_shift}")
+    if config.max_theft is not None and not 0 < config.max_theft <= 1:
+        raise ValueError(f"max_theft must be in (0, 1], got {config.max_theft}")
+    if config.new_word_copies < 0:
+        raise ValueError(f"new_word_copies must be >= 0, got {config.new_word_copies}")
     x_all = _inputs(bitmaps, labels)
     new_words = sorted(set(labels) - set(parent_classes))
     started = time.perf_counter()
@@ -265,6 +313,12 @@ def fine_tune(
         index = {word: i for i, word in enumerate(classes)}
         targets = torch.tensor([index[w] for w in labels], dtype=torch.long)
         old = len(parent_classes)
+        generator = torch.Generator().manual_seed(config.seed)
+        fresh = targets >= old
+        if config.new_word_copies and fresh.any():
+            copies = x_all[fresh].repeat(config.new_word_copies, 1, 1, 1)
+            x_all = torch.cat([x_all, _augment(copies, generator)])
+            targets = torch.cat([targets, targets[fresh].repeat(config.new_word_copies)])
         convs = [*model.conv1.parameters(), *model.conv2.parameters()]
         if config.freeze_convs:
             for p in convs:
@@ -289,7 +343,6 @@ def fine_tune(
             model.eval()
             _imprint(model, feats if feats is not None else _features(model, x_all), targets, old)
             model.train()
-        generator = torch.Generator().manual_seed(config.seed)
         temperature = config.temperature
         n = len(targets)
         history: list[dict[str, Any]] = []
@@ -341,9 +394,11 @@ def fine_tune(
                 progress(dict(record))
         for hook in hooks:
             hook.remove()
-        if config.new_rows_only:
+        theft = CALIBRATION_THEFT if config.new_rows_only else None
+        theft = config.max_theft if config.max_theft is not None else theft
+        if theft is not None:
             _calibrate_new_rows(
-                model, feats if feats is not None else _features(model, x_all), targets, old
+                model, feats if feats is not None else _features(model, x_all), targets, old, theft
             )
         for p in model.parameters():
             p.requires_grad_(True)
