@@ -53,7 +53,7 @@ def _before(s: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]
 def _resolve(s: Session, ids: list[uuid.UUID], actor: str) -> dict[uuid.UUID, int]:
     """`db.reviews._resolve` for many doodles: their review ids."""
     now = func.now()
-    stmt = pg_insert(Review).values(
+    values = pg_insert(Review).values(
         [
             {
                 "recognition_id": rid,
@@ -65,7 +65,7 @@ def _resolve(s: Session, ids: list[uuid.UUID], actor: str) -> dict[uuid.UUID, in
             for rid in ids
         ]
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = values.on_conflict_do_update(
         index_elements=[Review.recognition_id],
         set_={"status": ReviewStatus.resolved, "resolved_at": now, "resolved_by": actor},
     ).returning(Review.recognition_id, Review.id)

@@ -77,7 +77,10 @@ def add_doodle(
     return rid
 
 
-def _ids(s, filters: DoodleFilters = DoodleFilters(), **kw) -> list[uuid.UUID]:
+EVERYTHING = DoodleFilters()
+
+
+def _ids(s, filters: DoodleFilters = EVERYTHING, **kw) -> list[uuid.UUID]:
     return [item.id for item in list_doodles(s, filters, **kw).items]
 
 
