@@ -224,7 +224,7 @@ class Settings:
     new_word_min_examples: int = env("DOODLE_NEW_WORD_MIN_EXAMPLES", _int, 20)
     golden_fraction: float = env("DOODLE_GOLDEN_FRACTION", _float, 0.2)
     replay_per_word: int = env("DOODLE_REPLAY_PER_WORD", _int, 200)
-    train_epochs: int = env("DOODLE_TRAIN_EPOCHS", _int, 8)
+    train_epochs: int = env("DOODLE_TRAIN_EPOCHS", _int, 12)
     train_seed: int = env("DOODLE_TRAIN_SEED", _int, 1234)
     # True: learn new words without touching the old words' outputs (see ml.train); it
     # learns them poorly (scripts/learning_bench.py), so every linear layer trains by default.

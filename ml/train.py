@@ -50,9 +50,9 @@ CALIBRATION_THEFT = 0.02
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 5e-4
     seed: int = 1234
     freeze_convs: bool = True  # keep the early layers' features
     distill_weight: float = 1.0  # KL to the parent's outputs on the old classes
@@ -71,7 +71,7 @@ class TrainConfig:
     # turned, scaled and moved (see _augment): 20 drawings are too few to tell a word's shape
     # from its drawers' habits. The old words' drawings stay as they are (they are many), so
     # the feature cache still works.
-    new_word_copies: int = 4
+    new_word_copies: int = 10
     # Train only the new words' output rows: the old words' logits stay exactly the parent's,
     # so an old word's drawing can only change answer where a new word outscores it.
     new_rows_only: bool = False

@@ -30,19 +30,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchkit import REPO_ROOT  # noqa: E402
-from benchkit.inputs import shared_data_dir  # noqa: E402
-from benchkit.learning import hits, markdown, one_cycle, summarise  # noqa: E402
-from benchkit.learning_data import (  # noqa: E402
+from benchkit import REPO_ROOT
+from benchkit.inputs import shared_data_dir
+from benchkit.learning import hits, markdown, one_cycle, summarise
+from benchkit.learning_data import (
     new_word_sets,
     new_words_fold,
     old_words,
     simplified_bitmaps,
     unknown_words,
 )
-from core.settings import Settings  # noqa: E402
-from ml.network import load_model, seed_classes, seed_weights_path  # noqa: E402
-from ml.train import train_config  # noqa: E402
+
+from core.settings import Settings
+from ml.network import load_model, seed_classes, seed_weights_path
+from ml.train import train_config
 
 WORDS_SEED = 2026  # draws the sets of new words
 NPY_POOL = 400  # old words' .npy rows the replay sample may choose from (per word)

@@ -162,8 +162,9 @@ def _pct(x: float) -> str:
 def markdown(summaries: dict[str, dict[str, Any]]) -> str:
     """The headline table (one row per group of sets) and the per-word tables."""
     lines = [
-        "| new words | repeats | new top-1 % (median, min-max) | new top-3 % | "
-        "old top-1 % before -> after | old drop, points (median, min-max) | old drop, per-word mean |",
+        "| new words | repeats | new top-1 % (median, min-max) | new top-3 % "
+        "| old top-1 % before -> after | old drop, points (median, min-max) "
+        "| old drop, per-word mean |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in summaries.items():
@@ -172,7 +173,8 @@ def markdown(summaries: dict[str, dict[str, Any]]) -> str:
             f"| {name} | {s['repeats']} | {_pct(s['new_top1'])} ({_pct(t1['median'])}, "
             f"{_pct(t1['min'])}-{_pct(t1['max'])}) | {_pct(s['new_top3'])} | "
             f"{_pct(s['old_top1_before'])} -> {_pct(s['old_top1_after'])} | "
-            f"{s['old_drop_points']:.2f} ({drop['median']:.2f}, {drop['min']:.2f}-{drop['max']:.2f}) | "
+            f"{s['old_drop_points']:.2f} ({drop['median']:.2f}, "
+            f"{drop['min']:.2f}-{drop['max']:.2f}) | "
             f"{s['old_macro_drop_points']:.2f} |"
         )
     for name, s in summaries.items():
@@ -187,7 +189,8 @@ def markdown(summaries: dict[str, dict[str, Any]]) -> str:
         lines += ["", f"Old words, {name} (after: over all repeats):", ""]
         lines += ["| word | n | before % | after % | drop, points |", "|---|---|---|---|---|"]
         lines += [
-            f"| {w} | {v['n']} | {_pct(v['before'])} | {_pct(v['after'])} | {v['drop_points']:.1f} |"
+            f"| {w} | {v['n']} | {_pct(v['before'])} | {_pct(v['after'])} "
+            f"| {v['drop_points']:.1f} |"
             for w, v in s["per_old_word"].items()
         ]
     return "\n".join(lines)
