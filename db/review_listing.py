@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, select, tuple_
+from sqlalchemy import Row, Select, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from db.models import Label, LabelSource, Recognition, RecognitionStatus, Review, ReviewStatus
@@ -31,6 +31,7 @@ from db.reviews import (
     UnknownRecognition,
     queue_order,
     review_certainty,
+    review_guess,
     review_priority,
 )
 
@@ -147,8 +148,8 @@ def _review_query() -> Select:
         Recognition.png_key,
         reviewer_label.label("reviewer_label"),
         Recognition.consent_store.label("kept"),
-        review_priority().label("priority"),
-        review_certainty().label("certainty"),
+        review_priority(Recognition.__table__).label("priority"),
+        review_certainty(Recognition.__table__).label("certainty"),
     ).join(Recognition, Recognition.id == Review.recognition_id)
 
 
@@ -177,12 +178,25 @@ def list_reviews(
     status = ReviewStatus(status)
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    keys: list[SortKey] = (
-        queue_order() if status is ReviewStatus.pending else [Review.created_at, Review.id]
+    # The page's review ids first, sorting the keys alone: sorted with the rest of the
+    # row (the guesses, the drawing) a queue of 100,000 spilled to disk.
+    keys: list[SortKey] = [Review.created_at, Review.id]
+    ranked = select(Review.id.label("review_id")).select_from(Review)
+    if status is ReviewStatus.pending:
+        guess = review_guess()
+        keys = queue_order(guess)
+        ranked = ranked.join(guess, true())
+    ranked = ranked.add_columns(*(k.label(f"k{i}") for i, k in enumerate(keys))).where(
+        Review.status == status
     )
-    stmt = _review_query().where(Review.status == status).order_by(*keys).limit(limit + 1)
     if after is not None:
-        stmt = stmt.where(tuple_(*keys) > tuple_(*_decode_cursor(after, status)))
+        ranked = ranked.where(tuple_(*keys) > tuple_(*_decode_cursor(after, status)))
+    page = ranked.order_by(*keys).limit(limit + 1).subquery()
+    stmt = (
+        _review_query()
+        .join(page, page.c.review_id == Review.id)
+        .order_by(*(page.c[f"k{i}"] for i in range(len(keys))))
+    )
     items = [_item(row) for row in s.execute(stmt)]
     more = len(items) > limit
     items = items[:limit]

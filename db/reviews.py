@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -101,19 +101,32 @@ NEW_WORD, DISAGREEMENT, OTHER = 0, 1, 2
 PRIORITY_NAMES = {NEW_WORD: "new_word", DISAGREEMENT: "disagreement", OTHER: "other"}
 
 
-def review_priority() -> ColumnElement[int]:
-    """SQL on `reviews` joined with `recognitions`: the doodle's group in the queue
-    (NEW_WORD, DISAGREEMENT, OTHER; see the module's doc)."""
+def review_guess() -> Any:
+    """The reviewed doodle's prompt and the model's guess, one index lookup per review (a
+    LATERAL subquery; its LIMIT keeps the planner from turning it into a hash join that
+    reads every recognition: 290 ms for 10,000 pending among 1,000,000 doodles)."""
+    return (
+        select(Recognition.word, Recognition.label, Recognition.confidence)
+        .where(Recognition.id == Review.recognition_id)
+        .limit(1)
+        .lateral("guess")
+    )
+
+
+def review_priority(guess: Any) -> ColumnElement[int]:
+    """The doodle's group in the queue (NEW_WORD, DISAGREEMENT, OTHER; see the module's
+    doc), from its `review_guess()`."""
     production_classes = (
         select(ModelVersion.classes)
         .join(ModelAlias, ModelAlias.model_version_id == ModelVersion.id)
         .where(ModelAlias.name == Alias.PRODUCTION.value)
         .scalar_subquery()
     )
-    prompted = Recognition.word.is_not(None)
+    word, label = guess.c.word, guess.c.label
+    prompted = word.is_not(None)
     # No production model: no word is new (NULL IS FALSE is false).
-    unknown = func.jsonb_exists(production_classes, Recognition.word).is_(False)
-    disagrees = or_(Recognition.label.is_(None), Recognition.label != Recognition.word)
+    unknown = func.jsonb_exists(production_classes, word).is_(False)
+    disagrees = or_(label.is_(None), label != word)
     return case(
         (and_(prompted, unknown), NEW_WORD),
         (and_(prompted, disagrees), DISAGREEMENT),
@@ -121,28 +134,29 @@ def review_priority() -> ColumnElement[int]:
     )
 
 
-def review_certainty() -> ColumnElement[float]:
+def review_certainty(guess: Any) -> ColumnElement[float]:
     """The model's confidence in its guess; no guess counts as 0 (least certain)."""
-    return func.coalesce(Recognition.confidence, 0.0)
+    return func.coalesce(guess.c.confidence, 0.0)
 
 
 # A key of an ORDER BY: an expression or a mapped column.
 SortKey = ColumnElement[Any] | InstrumentedAttribute[Any]
 
 
-def queue_order() -> list[SortKey]:
-    """The queue's sort keys (reviews joined with recognitions), most useful first; the
-    last two make it a total order, so keyset pages never repeat or skip."""
-    return [review_priority(), review_certainty(), Review.created_at, Review.id]
+def queue_order(guess: Any) -> list[SortKey]:
+    """The queue's sort keys (reviews joined with their `review_guess()`), most useful
+    first; the last two make it a total order, so keyset pages never repeat or skip."""
+    return [review_priority(guess), review_certainty(guess), Review.created_at, Review.id]
 
 
 def pending_reviews(s: Session, *, limit: int | None = None) -> list[Review]:
     """The review queue, in `queue_order`."""
+    guess = review_guess()
     stmt = (
         select(Review)
-        .join(Recognition, Recognition.id == Review.recognition_id)
+        .join(guess, true())
         .where(Review.status == ReviewStatus.pending)
-        .order_by(*queue_order())
+        .order_by(*queue_order(guess))
     )
     if limit is not None:
         stmt = stmt.limit(limit)
