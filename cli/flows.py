@@ -109,7 +109,9 @@ def serve_command() -> None:
 
 
 @flows_group.command("run")
-@click.argument("name", type=click.Choice(["flywheel", "relabel", "finetune", "retention", "trigger"]))
+@click.argument(
+    "name", type=click.Choice(["flywheel", "relabel", "finetune", "retention", "trigger"])
+)
 def run_command(name: str) -> None:
     """Run one flow now, in this process, and print its headline figures as JSON."""
     with resolved_settings(redis=name == "retention") as settings:
