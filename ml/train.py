@@ -9,15 +9,25 @@ Three guards against forgetting, all on by default:
 - the convolutions (the early layers' features) are frozen; only the linear layers train.
 
 New words (labels the parent does not know) become new output rows, appended in sorted order;
-the old rows start as the parent's exactly. With frozen convolutions and no shift augmentation
-the convolutions' output is computed once per example and cached, so an epoch costs only the
-linear layers: 10,000 drawings x 8 epochs take about 11 s on 2 CPU cores (about 37 s with the
-convolutions trained too, about 65 s with shifts).
+the old rows start as the parent's exactly, and every linear layer trains. With frozen
+convolutions and no shift augmentation the convolutions' output is computed once per example
+and cached, so an epoch costs only the linear layers: 10,000 drawings x 8 epochs take about
+11 s on 2 CPU cores (about 37 s with the convolutions trained too, about 65 s with shifts).
 
-New rows start by weight imprinting (their drawings' mean features) and the cross-entropy is
-weighted towards rare classes (`class_balance`), so 20 drawings of a new word are heard over
-hundreds of replayed ones. In the trial (scripts/train_trial.py) this took five new words from
-20 drawings each to about 65 % top-1 on unseen drawings while the old words moved 0.2 points.
+What makes 20 drawings of a new word enough (scripts/learning_bench.py measures it):
+- each new word's drawing is added `new_word_copies` (20) more times, randomly mirrored, turned,
+  scaled and moved, before the features are cached (the old words' drawings are many, and stay
+  as drawn);
+- new rows start by weight imprinting (their drawings' mean features) and the cross-entropy
+  weighs every class alike (`class_balance` 1), so a new word is heard over hundreds of
+  replayed drawings of each old word;
+- most of what the old words lose is drawings a new word wins: after training, each new word's
+  bias is lowered until it wins at most `max_theft` (0.3 %) of the old words' training drawings.
+With the defaults (12 epochs at lr 5e-4), on sets of five new words the defaults were not tuned
+on, one cycle on 20 drawings a word gives the new words about 68 % top-1 on their held-out
+drawings while the old words lose about 1.2 points (README, "Learning benchmark"). Training only
+the new rows (`new_rows_only`, calibrated at CALIBRATION_THEFT) keeps the old words' outputs
+exactly, but reaches only about 22 %.
 
 Deterministic: the same inputs, config and torch build give bit-identical weights on CPU. The
 global torch RNG is forked (callers' random state is untouched) and deterministic algorithms are
@@ -71,13 +81,14 @@ class TrainConfig:
     # turned, scaled and moved (see _augment): 20 drawings are too few to tell a word's shape
     # from its drawers' habits. The old words' drawings stay as they are (they are many), so
     # the feature cache still works.
-    new_word_copies: int = 10
+    new_word_copies: int = 20
     # Train only the new words' output rows: the old words' logits stay exactly the parent's,
     # so an old word's drawing can only change answer where a new word outscores it.
     new_rows_only: bool = False
     # After training, lower each new word's bias until it outscores the old words on at most
-    # this share of their own training drawings (None: no calibration, or CALIBRATION_THEFT
-    # with new_rows_only). Most of what old words lose to a cycle is drawings a new word wins.
+    # this share of their own training drawings (None: no calibration; new_rows_only always
+    # uses CALIBRATION_THEFT). Most of what old words lose to a cycle is drawings a new word
+    # wins, and training drawings are fitted better than others, hence the small share.
     max_theft: float | None = 0.003
     threads: int | None = None  # torch threads while training (None: leave as is)
 
@@ -394,8 +405,7 @@ def fine_tune(
                 progress(dict(record))
         for hook in hooks:
             hook.remove()
-        theft = CALIBRATION_THEFT if config.new_rows_only else None
-        theft = config.max_theft if config.max_theft is not None else theft
+        theft = CALIBRATION_THEFT if config.new_rows_only else config.max_theft
         if theft is not None:
             _calibrate_new_rows(
                 model, feats if feats is not None else _features(model, x_all), targets, old, theft

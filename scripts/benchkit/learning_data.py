@@ -7,7 +7,8 @@ adds rows that do not repeat the simplified drawings, the first `npy_pool` (afte
 shuffle) to the pool and the next `holdout_cap` held out. The pool is what the product would
 hold as accepted labels of the old words: the cycle's replay sampling picks from it.
 
-scripts/train_trial.py uses the same split (its pool is exactly the replay budget).
+scripts/train_trial.py splits the same way (same seed and order), with a pool of exactly the
+replay budget (185 .npy rows a word) instead of `npy_pool`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ml.network import QuickDrawNet
-from ml.train import TrainConfig, fine_tune, grow_classes
+from ml.train import TrainConfig, _augment, fine_tune, grow_classes
 
 OLD = ["circle", "cross", "bar"]
 FAST = TrainConfig(epochs=2, batch_size=16, seed=3)
@@ -154,3 +154,46 @@ def test_fine_tune_without_new_words_keeps_the_classes() -> None:
 def test_fine_tune_rejects_bad_input(bitmaps: np.ndarray, labels: list[str]) -> None:
     with pytest.raises(ValueError):
         fine_tune(_parent(), OLD, bitmaps, labels, FAST)
+
+
+def test_new_words_drawings_are_added_as_augmented_copies() -> None:
+    bitmaps, labels = _data()
+    new = sum(w not in OLD for w in labels)
+    result = fine_tune(_parent(), OLD, bitmaps, labels, TrainConfig(epochs=1, new_word_copies=3))
+    assert result.history[0]["examples"] == len(labels) + 3 * new
+    plain = fine_tune(_parent(), OLD, bitmaps, labels, TrainConfig(epochs=1, new_word_copies=0))
+    assert plain.history[0]["examples"] == len(labels)
+
+
+def test_augment_moves_ink_but_keeps_it() -> None:
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 6:22, 12:16] = 1.0  # a vertical bar
+    first = _augment(x, torch.Generator().manual_seed(5))
+    again = _augment(x, torch.Generator().manual_seed(5))
+    assert torch.equal(first, again)  # seeded: deterministic
+    assert first.shape == x.shape and float(first.min()) >= 0 and float(first.max()) <= 1
+    assert not torch.equal(first, x)
+    ink = first.sum(dim=(1, 2, 3)) / x.sum(dim=(1, 2, 3))
+    assert bool(((ink > 0.6) & (ink < 1.5)).all()), ink  # scaled by 0.85..1.15, none lost
+
+
+def test_new_words_win_at_most_max_theft_of_the_old_training_drawings() -> None:
+    bitmaps, labels = _data(40)
+    config = TrainConfig(epochs=3, batch_size=16, seed=3, max_theft=0.05)
+    result = fine_tune(_parent(), OLD, bitmaps, labels, config)
+    old = [i for i, w in enumerate(labels) if w in OLD]
+    with torch.no_grad():
+        x = torch.from_numpy(bitmaps[old].astype(np.float32) / 255).unsqueeze(1)
+        winners = result.model(x).argmax(1)
+    stolen = float((winners >= len(OLD)).float().mean())
+    assert stolen <= 0.05
+
+
+@pytest.mark.parametrize(
+    "config",
+    [TrainConfig(new_word_copies=-1), TrainConfig(max_theft=0.0), TrainConfig(max_theft=1.5)],
+)
+def test_bad_new_word_settings_are_refused(config: TrainConfig) -> None:
+    bitmaps, labels = _data(2)
+    with pytest.raises(ValueError, match=r"new_word_copies|max_theft"):
+        fine_tune(_parent(), OLD, bitmaps, labels, config)
