@@ -29,13 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.settings import Settings
 from ml.datasets import read_bitmaps, read_ndjson
 from ml.evaluate import score
 from ml.network import QuickDrawNet, load_model, seed_classes, seed_weights_path
 from ml.predict import Predictor
 from ml.quality import assess
 from ml.raster import rasterize_batch
-from ml.train import TrainConfig, fine_tune
+from ml.train import TrainConfig, fine_tune, train_config
 
 NEW_WORDS = ["bicycle", "car", "fish", "house", "sun"]
 NEW_TRAIN = 20  # of the 25 drawings of each new word; the other 5 are held out
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({time.perf_counter() - started:.1f} s to load)"
     )
     configs = {
-        "default": TrainConfig(),
+        "default (the product cycle's)": train_config(Settings.from_env()),
         "naive (no distillation, convs trained, unbalanced)": TrainConfig(
             freeze_convs=False, distill_weight=0.0, class_balance=0.0, imprint=False
         ),
