@@ -56,7 +56,7 @@ LATENCY = Histogram(
 )
 access_log = logging.getLogger("doodle.access")
 UNMATCHED = "unmatched"  # no route: 404s and 405s, whatever their path
-FLYWHEEL_STATUSES = ("promoted", "rejected", "skipped", "failed")
+FLYWHEEL_STATUSES = ("promoted", "rejected", "skipped", "failed", "abandoned")
 
 
 def register_metrics(app: Flask) -> None:

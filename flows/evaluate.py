@@ -196,22 +196,24 @@ def record_evaluation(
     candidate: dict[str, Any],
     production_id: int,
     decision: GateDecision,
+    production: dict[str, Any],
     provisional: int = 0,
 ) -> None:
-    """Keep the test-set figures and the gate's verdict with the candidate version.
-    `golden` keeps its name (the admin pages read it); `provisional` of its `n` drawings
-    were players' doodles held back for new words."""
+    """Keep the test-set figures and the gate's verdict with the candidate version, and
+    production's figures on the same drawings with production (the admin pages show them
+    side by side). `golden` keeps its name; `provisional` of its `n` drawings were
+    players' doodles held back for new words."""
+
+    def figures(report: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: report[k] for k in ("n", "top1", "top3", "map3")}, "provisional": provisional}
+
+    sessions = flow_context().sessions
     add_metrics(
-        flow_context().sessions,
+        sessions,
         candidate_id,
-        {
-            "golden": {
-                **{k: candidate[k] for k in ("n", "top1", "top3", "map3")},
-                "provisional": provisional,
-            },
-            "gate": {"against": production_id, **decision.as_dict()},
-        },
+        {"golden": figures(candidate), "gate": {"against": production_id, **decision.as_dict()}},
     )
+    add_metrics(sessions, production_id, {"golden": figures(production)})
 
 
 @flow(name="evaluate-and-gate", log_prints=True)
@@ -234,7 +236,7 @@ def evaluate_and_gate(
         policy=gate_policy(ctx.settings, require_gain=require_gain),
     )
     provisional = len(scored.golden) - sum(scored.golden)
-    record_evaluation(candidate_id, candidate, production_id, decision, provisional)
+    record_evaluation(candidate_id, candidate, production_id, decision, production, provisional)
     if decision.promote:
         reason = f"gate passed: {decision.reasons[0]}"
         promote(candidate_id, f"{reason}; {note}" if note else reason)
