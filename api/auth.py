@@ -42,7 +42,9 @@ def _matches(candidate: str, allowed: Iterable[str]) -> bool:
     return found
 
 
-def _admit(authenticated: bool, bucket: str = "", who: str = "", rate: Rate | None = None) -> None:
+def admit_attempt(
+    authenticated: bool, bucket: str = "", who: str = "", rate: Rate | None = None
+) -> None:
     """Count the attempt; 429 if its address failed too often, or its key sent too much."""
     verdict = resources().limiter.count(
         request.remote_addr or "unknown", authenticated, bucket, who, rate
@@ -72,7 +74,7 @@ def require_client_key(
     candidate = request.headers.get("X-API-Key", "")
     valid = bool(candidate) and _matches(candidate, allowed)
     who = key_id(candidate) if valid else ""
-    _admit(valid, bucket or "", who, rate if bucket else None)
+    admit_attempt(valid, bucket or "", who, rate if bucket else None)
     if not candidate:
         raise Unauthorized("missing X-API-Key header")
     if not valid:
@@ -118,7 +120,7 @@ def require_role(needed: Role) -> tuple[Role, str]:
     token = token.strip()
     well_formed = scheme.lower() == "bearer" and bool(token)
     found = role_for_token(resources().settings, token) if well_formed else None
-    _admit(found is not None)
+    admit_attempt(found is not None)
     if not header:
         raise Unauthorized("missing Authorization header (Bearer token)")
     if not well_formed:
@@ -135,15 +137,13 @@ def require_role(needed: Role) -> tuple[Role, str]:
     return role, token_id
 
 
-def require_admin_token(allowed: tuple[str, ...] | None = None) -> str:
+def require_admin_token() -> str:
     """Return the id of the request's admin bearer token, or raise Unauthorized (401), or
     Forbidden (403) for a reviewer's token.
 
     `Authorization: Bearer <token>`, with the token one of DOODLE_ADMIN_TOKENS. The id
     (a short hash) names the admin in history and audit rows; the token is never stored.
-    `allowed` is ignored (the settings' tokens count): kept for older callers.
     """
-    del allowed
     return require_role(Role.ADMIN)[1]
 
 
@@ -234,7 +234,7 @@ def require_player(player_id: str, action: str) -> Actor:
         return actor
     secret = request.headers.get("X-Player-Secret", "")
     if not secret:
-        _admit(False)
+        admit_attempt(False)
         raise Unauthorized(
             "missing X-Player-Secret header (the secret issued with the player's first "
             "recognition), or an admin bearer token"
@@ -245,7 +245,7 @@ def require_player(player_id: str, action: str) -> Actor:
     valid = hmac.compare_digest(hash_secret(secret).encode(), stored.encode()) and (
         known is not None and known.secret_hash is not None
     )
-    _admit(valid)
+    admit_attempt(valid)
     if not valid:
         raise Forbidden("this secret does not prove the request is from that player", {})
     return Actor("player")

@@ -48,7 +48,7 @@ def erase_player(player_id: str) -> Response:
     except NotFound:
         # An admin (the token was checked) asking for a player who is gone: erased
         # already (the receipt), or never known (404 below).
-        requested_by = f"admin:{require_admin_token(res.settings.admin_tokens)}"
+        requested_by = f"admin:{require_admin_token()}"
     if not (0 < len(player_id) <= MAX_PLAYER_ID) or not player_id.isprintable():
         raise NotFound("no such player", {})
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from api.auth import Forbidden, _admit, role_for_token
+from api.auth import Forbidden, admit_attempt, role_for_token
 from api.resources import resources
 from api.web import bp, login, web_session
 
@@ -35,7 +35,7 @@ def submit_login() -> BaseResponse:
         raise Forbidden("missing or wrong CSRF token; reload the login page", {})
     token = request.form.get("token", "").strip()
     found = role_for_token(resources().settings, token)
-    _admit(found is not None)  # failed attempts count per address, as on the API
+    admit_attempt(found is not None)  # failed attempts count per address, as on the API
     if found is None:
         return login_form("That token is not an admin or reviewer token.", 401)
     role, token_id = found
