@@ -180,13 +180,19 @@ def use_prefect(settings: Settings, env: dict[str, str]) -> int | None:
 
 
 def banner(
-    base_url: str, key: str | None, key_file: Path | None, prefect_api: str | None = None
+    base_url: str,
+    key: str | None,
+    key_file: Path | None,
+    prefect_api: str | None = None,
+    admin_token_file: Path | None = None,
 ) -> str:
     line = "=" * 78
     parts = [line, f"  Doodle API is up: {base_url}   (Ctrl-C stops everything)"]
     if prefect_api:
         ui = prefect_api.removesuffix("/").removesuffix("/api")
         parts += [f"  Prefect UI (the flywheel's runs and reports): {ui}"]
+    token = f" (token in {admin_token_file})" if admin_token_file else ""
+    parts += [f"  Admin page (doodles, review queue, models): {base_url}/admin{token}"]
     if key is not None:
         shown = f" (kept in {key_file})" if key_file else ""
         body = '{"word": "lightning", "drawing": [[[10, 60, 30, 90], [0, 60, 60, 140]]]}'
@@ -320,7 +326,9 @@ def _announce_when_ready(
         return
     key_file = settings.home / DEV_KEY_FILE if key else None
     with output.lock:
-        click.echo(banner(base_url, key, key_file, env.get("PREFECT_API_URL")))
+        token_file = settings.home / DEV_ADMIN_TOKEN_FILE
+        shown = token_file if token_file.is_file() and not settings.admin_tokens else None
+        click.echo(banner(base_url, key, key_file, env.get("PREFECT_API_URL"), shown))
     if not_ready is not None:
         output.say(f"warning: {base_url}/readyz is not ready yet: {not_ready}")
 
