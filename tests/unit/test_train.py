@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ml.network import QuickDrawNet
 from ml.train import TrainConfig, _augment, fine_tune, grow_classes
@@ -192,9 +193,52 @@ def test_new_words_win_at_most_max_theft_of_the_old_training_drawings() -> None:
 
 @pytest.mark.parametrize(
     "config",
-    [TrainConfig(new_word_copies=-1), TrainConfig(max_theft=0.0), TrainConfig(max_theft=1.5)],
+    [
+        TrainConfig(new_word_copies=-1),
+        TrainConfig(max_theft=0.0),
+        TrainConfig(max_theft=1.5),
+        TrainConfig(prototype_mix=-0.1),
+        TrainConfig(prototype_mix=1.5),
+        TrainConfig(augment_strength=-1.0),
+    ],
 )
 def test_bad_new_word_settings_are_refused(config: TrainConfig) -> None:
     bitmaps, labels = _data(2)
-    with pytest.raises(ValueError, match=r"new_word_copies|max_theft"):
+    with pytest.raises(ValueError, match=r"new_word_copies|max_theft|prototype_mix|augment_str"):
         fine_tune(_parent(), OLD, bitmaps, labels, config)
+
+
+def test_stronger_augmentation_moves_ink_further() -> None:
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 6:22, 12:16] = 1.0
+    still = _augment(x, torch.Generator().manual_seed(5), strength=0.0)
+    mild = _augment(x, torch.Generator().manual_seed(5), strength=1.0)
+    strong = _augment(x, torch.Generator().manual_seed(5), strength=2.0)
+    assert torch.allclose(still, x, atol=1e-5)  # the bar is centred: mirroring keeps it
+    assert float((strong - x).abs().mean()) > float((mild - x).abs().mean())
+
+
+def test_prototype_mix_pulls_new_rows_towards_their_drawings_mean() -> None:
+    bitmaps, labels = _data()
+    base = TrainConfig(
+        epochs=2, batch_size=16, seed=3, max_theft=None, prototype_mix=0.0, new_word_copies=0
+    )
+    plain = fine_tune(_parent(), OLD, bitmaps, labels, base)
+    mixed = fine_tune(
+        _parent(), OLD, bitmaps, labels, TrainConfig(**{**base.as_dict(), "prototype_mix": 1.0})
+    )
+    old = len(OLD)
+    w_plain, w_mixed = plain.model.fc3[0].weight, mixed.model.fc3[0].weight
+    assert torch.equal(w_plain[:old], w_mixed[:old])  # old rows untouched
+    assert not torch.equal(w_plain[old:], w_mixed[old:])
+    # With share 1 each new row is its drawings' mean hidden features, at the row's norm.
+    x = torch.from_numpy(bitmaps.astype(np.float32) / 255).unsqueeze(1)
+    model = mixed.model.eval()
+    with torch.no_grad():
+        hidden = model.fc2(model.fc1(model.conv2(model.conv1(x)).flatten(1)))
+        for k, word in enumerate(mixed.classes[old:], start=old):
+            mine = torch.tensor([w == word for w in labels])
+            mean = hidden[mine].mean(0)
+            cos = F.cosine_similarity(w_mixed[k], mean, dim=0)
+            assert float(cos) > 0.999
+            assert torch.allclose(w_mixed[k].norm(), w_plain[k].norm(), rtol=1e-4)
