@@ -67,12 +67,13 @@ def test_a_reviewer_labels_with_the_keyboard_only(page, live_url, doodles, db_se
     shown = [cards.nth(i).get_attribute("data-id") for i in range(4)]
     assert shown == [str(rid) for rid in reversed(doodles["apple"])]
     assert page.locator('.card[data-word="cup"]').count() == 0
-    # Every thumbnail loaded (drawn from the strokes).
-    loaded = page.evaluate(
+    # Every thumbnail loads (drawn from the strokes): images arrive after the page, so wait
+    # for them (a broken image never gets a width, and the wait fails after 10 s).
+    page.wait_for_function(
         "Array.from(document.querySelectorAll('.card img'))"
-        ".every(img => img.complete && img.naturalWidth > 0)"
+        ".every(img => img.complete && img.naturalWidth > 0)",
+        timeout=10_000,
     )
-    assert loaded
 
     # The first doodle has the focus; typing a word relabels it, and the focus moves on.
     page.locator(".card").first.focus()
@@ -177,8 +178,9 @@ def test_an_admin_starts_a_cycle_and_watches_it_finish(
     page.reload()
     candidate = finished.candidate_version_id
     expect(page.locator(f'img[alt="confusion matrix of v{candidate}"]')).to_have_count(1)
-    assert page.evaluate(
-        f"document.querySelector('img[alt=\"confusion matrix of v{candidate}\"]').naturalWidth"
+    page.wait_for_function(  # the picture loads (not a broken image)
+        f"document.querySelector('img[alt=\"confusion matrix of v{candidate}\"]').naturalWidth > 0",
+        timeout=10_000,
     )
     expect(page.locator("svg.chart circle")).not_to_have_count(0)
     screenshot(page, "models")
