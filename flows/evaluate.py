@@ -22,7 +22,7 @@ from db.models import LabelSource
 from flows.context import flow_context
 from ml.confusion import confusion_matrix, render_confusion_png
 from ml.evaluate import score
-from ml.gate import GateDecision, GatePolicy, PairedScores, decide
+from ml.gate import GateDecision, GatePolicy, PairedScores, decide, percent
 from ml.predict import Predictor
 from services import registry
 from services.registry import add_metrics
@@ -91,15 +91,11 @@ def gate_policy(settings: Settings, *, require_gain: bool = True) -> GatePolicy:
     )
 
 
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:.1f}%"
-
-
 def _with_interval(figures: dict[str, Any] | None) -> str:
     if not figures:
         return "-"
     low, high = figures["ci95"]
-    return f"{_pct(figures['top1'])} [{_pct(low)}, {_pct(high)}]"
+    return f"{percent(figures['top1'])} [{percent(low)}, {percent(high)}]"
 
 
 def _p(value: float | None) -> str:

@@ -71,7 +71,7 @@ class GatePolicy:
             f"fell by more than {_points(self.max_overall_drop)} points overall, or one old "
             f"word's by more than {_points(self.max_word_drop)} points (one-sided exact "
             f"binomial test on the drawings the two models disagree on, p < {self.alpha:g}); "
-            f"the new words need at least {_pct(self.new_word_min_top1)} top-1 on their test "
+            f"the new words need at least {percent(self.new_word_min_top1)} top-1 on their test "
             f"drawings together, and one new word blocks when the same kind of test says it is "
             f"below that. {gain}"
         )
@@ -128,7 +128,9 @@ class GateDecision:
         }
 
 
-def _pct(fraction: float) -> str:
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with one decimal, as the gate's reasons and the report
+    write it."""
     return f"{100 * fraction:.1f}%"
 
 
@@ -191,8 +193,8 @@ def decide(
         "p_better": round(p_better, 6),
     }
     summary = (
-        f"old words: top-1 {_pct(overall['production']['top1'])} -> "
-        f"{_pct(overall['candidate']['top1'])} on {old.n} drawings ({old.b} now wrong, "
+        f"old words: top-1 {percent(overall['production']['top1'])} -> "
+        f"{percent(overall['candidate']['top1'])} on {old.n} drawings ({old.b} now wrong, "
         f"{old.c} now right)"
     )
     if p_worse < policy.alpha:
@@ -211,8 +213,8 @@ def decide(
             if p_drop < policy.alpha:
                 entry["blocking"] = True
                 blocking.append(
-                    f"word {word!r} fell from {_pct(entry['production']['top1'])} to "
-                    f"{_pct(entry['candidate']['top1'])} on {pairs.n} drawings ({pairs.b} now "
+                    f"word {word!r} fell from {percent(entry['production']['top1'])} to "
+                    f"{percent(entry['candidate']['top1'])} on {pairs.n} drawings ({pairs.b} now "
                     f"wrong, {pairs.c} now right): a fall of more than "
                     f"{_points(policy.max_word_drop)} points is evidenced "
                     f"(p={_p(p_drop)} < {policy.alpha:g})"
@@ -225,12 +227,12 @@ def decide(
             if p_below < policy.alpha:
                 entry["blocking"] = True
                 blocking.append(
-                    f"new word {word!r}: {_pct(top1)} top-1 on {pairs.n} test drawings is "
-                    f"evidence it is below the {_pct(policy.new_word_min_top1)} required "
+                    f"new word {word!r}: {percent(top1)} top-1 on {pairs.n} test drawings is "
+                    f"evidence it is below the {percent(policy.new_word_min_top1)} required "
                     f"(p={_p(p_below)} < {policy.alpha:g})"
                 )
             else:
-                notes.append(f"new word {word!r}: {_pct(top1)} top-1 on {pairs.n} test drawings")
+                notes.append(f"new word {word!r}: {percent(top1)} top-1 on {pairs.n} test drawings")
         else:
             entry = _word_entry("unknown", pairs)
             notes.append(f"word {word!r}: neither model knows it ({pairs.n} drawings, not gated)")
@@ -245,8 +247,8 @@ def decide(
         for word in laggards:
             words[word]["blocking"] = True
         blocking.append(
-            f"new words together: {_pct(together)} top-1 on {fresh.n} test drawings, below "
-            f"the {_pct(policy.new_word_min_top1)} required (below it alone: "
+            f"new words together: {percent(together)} top-1 on {fresh.n} test drawings, below "
+            f"the {percent(policy.new_word_min_top1)} required (below it alone: "
             f"{', '.join(repr(w) for w in laggards) or 'none'})"
         )
 

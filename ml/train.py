@@ -235,6 +235,13 @@ def _head(model: QuickDrawNet, features: torch.Tensor) -> torch.Tensor:
     return model.fc3(model.fc2(model.fc1(features)))
 
 
+def _mean_direction(hidden: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """The mean of a class's hidden features, scaled to `norm`: the row that points at the
+    class's typical drawing (imprinting starts new rows there; the blend pulls them back)."""
+    direction = hidden.mean(0)
+    return direction / direction.norm().clamp(min=1e-12) * norm
+
+
 def _imprint(model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, old: int) -> None:
     """Weight imprinting (Qi et al., 2018): each new class's row starts as the mean of its
     drawings' penultimate features, scaled to the old rows' mean norm, its bias the old biases'
@@ -250,8 +257,7 @@ def _imprint(model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, ol
             mine = targets == k
             if not mine.any():
                 continue
-            direction = hidden[mine].mean(0)
-            row = direction / direction.norm().clamp(min=1e-12) * norm
+            row = _mean_direction(hidden[mine], norm)
             others = hidden[~mine] @ row if (~mine).any() else torch.zeros(1)
             head.weight[k] = row
             head.bias[k] = bias - others.mean()
@@ -271,8 +277,7 @@ def _blend_prototypes(
             if not mine.any():
                 continue
             row = head.weight[k].clone()
-            direction = hidden[mine].mean(0)
-            proto = direction / direction.norm().clamp(min=1e-12) * row.norm()
+            proto = _mean_direction(hidden[mine], row.norm())
             blended = (1 - share) * row + share * proto
             before = (hidden[mine] @ row).mean()
             after = (hidden[mine] @ blended).mean()
@@ -453,19 +458,16 @@ def fine_tune(
                 progress(dict(record))
         for hook in hooks:
             hook.remove()
-        if config.prototype_mix and len(classes) > old:
-            _blend_prototypes(
-                model.eval(),
-                feats if feats is not None else _features(model, x_all),
-                targets,
-                old,
-                config.prototype_mix,
-            )
         theft = CALIBRATION_THEFT if config.new_rows_only else config.max_theft
-        if theft is not None:
-            _calibrate_new_rows(
-                model, feats if feats is not None else _features(model, x_all), targets, old, theft
-            )
+        blend = bool(config.prototype_mix) and len(classes) > old
+        if blend or theft is not None:
+            # The convolutions' output after training (the cache, when they were frozen):
+            # both steps below change only the output layer, so it serves both.
+            final = feats if feats is not None else _features(model, x_all)
+            if blend:
+                _blend_prototypes(model.eval(), final, targets, old, config.prototype_mix)
+            if theft is not None:
+                _calibrate_new_rows(model, final, targets, old, theft)
         for p in model.parameters():
             p.requires_grad_(True)
     return TrainResult(model=model.eval(), classes=classes, history=history)
