@@ -26,7 +26,8 @@ bp = Blueprint("admin_doodles", __name__, url_prefix="/v1/admin/doodles")
 
 protect_admin_blueprint(bp, Role.REVIEWER)
 
-_QUERY: Parser[DoodleListQuery] = Parser(DoodleListQuery)
+# The grid's query; the admin page checks its filter form with it too (api.web).
+LIST_QUERY: Parser[DoodleListQuery] = Parser(DoodleListQuery)
 _DECISIONS: Parser[LabelDoodles | DecideDoodles] = Parser(DoodleDecisions)
 # Where a doodle's picture is served (api.reviews serves any kept drawing).
 DRAWING_URL = "/v1/admin/reviews/{id}/drawing.png"
@@ -66,7 +67,7 @@ def filters_of(query: DoodleListQuery) -> DoodleFilters:
 
 @bp.get("")
 def list_doodles() -> Response:
-    query = _QUERY.python(request.args.to_dict())
+    query = LIST_QUERY.python(request.args.to_dict())
     with resources().sessions() as s:
         try:
             page = doodle_listing.list_doodles(

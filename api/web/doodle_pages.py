@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response, jsonify, render_template, request
 
 from api import reviews as review_api
+from api.doodles import LIST_QUERY, filters_of
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
 from api.web import bp, web_session
@@ -39,39 +40,24 @@ class Card:
     note: str | None = None  # why the doodle is in the review queue
 
 
-def _text(name: str) -> str | None:
-    value = request.args.get(name, "").strip().lower()
-    return value or None
-
-
-def _number(name: str, parse: type[float] | type[int]) -> Any:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return parse(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a number", {"field": name}) from None
+# The filter form's fields, by the name the grid's API query gives each.
+_FORM_FIELDS = {
+    "word": "word",
+    "predicted": "predicted",
+    "label": "label",
+    "source": "label_source",
+    "review": "review",
+    "min_confidence": "min_confidence",
+    "max_confidence": "max_confidence",
+    "version": "model_version",
+}
 
 
 def _filters() -> DoodleFilters:
-    review = _text("review")
-    source = _text("source")
-    if review is not None and review not in ReviewState.__members__:
-        raise InvalidRequest("review must be none, pending or resolved", {"field": "review"})
-    sources = {s.value for s in LabelSource} | {doodle_listing.NO_LABEL}
-    if source is not None and source not in sources:
-        raise InvalidRequest(f"source must be one of {sorted(sources)}", {"field": "source"})
-    return DoodleFilters(
-        word=_text("word"),
-        predicted=_text("predicted"),
-        label=_text("label"),
-        label_source=source,
-        review=None if review is None else ReviewState(review),
-        min_confidence=_number("min_confidence", float),
-        max_confidence=_number("max_confidence", float),
-        model_version=_number("version", int),
-    )
+    """The form's filters, checked as `GET /v1/admin/doodles` checks them (a blank field
+    filters nothing)."""
+    given = {key: request.args.get(field, "").strip() for field, key in _FORM_FIELDS.items()}
+    return filters_of(LIST_QUERY.python({key: value for key, value in given.items() if value}))
 
 
 @bp.get("/doodles")
