@@ -10,7 +10,7 @@ import click
 from cli.context import resolved_settings
 from core.metrics import use_metrics_dir
 from core.settings import Settings
-from core.tasks import ALL_QUEUES
+from core.tasks import ALL_QUEUES, MAINTENANCE_QUEUE, QUEUE
 
 
 def _gunicorn(app: Any, options: dict[str, Any]) -> None:
@@ -63,6 +63,13 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
         )
 
 
+def celery_queues(requested: list[str]) -> list[str]:
+    """The queues Celery itself consumes: not recognitions, which a worker step of their own
+    takes off in batches (workers.consumer); the maintenance queue if nothing else is left,
+    as Celery needs one."""
+    return [q for q in requested if q != QUEUE] or [MAINTENANCE_QUEUE]
+
+
 @click.command("worker")
 @click.option(
     "--concurrency", type=int, default=None, help="Defaults to DOODLE_WORKER_CONCURRENCY."
@@ -88,13 +95,14 @@ def worker_command(
     use_metrics_dir(Settings.from_env())  # before prometheus_client is imported
     from workers.tasks import make_worker_app
 
+    requested = [q.strip() for q in queues.split(",") if q.strip()]
     with resolved_settings() as settings:
-        app = make_worker_app(settings)
+        app = make_worker_app(settings, consume_recognitions=QUEUE in requested)
         argv = [
             "worker",
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency or settings.worker_concurrency}",
-            f"--queues={queues}",
+            f"--queues={','.join(celery_queues(requested))}",
             f"--pool={pool or settings.worker_pool}",
             f"--hostname=doodle-{os.getpid()}@%h",
             # Workers never talk to each other here. Gossip's restart after a lost broker

@@ -185,11 +185,11 @@ class Settings:
     worker_pool: str = env("DOODLE_WORKER_POOL", _choice("solo", "prefork", "threads"), "solo")
     # Messages a worker process may hold unacknowledged: at least a batch's worth.
     worker_prefetch: int = env("DOODLE_WORKER_PREFETCH", _int, 32)
-    # Micro-batches: a worker flushes its buffer at this many doodles, when no more are
-    # arriving, or this long after the first one arrived (see workers.batching).
+    # Micro-batches: a worker takes at most this many doodles (or live guesses) at once.
+    # Recognitions: whatever is waiting, at once (workers.consumer). Live guesses: the
+    # buffer is flushed when full, when no more are arriving, or `batch_wait_ms` after
+    # the first arrived (workers.batching).
     batch_size: int = env("DOODLE_BATCH_SIZE", _int, 32)
-    # 4 ms, not 10: at 16 clients the shorter wait kept both cores busy (1.84 against
-    # 1.69 busy, 384-398 against 354-367 doodles/s, scripts/bench.py --systems product).
     batch_wait_ms: float = env("DOODLE_BATCH_WAIT_MS", _float, 4.0)
     task_soft_time_limit: int = env("DOODLE_TASK_SOFT_TIME_LIMIT", _int, 30)
     # How often a worker checks whether the production alias moved (and reloads).

@@ -1,15 +1,16 @@
-"""The worker's Celery app: micro-batched tasks registered on an app built from Settings.
+"""The worker's Celery app, built from Settings.
 
-Recognitions and live guesses are micro-batched tasks (`workers.batching`): the worker
-buffers their messages and runs one task call per batch (at `batch_size` messages, when no
-more are arriving, or `batch_wait_ms` after the first). A message leaves Redis when it is
-read (no ack emulation, see workers.celery_app): the row in Postgres, not the message, is
-the record of work, and the sweeper resends what a dead worker held; a worker shutting
-down cleanly puts the doodles still in its buffer back on the queue.
+Recognitions are taken off their queue in micro-batches by a worker step of their own
+(`workers.consumer`); live guesses are a micro-batched task (`workers.batching`: one task
+call per batch, at `batch_size` messages, when no more are arriving, or `batch_wait_ms`
+after the first); the sweeper and erasures are plain tasks. A message leaves Redis when it
+is read (no ack emulation, see workers.celery_app): for a recognition, the row in Postgres,
+not the message, is the record of work, and the sweeper resends what a dead worker held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -23,7 +24,6 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
-    worker_shutting_down,
 )
 from celery_batches import SimpleRequest
 from redis.exceptions import RedisError
@@ -31,10 +31,11 @@ from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from core.storage import StorageError
-from core.tasks import ERASE, GUESS, RECOGNIZE, SWEEP, enqueue_recognition
+from core.tasks import ERASE, GUESS, QUEUE, SWEEP, enqueue_recognition
 from services.erasure import work_erasure
 from workers.batching import AdaptiveBatches
 from workers.celery_app import make_celery
+from workers.consumer import BatchConsumer, consumer_step, recognition_ids
 from workers.guess import GuessRequest, guess_batch
 from workers.metrics import Heartbeat, started_heartbeat
 from workers.model_cache import NoModel
@@ -64,20 +65,6 @@ class Backoff:
         self.delay = 0.0
 
 
-def _recognition_ids(requests: Sequence[SimpleRequest]) -> dict[uuid.UUID, str | None]:
-    """{recognition id: id of the API request that made it, if the message names one}."""
-    ids: dict[uuid.UUID, str | None] = {}
-    for request in requests:
-        try:
-            rid = uuid.UUID(str(request.args[0]))
-        except (ValueError, IndexError):
-            log.error("dropping a message with a malformed recognition id: %r", request.args)
-            continue
-        named = str(request.args[1]) if len(request.args) > 1 else None
-        ids[rid] = named or ids.get(rid)
-    return ids
-
-
 def _guess_requests(requests: Sequence[SimpleRequest]) -> list[GuessRequest]:
     out = []
     for request in requests:
@@ -89,7 +76,10 @@ def _guess_requests(requests: Sequence[SimpleRequest]) -> list[GuessRequest]:
     return out
 
 
-def make_worker_app(settings: Settings) -> Celery:
+def make_worker_app(settings: Settings, consume_recognitions: bool = False) -> Celery:
+    """The worker's app; with `consume_recognitions`, a worker started from it also takes
+    recognitions off their queue (see workers.consumer; Celery itself must not consume
+    that queue then)."""
     app = make_celery(settings)
     runtimes = PerProcess(lambda: WorkerRuntime(settings), WorkerRuntime.close)
     heartbeats = PerProcess(lambda: started_heartbeat(settings), Heartbeat.stop)
@@ -124,37 +114,19 @@ def make_worker_app(settings: Settings) -> Celery:
     def _stop_heartbeat(**_: object) -> None:
         heartbeats.reset()
 
-    @worker_shutting_down.connect(weak=False)
-    def _hand_back_buffered(**_: object) -> None:
-        # Messages are gone from Redis once read (no ack emulation): doodles still waiting
-        # in this worker's batch buffer go back on the queue now, not after a sweep.
-        buffered = recognize_task._buffer
-        requests = []
-        while not buffered.empty():
-            requests.append(buffered.get_nowait())
-        ids = _recognition_ids(requests)
-        if not ids:
-            return
-        try:
-            redis_client = runtimes.get().redis
-            for rid, request_id in ids.items():
-                enqueue_recognition(redis_client, rid, request_id)
-        except RedisError as exc:
-            log.warning("%d buffered doodles left for the sweeper: %s", len(ids), exc)
-            return
-        log.info("handed %d buffered doodles back to the queue", len(ids))
+    recognition_backoff = Backoff()  # the recognitions consumer's thread has its own
 
-    @app.task(name=RECOGNIZE, **batch_options)
-    def recognize_task(requests: Sequence[SimpleRequest]) -> None:
-        ids = _recognition_ids(requests)
+    def recognize_messages(messages: list[bytes]) -> None:
+        ids = recognition_ids(messages)
         if not ids:
             return
         try:
             report = recognize_batch(runtimes.get(), list(ids), request_ids=ids)
         except TRANSIENT as exc:
-            backoff.failed(f"batch of {len(ids)} recognitions left for the sweeper", exc)
+            what = f"batch of {len(ids)} recognitions left for the sweeper"
+            recognition_backoff.failed(what, exc)
             return
-        backoff.succeeded()
+        recognition_backoff.succeeded()
         # One line a batch, naming the requests behind it (grep a request id to find it).
         log.info(
             "batch of %d: %d done, %d failed, %d skipped",
@@ -164,6 +136,23 @@ def make_worker_app(settings: Settings) -> Celery:
             report.skipped,
             extra={"request_ids": sorted(r for r in ids.values() if r)},
         )
+
+    def recognitions_consumer() -> BatchConsumer:
+        # Parallelism comes from worker processes; torch threads would only contend.
+        torch.set_num_threads(1)
+        runtime = runtimes.get()
+        with contextlib.suppress(*TRANSIENT):
+            runtime.models.current()  # loaded before the first doodle, when there is one
+        return BatchConsumer(
+            runtime.redis,
+            QUEUE,
+            settings.batch_size,
+            recognize_messages,
+            lambda exc: recognition_backoff.failed("taking recognitions off the queue", exc),
+        )
+
+    if consume_recognitions:
+        app.steps["worker"].add(consumer_step(recognitions_consumer, settings.task_time_limit))
 
     @app.task(name=GUESS, **batch_options)
     def guess_task(requests: Sequence[SimpleRequest]) -> None:
