@@ -270,13 +270,24 @@ def pending_objects(
 
 
 _ASSIGN_STROKES_KEY = text(
-    "UPDATE recognitions SET strokes_key = :key WHERE id = ANY(:ids) AND stored_at IS NULL"
+    """
+UPDATE recognitions SET strokes_key = :key
+WHERE id = ANY(:ids) AND strokes_key IS NULL AND stored_at IS NULL
+    AND status = 'done' AND consent_store
+RETURNING id
+"""
 )
 
 
-def assign_strokes_key(conn: Connection | Session, ids: Sequence[uuid.UUID], key: str) -> None:
-    """Decide where doodles that have no object key yet will be written."""
-    conn.execute(_ASSIGN_STROKES_KEY, {"ids": list(ids), "key": key})
+def assign_strokes_key(
+    conn: Connection | Session, ids: Sequence[uuid.UUID], key: str
+) -> set[uuid.UUID]:
+    """Decide that the kept doodles among `ids` that have no segment yet go to `key`;
+    returns those. A doodle that has one keeps it: a retried write overwrites the same
+    object, never leaves a second copy."""
+    if not ids:
+        return set()
+    return {r.id for r in conn.execute(_ASSIGN_STROKES_KEY, {"ids": list(ids), "key": key})}
 
 
 _MARK_STORED = text(

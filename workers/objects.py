@@ -1,15 +1,17 @@
 """Writing kept doodles to object storage, off the recognition path.
 
-The doodles a batch kept go to object storage as one segment (`core.segments`): one
-request to the storage server for the batch instead of one a doodle. The segment's key
-is decided when the batch is finished (and recorded in the rows), so a write that is
-retried, here or by the sweeper, overwrites the same object and never leaves a stray
-copy. Doodles sent as PNG keep their image as an object of its own.
+Kept doodles go to object storage as segments (`core.segments`): one request to the
+storage server for many doodles instead of one a doodle. A batch hands its kept doodles
+to the process's `ObjectWriter` and moves on; one background thread gathers what batches
+hand it for up to WRITE_EVERY_SECONDS and writes it as one segment, with four statements
+for all of it (so a worker answering small batches, at low load, does not pay a write and
+its statements a batch). Doodles sent as PNG keep their image as an object of its own.
 
-A batch hands its objects to the process's `ObjectWriter` and moves on; one background
-thread writes them and records each run of written objects in one statement. Nothing is
-lost if the process dies or storage is down: until `stored_at` is set the strokes stay
-in the row, and the sweeper writes whatever is still pending (`store_pending`).
+A segment's key is recorded in the rows (committed) before the segment is written, so
+a write that is retried, here or by the sweeper, overwrites the same object and never
+leaves a stray copy. Nothing is lost if the process dies or storage is down: until
+`stored_at` is set the strokes stay in the row, and the sweeper writes whatever is still
+pending (`store_pending`).
 
 An erasure (services.removal) may delete doodles whose objects are still to be written:
 a run of writes holds its keys' advisory locks, the ones the erasure takes, and writes
@@ -25,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -38,10 +40,11 @@ from db.models import InputFormat
 
 log = logging.getLogger(__name__)
 
-# Objects waiting for the writer; beyond this the sweeper takes over (memory stays bounded).
-MAX_WAITING = 1_000
-# Objects whose doodles are recorded as stored in one statement.
-RECORD_EVERY = 16
+# Doodles waiting for the writer; beyond this the sweeper takes over (memory stays bounded).
+MAX_WAITING = 2_000
+# A segment gathers the doodles batches hand over for this long, or this many of them.
+WRITE_EVERY_SECONDS = 0.1
+SEGMENT_DOODLES = 256
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,29 @@ def _put_alive(
     return stored
 
 
+def store_kept(
+    storage: ObjectStorage, engine: Engine, pause: StoragePause, kept: Sequence[rec.KeptDoodle]
+) -> int:
+    """Write kept doodles' objects; returns how many doodles were recorded as stored.
+
+    Those without a segment yet get a new one together; the key is committed to their rows
+    before anything is written (see the module's docstring)."""
+    if not kept or pause.active:
+        return 0
+    keyless = [d.id for d in kept if d.input_format is not InputFormat.png and not d.strokes_key]
+    if keyless:
+        key = segments.segment_key()
+        try:
+            with engine.begin() as conn:
+                assigned = rec.assign_strokes_key(conn, keyless, key)
+        except OperationalError as exc:
+            log.warning("could not give %d doodles a segment: %s", len(keyless), exc)
+            return 0
+        # Not assigned: erased, no longer kept, or given a segment elsewhere meanwhile.
+        kept = [replace(d, strokes_key=key) if d.id in assigned else d for d in kept]
+    return write_objects(storage, engine, pause, writes_for(kept))
+
+
 class ObjectWriter:
     """One background thread per process that writes what batches hand it."""
 
@@ -164,22 +190,22 @@ class ObjectWriter:
         self._storage = storage
         self._engine = engine
         self._pause = pause
-        self._queue: queue.Queue[ObjectWrite] = queue.Queue(MAX_WAITING)
+        self._queue: queue.Queue[rec.KeptDoodle] = queue.Queue(MAX_WAITING)
         self._idle = threading.Condition()
         self._busy = 0
         self._thread: threading.Thread | None = None
 
-    def submit(self, writes: Sequence[ObjectWrite]) -> None:
+    def submit(self, kept: Sequence[rec.KeptDoodle]) -> None:
         if self._pause.active:
             return  # the sweeper writes them once storage is back
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="objects", daemon=True)
             self._thread.start()
-        for write in writes:
+        for doodle in kept:
             try:
                 with self._idle:
                     self._busy += 1
-                self._queue.put_nowait(write)
+                self._queue.put_nowait(doodle)
             except queue.Full:
                 self._done(1)
                 return
@@ -197,15 +223,16 @@ class ObjectWriter:
 
     def _run(self) -> None:
         while True:
-            writes = [self._queue.get()]
-            while len(writes) < RECORD_EVERY:
+            kept = [self._queue.get()]
+            until = time.monotonic() + WRITE_EVERY_SECONDS
+            while len(kept) < SEGMENT_DOODLES:
                 try:
-                    writes.append(self._queue.get_nowait())
+                    kept.append(self._queue.get(timeout=max(until - time.monotonic(), 0)))
                 except queue.Empty:
                     break
             try:
-                write_objects(self._storage, self._engine, self._pause, writes)
+                store_kept(self._storage, self._engine, self._pause, kept)
             except Exception:
-                log.exception("writing %d objects failed; the sweeper will retry", len(writes))
+                log.exception("writing %d doodles failed; the sweeper will retry", len(kept))
             finally:
-                self._done(len(writes))
+                self._done(len(kept))

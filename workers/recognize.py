@@ -27,7 +27,7 @@ import numpy as np
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from core import keys, segments
+from core import keys
 from core.tasks import (
     QUEUE,
     RECOGNITION_WAIT_KEY,
@@ -43,7 +43,7 @@ from ml.raster import bitmap_from_png, rasterize_batch
 from ml.strokes import to_simplified
 from workers.metrics import observe_batch
 from workers.model_cache import LoadedModel
-from workers.objects import write_objects, writes_for
+from workers.objects import store_kept
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -161,20 +161,17 @@ def _notify(runtime: WorkerRuntime, documents: dict[uuid.UUID, dict[str, Any]]) 
     )
 
 
-def _with_object_keys(
+def _with_png_keys(
     claimed: Sequence[rec.Claimed], outcomes: Sequence[rec.Outcome]
 ) -> list[rec.Outcome]:
-    """Where each kept doodle will be written: the batch's strokes share one segment."""
-    segment = segments.segment_key()
-    out = []
-    for c, o in zip(claimed, outcomes, strict=True):
-        if c.store and o.error is None:
-            if c.input_format is InputFormat.png:
-                o = dataclasses.replace(o, png_key=keys.png_key(c.player_id, c.id))
-            else:
-                o = dataclasses.replace(o, strokes_key=segment)
-        out.append(o)
-    return out
+    """Where each kept PNG will be written (strokes get their segment when it is written,
+    workers.objects)."""
+    return [
+        dataclasses.replace(o, png_key=keys.png_key(c.player_id, c.id))
+        if c.store and o.error is None and c.input_format is InputFormat.png
+        else o
+        for c, o in zip(claimed, outcomes, strict=True)
+    ]
 
 
 def _log_outcomes(
@@ -198,7 +195,7 @@ def _process(
     report: BatchReport,
     request_ids: Mapping[uuid.UUID, str | None],
 ) -> None:
-    outcomes = _with_object_keys(claimed, recognize_claimed(model, claimed))
+    outcomes = _with_png_keys(claimed, recognize_claimed(model, claimed))
     finished = _finish(runtime, outcomes)
     done = [(c, o) for c, o in zip(claimed, outcomes, strict=True) if o.id in finished]
     _log_outcomes([o for _, o in done], request_ids)
@@ -219,7 +216,7 @@ def _process(
         for c, o in done
         if finished[o.id].stored
     ]
-    runtime.objects.submit(writes_for(kept))
+    runtime.objects.submit(kept)
 
 
 def recognize_batch(
@@ -357,20 +354,7 @@ def store_pending(runtime: WorkerRuntime, limit: int = 200) -> int:
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=runtime.settings.lease_seconds)
     with runtime.engine.begin() as conn:
         pending = rec.pending_objects(conn, before, limit)
-        # Finished before object keys were decided at finish time: give them a segment.
-        keyless = [
-            p.id
-            for p in pending
-            if not (p.strokes_key or p.png_key) and p.input_format is not InputFormat.png
-        ]
-        if keyless:
-            key = segments.segment_key()
-            rec.assign_strokes_key(conn, keyless, key)
-            pending = [
-                dataclasses.replace(p, strokes_key=key) if p.id in keyless else p for p in pending
-            ]
-    writes = writes_for(pending)
-    stored = write_objects(runtime.storage, runtime.engine, runtime.storage_pause, writes)
+    stored = store_kept(runtime.storage, runtime.engine, runtime.storage_pause, pending)
     if stored:
         log.info("wrote %d pending objects", stored)
     return stored

@@ -23,6 +23,7 @@ from ml.artifacts import ArtifactCorrupt
 from ml.network import seed_classes, seed_weights_path
 from ml.raster import rasterize
 from tests.fixtures.app import import_version
+from workers import objects
 from workers.recognize import recognize_batch, store_pending, sweep
 
 KEEP = rec.ConsentGrant(version="2026-11", store=True, train=True)
@@ -170,7 +171,8 @@ def test_objects_wait_out_a_storage_outage(
     assert row.status is RecognitionStatus.done and row.attempts == 1
     assert row.payload == drawing and row.stored_at is None
     assert row.bitmap == rasterize(drawing).tobytes()
-    decided = row.strokes_key  # where it will go, decided when it was finished
+    decided = row.strokes_key  # where it will go, committed before the first try
+    assert decided is not None and decided.startswith("segments/")
     # Storage back: the sweeper writes the object once the pause and lease have passed.
     monkeypatch.undo()
     assert worker_runtime.storage_pause.active
@@ -211,6 +213,25 @@ def test_a_batchs_kept_doodles_go_to_one_segment(
         (str(rid), f"p{i}", d) for i, (rid, d) in enumerate(zip(kept, drawings, strict=True))
     ]
     assert _row(db_session_factory, not_kept).strokes_key is None
+
+
+def test_batches_finished_close_together_share_a_segment(
+    db_session_factory, worker_runtime, sample_drawings, seed_version, monkeypatch
+):
+    # The writer gathers for 0.1 s in production; the test's batches are slower than that.
+    monkeypatch.setattr(objects, "WRITE_EVERY_SECONDS", 3.0)
+    drawings = [sample_drawings[w][0]["drawing"] for w in ("cup", "leaf", "hat")]
+    ids = [
+        _queue(db_session_factory, d, player_id=f"p{i}", consent=KEEP)
+        for i, d in enumerate(drawings)
+    ]
+    for rid in ids:  # three batches of one, as a worker sees them at low load
+        assert recognize_batch(worker_runtime, [rid]).done == 1
+    assert worker_runtime.objects.flush()
+    keys = {_row(db_session_factory, rid).strokes_key for rid in ids}
+    assert len(keys) == 1 and list(worker_runtime.storage.list("segments/")) == list(keys)
+    written = {d["id"] for d in segments.decode(worker_runtime.storage.get(keys.pop()))}
+    assert written == {str(rid) for rid in ids}
 
 
 def test_model_cache_follows_the_production_alias(
