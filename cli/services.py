@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -10,7 +11,18 @@ import click
 from cli.context import resolved_settings
 from core.metrics import use_metrics_dir
 from core.settings import Settings
-from core.tasks import ALL_QUEUES, MAINTENANCE_QUEUE, QUEUE
+from core.tasks import ALL_QUEUES, BATCH_QUEUES, IDLE_QUEUE
+
+# How long a thread may hold the GIL while another waits for it: Python's 5 ms default made a
+# request (a live guess above all) wait behind another thread's CPU work in the same
+# process. At 0.5 ms in the API and the workers, live guesses beside recognitions at c4:
+# p99 19.8 against 25.6 ms, and recognitions alone 292-308 against 203-280 /s
+# (scripts/bench.py --scenario guesses --services embedded --concurrency 4 --duration 15).
+GIL_TURN_SECONDS = 0.0005
+
+
+def _short_gil_turns() -> None:
+    sys.setswitchinterval(GIL_TURN_SECONDS)  # forked processes inherit it
 
 
 def _gunicorn(app: Any, options: dict[str, Any]) -> None:
@@ -43,6 +55,8 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
     use_metrics_dir(Settings.from_env())  # before prometheus_client is imported
     from api import create_app
 
+    _short_gil_turns()
+
     with resolved_settings() as settings:
         app = create_app(settings)
         _gunicorn(
@@ -64,10 +78,11 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
 
 
 def celery_queues(requested: list[str]) -> list[str]:
-    """The queues Celery itself consumes: not recognitions, which a worker step of their own
-    takes off in batches (workers.consumer); the maintenance queue if nothing else is left,
-    as Celery needs one."""
-    return [q for q in requested if q != QUEUE] or [MAINTENANCE_QUEUE]
+    """The queues Celery itself consumes: not recognitions nor live guesses, which worker
+    steps of their own take off in batches (workers.consumer). Celery needs a queue: a
+    worker for batches only (say, the guesser) gets IDLE_QUEUE, where nothing is sent, so
+    that it never runs a sweep or an erasure in between."""
+    return [q for q in requested if q not in BATCH_QUEUES] or [IDLE_QUEUE]
 
 
 @click.command("worker")
@@ -95,9 +110,10 @@ def worker_command(
     use_metrics_dir(Settings.from_env())  # before prometheus_client is imported
     from workers.tasks import make_worker_app
 
+    _short_gil_turns()
     requested = [q.strip() for q in queues.split(",") if q.strip()]
     with resolved_settings() as settings:
-        app = make_worker_app(settings, consume_recognitions=QUEUE in requested)
+        app = make_worker_app(settings, [q for q in requested if q in BATCH_QUEUES])
         argv = [
             "worker",
             f"--loglevel={loglevel}",

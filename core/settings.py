@@ -183,14 +183,12 @@ class Settings:
     # hand-over to a pool; measured cheapest a doodle); scale out with more worker
     # processes. prefork or threads use `worker_concurrency`.
     worker_pool: str = env("DOODLE_WORKER_POOL", _choice("solo", "prefork", "threads"), "solo")
-    # Messages a worker process may hold unacknowledged: at least a batch's worth.
+    # Celery's prefetch multiplier, for the tasks Celery runs (the sweeper, erasures);
+    # recognitions and live guesses are popped by the batch consumers (workers.consumer).
     worker_prefetch: int = env("DOODLE_WORKER_PREFETCH", _int, 32)
-    # Micro-batches: a worker takes at most this many doodles (or live guesses) at once.
-    # Recognitions: whatever is waiting, at once (workers.consumer). Live guesses: the
-    # buffer is flushed when full, when no more are arriving, or `batch_wait_ms` after
-    # the first arrived (workers.batching).
+    # Micro-batches: a worker takes what is waiting, up to this many doodles (or live
+    # guesses), as one batch at once (workers.consumer).
     batch_size: int = env("DOODLE_BATCH_SIZE", _int, 32)
-    batch_wait_ms: float = env("DOODLE_BATCH_WAIT_MS", _float, 4.0)
     task_soft_time_limit: int = env("DOODLE_TASK_SOFT_TIME_LIMIT", _int, 30)
     # How often a worker checks whether the production alias moved (and reloads).
     model_check_seconds: float = env("DOODLE_MODEL_CHECK_SECONDS", _float, 2.0)

@@ -28,6 +28,10 @@ MAINTENANCE_QUEUE = "maintenance"
 # `doodle worker` consumes all three unless told otherwise; `make run` and compose give
 # guesses a worker of their own, so they never wait behind a batch of recognitions.
 ALL_QUEUES = (GUESS_QUEUE, QUEUE, MAINTENANCE_QUEUE)
+# Taken off in batches by worker steps of their own (workers.consumer), not by Celery.
+BATCH_QUEUES = (GUESS_QUEUE, QUEUE)
+# Where nothing is ever sent: Celery's queue in a worker that only consumes BATCH_QUEUES.
+IDLE_QUEUE = "idle"
 
 # A waiter's result list outlives any sensible wait.
 RESULT_TTL_SECONDS = 60

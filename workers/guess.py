@@ -6,16 +6,19 @@ list the API request waits on. A guess whose client stopped waiting is skipped.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.tasks import guess_channel
+from core.tasks import guess_channel, message_args
 from ml.raster import rasterize_batch
 from ml.strokes import to_simplified
 from workers.metrics import observe_batch
 from workers.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,18 @@ class GuessRequest:
     id: str
     drawing: Any
     deadline: float  # time.time() past which nobody waits for the answer
+
+
+def guess_requests(messages: Sequence[bytes]) -> list[GuessRequest]:
+    """The guesses task messages carry (core.tasks.guess_message); malformed ones dropped."""
+    out = []
+    for raw in messages:
+        try:
+            guess_id, drawing, deadline = message_args(raw) or []
+            out.append(GuessRequest(str(guess_id), drawing, float(deadline)))
+        except (ValueError, TypeError):
+            log.error("dropping a malformed guess message")
+    return out
 
 
 def guess_batch(runtime: WorkerRuntime, requests: Sequence[GuessRequest]) -> int:

@@ -1,11 +1,10 @@
 """The worker's Celery app, built from Settings.
 
-Recognitions are taken off their queue in micro-batches by a worker step of their own
-(`workers.consumer`); live guesses are a micro-batched task (`workers.batching`: one task
-call per batch, at `batch_size` messages, when no more are arriving, or `batch_wait_ms`
-after the first); the sweeper and erasures are plain tasks. A message leaves Redis when it
-is read (no ack emulation, see workers.celery_app): for a recognition, the row in Postgres,
-not the message, is the record of work, and the sweeper resends what a dead worker held.
+Recognitions and live guesses are taken off their queues in micro-batches by worker
+steps of their own (`workers.consumer`); the sweeper and erasures are plain tasks. A
+message leaves Redis when it is read (no ack emulation, see workers.celery_app): for a
+recognition, the row in Postgres, not the message, is the record of work, and the
+sweeper resends what a dead worker held; a guess is never retried.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection
 
 import torch
 from celery import Celery
@@ -25,18 +24,16 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
-from celery_batches import SimpleRequest
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from core.storage import StorageError
-from core.tasks import ERASE, GUESS, QUEUE, SWEEP, enqueue_recognition
+from core.tasks import ERASE, GUESS_QUEUE, QUEUE, SWEEP, enqueue_recognition
 from services.erasure import work_erasure
-from workers.batching import AdaptiveBatches
 from workers.celery_app import make_celery
 from workers.consumer import BatchConsumer, consumer_step, recognition_ids
-from workers.guess import GuessRequest, guess_batch
+from workers.guess import guess_batch, guess_requests
 from workers.metrics import Heartbeat, started_heartbeat
 from workers.model_cache import NoModel
 from workers.per_process import PerProcess
@@ -65,30 +62,13 @@ class Backoff:
         self.delay = 0.0
 
 
-def _guess_requests(requests: Sequence[SimpleRequest]) -> list[GuessRequest]:
-    out = []
-    for request in requests:
-        try:
-            guess_id, drawing, deadline = request.args
-            out.append(GuessRequest(str(guess_id), drawing, float(deadline)))
-        except (ValueError, TypeError):
-            log.error("dropping a malformed guess message")
-    return out
-
-
-def make_worker_app(settings: Settings, consume_recognitions: bool = False) -> Celery:
-    """The worker's app; with `consume_recognitions`, a worker started from it also takes
-    recognitions off their queue (see workers.consumer; Celery itself must not consume
-    that queue then)."""
+def make_worker_app(settings: Settings, batch_queues: Collection[str] = ()) -> Celery:
+    """The worker's app. A worker started from it also takes the `batch_queues` among
+    recognitions and live guesses off their lists in batches (workers.consumer); Celery
+    itself must not consume those queues then (cli.services.celery_queues)."""
     app = make_celery(settings)
     runtimes = PerProcess(lambda: WorkerRuntime(settings), WorkerRuntime.close)
     heartbeats = PerProcess(lambda: started_heartbeat(settings), Heartbeat.stop)
-    backoff = Backoff()
-    batch_options = {
-        "base": AdaptiveBatches,
-        "flush_every": settings.batch_size,
-        "max_wait": settings.batch_wait_ms / 1000,
-    }
 
     @worker_process_init.connect(weak=False)
     def _fresh_process(**_: object) -> None:
@@ -114,19 +94,16 @@ def make_worker_app(settings: Settings, consume_recognitions: bool = False) -> C
     def _stop_heartbeat(**_: object) -> None:
         heartbeats.reset()
 
-    recognition_backoff = Backoff()  # the recognitions consumer's thread has its own
-
-    def recognize_messages(messages: list[bytes]) -> None:
+    def recognize_messages(messages: list[bytes], backoff: Backoff) -> None:
         ids = recognition_ids(messages)
         if not ids:
             return
         try:
             report = recognize_batch(runtimes.get(), list(ids), request_ids=ids)
         except TRANSIENT as exc:
-            what = f"batch of {len(ids)} recognitions left for the sweeper"
-            recognition_backoff.failed(what, exc)
+            backoff.failed(f"batch of {len(ids)} recognitions left for the sweeper", exc)
             return
-        recognition_backoff.succeeded()
+        backoff.succeeded()
         # One line a batch, naming the requests behind it (grep a request id to find it).
         log.info(
             "batch of %d: %d done, %d failed, %d skipped",
@@ -137,31 +114,40 @@ def make_worker_app(settings: Settings, consume_recognitions: bool = False) -> C
             extra={"request_ids": sorted(r for r in ids.values() if r)},
         )
 
-    def recognitions_consumer() -> BatchConsumer:
-        # Parallelism comes from worker processes; torch threads would only contend.
-        torch.set_num_threads(1)
-        runtime = runtimes.get()
-        with contextlib.suppress(*TRANSIENT):
-            runtime.models.current()  # loaded before the first doodle, when there is one
-        return BatchConsumer(
-            runtime.redis,
-            QUEUE,
-            settings.batch_size,
-            recognize_messages,
-            lambda exc: recognition_backoff.failed("taking recognitions off the queue", exc),
-        )
-
-    if consume_recognitions:
-        app.steps["worker"].add(consumer_step(recognitions_consumer, settings.task_time_limit))
-
-    @app.task(name=GUESS, **batch_options)
-    def guess_task(requests: Sequence[SimpleRequest]) -> None:
-        guesses = _guess_requests(requests)
+    def guess_messages(messages: list[bytes], backoff: Backoff) -> None:
+        guesses = guess_requests(messages)
         try:
             guess_batch(runtimes.get(), guesses)
         except TRANSIENT as exc:
             # The waiting requests time out and answer 503; guesses are never retried.
             backoff.failed(f"{len(guesses)} guesses dropped", exc)
+            return
+        backoff.succeeded()
+
+    handlers = {QUEUE: recognize_messages, GUESS_QUEUE: guess_messages}
+
+    def consumer_of(queue: str) -> Callable[[], BatchConsumer]:
+        handle = handlers[queue]
+
+        def make() -> BatchConsumer:
+            # Parallelism comes from worker processes; torch threads would only contend.
+            torch.set_num_threads(1)
+            runtime = runtimes.get()
+            with contextlib.suppress(*TRANSIENT):
+                runtime.models.current()  # loaded before the first message, when there is one
+            backoff = Backoff()  # each consumer's thread has its own
+            return BatchConsumer(
+                runtime.redis,
+                queue,
+                settings.batch_size,
+                lambda batch: handle(batch, backoff),
+                lambda exc: backoff.failed(f"taking {queue} off the queue", exc),
+            )
+
+        return make
+
+    for queue in batch_queues:
+        app.steps["worker"].add(consumer_step(consumer_of(queue), settings.task_time_limit))
 
     @app.task(name=SWEEP, ignore_result=True)
     def sweep_task() -> None:

@@ -10,7 +10,7 @@ import redis
 from redis.exceptions import RedisError
 
 from cli.services import celery_queues
-from core.tasks import MAINTENANCE_QUEUE, QUEUE, enqueue_recognition
+from core.tasks import GUESS_QUEUE, IDLE_QUEUE, MAINTENANCE_QUEUE, QUEUE, enqueue_recognition
 from workers import consumer
 from workers.consumer import BatchConsumer, pop_batch, recognition_ids
 
@@ -114,7 +114,7 @@ def test_a_broker_outage_is_reported_not_fatal():
     assert len(errors) >= 2 and all(isinstance(e, RedisError) for e in errors)
 
 
-def test_celery_never_consumes_the_recognitions_queue():
-    assert celery_queues(["guesses", QUEUE, MAINTENANCE_QUEUE]) == ["guesses", MAINTENANCE_QUEUE]
-    assert celery_queues([QUEUE]) == [MAINTENANCE_QUEUE]
-    assert celery_queues(["guesses"]) == ["guesses"]
+def test_celery_never_consumes_the_batch_queues():
+    assert celery_queues([GUESS_QUEUE, QUEUE, MAINTENANCE_QUEUE]) == [MAINTENANCE_QUEUE]
+    assert celery_queues([GUESS_QUEUE]) == [IDLE_QUEUE]  # the guesser runs no sweeps
+    assert celery_queues([QUEUE]) == [IDLE_QUEUE]

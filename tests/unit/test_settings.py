@@ -77,7 +77,6 @@ def test_integers(name: str, field: str, value: int) -> None:
 @pytest.mark.parametrize(
     ("name", "field", "value"),
     [
-        ("DOODLE_BATCH_WAIT_MS", "batch_wait_ms", 2.5),
         ("DOODLE_LEASE_SECONDS", "lease_seconds", 7.5),
         ("DOODLE_SWEEP_SECONDS", "sweep_seconds", 0.5),
         ("DOODLE_STORAGE_RETRY_SECONDS", "storage_retry_seconds", 3.0),
