@@ -16,19 +16,21 @@ and cached, so an epoch costs only the linear layers: 10,000 drawings x 8 epochs
 
 What makes 20 drawings of a new word enough (scripts/learning_bench.py measures it):
 - each new word's drawing is added `new_word_copies` (20) more times, randomly mirrored, turned,
-  scaled and moved (`augment_strength` 1.5 times the base ranges), before the features are
-  cached (the old words' drawings are many, and stay as drawn);
-- new rows start by weight imprinting (their drawings' mean features) and the cross-entropy
-  weighs every class alike (`class_balance` 1), so a new word is heard over hundreds of
-  replayed drawings of each old word; after training each new row is blended half-way back
-  towards its drawings' mean features (`prototype_mix` 0.5);
+  scaled and moved (`augment_strength` 1.5 times the base ranges) and bent along a smooth field
+  (`warp`, up to 1 pixel), the copies' ink matched to the drawings' (`match_ink`: resampling
+  blurs lines), before the features are cached (ml.augment; the old words' drawings are many,
+  and stay as drawn);
+- new rows (ml.new_rows) start by weight imprinting (their drawings' mean features) and the
+  cross-entropy weighs every class alike (`class_balance` 1), so a new word is heard over
+  hundreds of replayed drawings of each old word; after training each new row is blended
+  half-way back towards its drawings' mean features (`prototype_mix` 0.5);
 - the learning rate starts at 1e-3 and falls to 0 on a cosine; distillation weighs 0.5;
 - most of what the old words lose is drawings a new word wins: after training, each new word's
   bias is lowered until it wins at most `max_theft` (0.15 %) of the old words' training
   drawings.
 With the defaults (12 epochs), on sets of five new words the defaults were not tuned on, one
-cycle on 20 drawings a word gives the new words about 69 % top-1 on their held-out drawings
-while the old words lose about 1.8 points (README, "Learning benchmark"). Training only
+cycle on 20 drawings a word gives the new words about 73 % top-1 on their held-out drawings
+while the old words lose about 1.6 points (README, "Learning benchmark"). Training only
 the new rows (`new_rows_only`, calibrated at CALIBRATION_THEFT) keeps the old words' outputs
 exactly, but reaches only about 22 %.
 
@@ -54,7 +56,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.settings import Settings
+from ml.augment import augment, match_ink, shift
 from ml.network import QuickDrawNet
+from ml.new_rows import (
+    blend_prototypes,
+    calibrate_new_rows,
+    freeze_all_but_new_rows,
+    head_logits,
+    imprint_new_rows,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 # At most this share of the old words' training drawings may be won by a new word.
@@ -79,11 +89,11 @@ class TrainConfig:
     # drawings is heard over a replay sample of 200 per old word without being pushed onto
     # look-alike old words' drawings.
     class_balance: float = 1.0
-    imprint: bool = True  # start new rows from their drawings' mean features (see _imprint)
+    imprint: bool = True  # start new rows from their drawings' mean features (see ml.new_rows)
     # Each new word's drawing is added this many more times, each copy randomly flipped,
-    # turned, scaled and moved (see _augment): 20 drawings are too few to tell a word's shape
-    # from its drawers' habits. The old words' drawings stay as they are (they are many), so
-    # the feature cache still works.
+    # turned, scaled, moved and bent (see ml.augment): 20 drawings are too few to tell a
+    # word's shape from its drawers' habits. The old words' drawings stay as they are (they
+    # are many), so the feature cache still works.
     new_word_copies: int = 20
     # Train only the new words' output rows: the old words' logits stay exactly the parent's,
     # so an old word's drawing can only change answer where a new word outscores it.
@@ -101,8 +111,14 @@ class TrainConfig:
     # 0: none), scaled to the row's norm: a nearest-class-mean pull, so a row trained on 20
     # drawings leans less on their details.
     prototype_mix: float = 0.5
-    # Multiplies the new words' copies' turn, scale and move ranges (see _augment).
+    # Multiplies the new words' copies' turn, scale and move ranges (see ml.augment).
     augment_strength: float = 1.5
+    # Bends each copy along a smooth random field of up to this many pixels (0: none), as
+    # another hand would draw the same lines (see ml.augment.augment).
+    warp: float = 1.0
+    # Maps the copies' pixel values back to the drawings' distribution: resampling blurs the
+    # lines, which would tell copies from drawings (see ml.augment).
+    match_ink: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,135 +205,12 @@ def _inputs(bitmaps: np.ndarray, labels: Sequence[str]) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.float32) / 255.0).unsqueeze(1)
 
 
-def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image moved by a random (dy, dx) in [-max_shift, max_shift], zero-filled."""
-    n = len(x)
-    padded = F.pad(x, (max_shift,) * 4)
-    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator)
-    out = torch.empty_like(x)
-    for i, (dy, dx) in enumerate(offsets.tolist()):
-        out[i] = padded[i, :, dy : dy + 28, dx : dx + 28]
-    return out
-
-
-def _augment(x: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
-    """Each image mirrored left-right with probability 1/2, turned by up to 12 degrees,
-    scaled by 0.85..1.15 and moved by up to 2 pixels, each range times `strength` (bilinear,
-    zero-filled)."""
-    n = len(x)
-    u = torch.rand((n, 5), generator=generator)
-    angle = (u[:, 0] * 2 - 1) * math.radians(12 * strength)
-    scale = 1 + (u[:, 1] * 2 - 1) * 0.15 * strength
-    flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0)
-    shift = (u[:, 3:5] * 2 - 1) * (2 * strength / 14)  # 2 pixels in affine_grid's -1..1 units
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [
-            torch.stack([cos * flip, -sin, shift[:, 0]], dim=1),
-            torch.stack([sin * flip, cos, shift[:, 1]], dim=1),
-        ],
-        dim=1,
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 def _features(model: QuickDrawNet, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     """The convolutions' flattened output (N, 1024), no gradients."""
     with torch.no_grad():
         return torch.cat(
             [model.conv2(model.conv1(x[i : i + batch])).flatten(1) for i in range(0, len(x), batch)]
         )
-
-
-def _head(model: QuickDrawNet, features: torch.Tensor) -> torch.Tensor:
-    """The linear layers (with their dropout when in train mode) on conv features."""
-    return model.fc3(model.fc2(model.fc1(features)))
-
-
-def _mean_direction(hidden: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
-    """The mean of a class's hidden features, scaled to `norm`: the row that points at the
-    class's typical drawing (imprinting starts new rows there; the blend pulls them back)."""
-    direction = hidden.mean(0)
-    return direction / direction.norm().clamp(min=1e-12) * norm
-
-
-def _imprint(model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, old: int) -> None:
-    """Weight imprinting (Qi et al., 2018): each new class's row starts as the mean of its
-    drawings' penultimate features, scaled to the old rows' mean norm, its bias the old biases'
-    mean minus the mean logit this row gives the other classes' drawings (so the new word starts
-    out likely on its own drawings and not on the rest)."""
-    head = model.fc3[0]
-    assert isinstance(head, nn.Linear)
-    with torch.no_grad():
-        hidden = model.fc2(model.fc1(feats))  # eval mode: no dropout
-        norm = head.weight[:old].norm(dim=1).mean()
-        bias = head.bias[:old].mean()
-        for k in range(old, head.out_features):
-            mine = targets == k
-            if not mine.any():
-                continue
-            row = _mean_direction(hidden[mine], norm)
-            others = hidden[~mine] @ row if (~mine).any() else torch.zeros(1)
-            head.weight[k] = row
-            head.bias[k] = bias - others.mean()
-
-
-def _blend_prototypes(
-    model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, old: int, share: float
-) -> None:
-    """Each new row becomes (1 - share) * itself + share * its drawings' mean hidden features
-    scaled to the row's norm; the bias keeps the row's mean logit on its own drawings."""
-    head = model.fc3[0]
-    assert isinstance(head, nn.Linear)
-    with torch.no_grad():
-        hidden = model.fc2(model.fc1(feats))
-        for k in range(old, head.out_features):
-            mine = targets == k
-            if not mine.any():
-                continue
-            row = head.weight[k].clone()
-            proto = _mean_direction(hidden[mine], row.norm())
-            blended = (1 - share) * row + share * proto
-            before = (hidden[mine] @ row).mean()
-            after = (hidden[mine] @ blended).mean()
-            head.weight[k] = blended
-            head.bias[k] += before - after
-
-
-def _freeze_all_but_new_rows(model: QuickDrawNet, old: int) -> list[Any]:
-    """Returns the gradient hooks' handles, to remove after training."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-    head = model.fc3[0]
-    assert isinstance(head, nn.Linear)
-    handles = []
-    for param in (head.weight, head.bias):
-        param.requires_grad_(True)
-        # Zero the old rows' gradients: with no weight decay, Adam then leaves them untouched.
-        handles.append(
-            param.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:old]), grad[old:]]))
-        )
-    return handles
-
-
-def _calibrate_new_rows(
-    model: QuickDrawNet, feats: torch.Tensor, targets: torch.Tensor, old: int, theft: float
-) -> None:
-    """Lower each new word's bias until it outscores the old words on at most `theft` of
-    their own training drawings: a new word may win only where the old words' answer is
-    weak."""
-    head = model.fc3[0]
-    assert isinstance(head, nn.Linear)
-    mine = targets < old
-    if not mine.any() or head.out_features == old:
-        return
-    with torch.no_grad():
-        logits = _head(model.eval(), feats[mine])
-        best_old = logits[:, :old].max(dim=1).values
-        margin = logits[:, old:] - best_old[:, None]
-        excess = torch.quantile(margin, 1 - theft, dim=0)
-        head.bias[old:] -= excess.clamp(min=0)
 
 
 def _class_weights(targets: torch.Tensor, num_classes: int, power: float) -> torch.Tensor:
@@ -357,6 +250,8 @@ def fine_tune(
         raise ValueError(f"prototype_mix must be in 0..1, got {config.prototype_mix}")
     if config.augment_strength < 0:
         raise ValueError(f"augment_strength must be >= 0, got {config.augment_strength}")
+    if config.warp < 0:
+        raise ValueError(f"warp must be >= 0, got {config.warp}")
     x_all = _inputs(bitmaps, labels)
     new_words = sorted(set(labels) - set(parent_classes))
     started = time.perf_counter()
@@ -372,8 +267,16 @@ def fine_tune(
         generator = torch.Generator().manual_seed(config.seed)
         fresh = targets >= old
         if config.new_word_copies and fresh.any():
-            copies = x_all[fresh].repeat(config.new_word_copies, 1, 1, 1)
-            x_all = torch.cat([x_all, _augment(copies, generator, config.augment_strength)])
+            drawn = x_all[fresh]
+            copies = augment(
+                drawn.repeat(config.new_word_copies, 1, 1, 1),
+                generator,
+                config.augment_strength,
+                config.warp,
+            )
+            if config.match_ink:
+                copies = match_ink(copies, drawn)
+            x_all = torch.cat([x_all, copies])
             targets = torch.cat([targets, targets[fresh].repeat(config.new_word_copies)])
         convs = [*model.conv1.parameters(), *model.conv2.parameters()]
         if config.freeze_convs:
@@ -381,7 +284,7 @@ def fine_tune(
                 p.requires_grad_(False)
         if config.new_rows_only and config.weight_decay:
             raise ValueError("new_rows_only needs weight_decay=0 (decay would move old rows)")
-        hooks = _freeze_all_but_new_rows(model, old) if config.new_rows_only else []
+        hooks = freeze_all_but_new_rows(model, old) if config.new_rows_only else []
         trained = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
         class_weights = (
@@ -394,10 +297,14 @@ def fine_tune(
         cached = config.freeze_convs and config.max_shift == 0
         feats = _features(model, x_all) if cached else None
         distill = config.distill_weight > 0 and old > 0
-        teacher_logits = _head(teacher, _features(teacher, x_all)) if cached and distill else None
+        teacher_logits = (
+            head_logits(teacher, _features(teacher, x_all)) if cached and distill else None
+        )
         if config.imprint and len(classes) > old:
             model.eval()
-            _imprint(model, feats if feats is not None else _features(model, x_all), targets, old)
+            imprint_new_rows(
+                model, feats if feats is not None else _features(model, x_all), targets, old
+            )
             model.train()
         temperature = config.temperature
         n = len(targets)
@@ -416,11 +323,11 @@ def fine_tune(
                 idx = order[start : start + config.batch_size]
                 y = targets[idx]
                 if feats is not None:
-                    logits = _head(model, feats[idx])
+                    logits = head_logits(model, feats[idx])
                 else:
                     x = x_all[idx]
                     if config.max_shift:
-                        x = _shift(x, config.max_shift, generator)
+                        x = shift(x, config.max_shift, generator)
                     logits = model(x)
                 loss = F.cross_entropy(logits, y, weight=class_weights)
                 if distill:
@@ -465,9 +372,9 @@ def fine_tune(
             # both steps below change only the output layer, so it serves both.
             final = feats if feats is not None else _features(model, x_all)
             if blend:
-                _blend_prototypes(model.eval(), final, targets, old, config.prototype_mix)
+                blend_prototypes(model.eval(), final, targets, old, config.prototype_mix)
             if theft is not None:
-                _calibrate_new_rows(model, final, targets, old, theft)
+                calibrate_new_rows(model, final, targets, old, theft)
         for p in model.parameters():
             p.requires_grad_(True)
     return TrainResult(model=model.eval(), classes=classes, history=history)
