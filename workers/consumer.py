@@ -1,11 +1,12 @@
-"""Recognitions in micro-batches straight off the broker's list: a Celery worker step.
+"""Recognitions and live guesses in micro-batches straight off the broker's lists: a
+Celery worker step.
 
 Celery hands a worker one message per turn of its event loop, and celery-batches then
-waits on a clock for a batch to fill: measured here, that cost about 0.6 ms of a worker's
-CPU a doodle and 2-3 ms of a lone doodle's latency. This step pops what is waiting on the
-`recognitions` list, up to `batch_size` messages in one round trip (blocking only when the
-list is empty), and recognises them as one batch at once: alone, a doodle waits for
-nobody; under load, batches fill with whatever queued up meanwhile.
+waited on a clock for a batch to fill: measured here, that cost about 0.6 ms of a worker's
+CPU a doodle and 2-3 ms of a lone doodle's latency. This step pops what is waiting on its
+list, up to `batch_size` messages in one round trip (blocking only when the list is
+empty), and hands them on as one batch at once: alone, a doodle waits for nobody; under
+load, batches fill with whatever queued up meanwhile.
 
 The messages stay Celery task messages (core.tasks), read from the list kombu's Redis
 transport uses. A message leaves Redis when popped: the Postgres row, not the message, is
@@ -17,36 +18,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import bootsteps
 from redis.exceptions import RedisError
 
-from core.tasks import message_args
-
 log = logging.getLogger(__name__)
 
 # How long one blocking pop waits for a message: also how long a stop may wait for it.
 BLOCK_SECONDS = 1
-
-
-def recognition_ids(messages: Sequence[bytes]) -> dict[uuid.UUID, str | None]:
-    """{recognition id: id of the API request that made it, if named} of task messages;
-    a malformed message is logged and dropped."""
-    ids: dict[uuid.UUID, str | None] = {}
-    for raw in messages:
-        args = message_args(raw) or []
-        try:
-            rid = uuid.UUID(str(args[0]))
-        except (ValueError, IndexError):
-            log.error("dropping a malformed recognition message")
-            continue
-        named = str(args[1]) if len(args) > 1 and args[1] else None
-        ids[rid] = named or ids.get(rid)
-    return ids
 
 
 def pop_batch(client: redis.Redis, queue: str, size: int) -> list[bytes]:

@@ -34,6 +34,7 @@ from core.tasks import (
     RECOGNITION_WAIT_TTL_SECONDS,
     done_channel,
     enqueue_erasure,
+    message_args,
     result_document,
 )
 from db import erasures
@@ -217,6 +218,22 @@ def _process(
         if finished[o.id].stored
     ]
     runtime.objects.submit(kept)
+
+
+def recognition_ids(messages: Sequence[bytes]) -> dict[uuid.UUID, str | None]:
+    """{recognition id: id of the API request that made it, if named} of the task messages
+    (core.tasks.recognition_message); a malformed message is logged and dropped."""
+    ids: dict[uuid.UUID, str | None] = {}
+    for raw in messages:
+        args = message_args(raw) or []
+        try:
+            rid = uuid.UUID(str(args[0]))
+        except (ValueError, IndexError):
+            log.error("dropping a malformed recognition message")
+            continue
+        named = str(args[1]) if len(args) > 1 and args[1] else None
+        ids[rid] = named or ids.get(rid)
+    return ids
 
 
 def recognize_batch(

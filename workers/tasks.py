@@ -32,12 +32,12 @@ from core.storage import StorageError
 from core.tasks import ERASE, GUESS_QUEUE, QUEUE, SWEEP, enqueue_recognition
 from services.erasure import work_erasure
 from workers.celery_app import make_celery
-from workers.consumer import BatchConsumer, consumer_step, recognition_ids
+from workers.consumer import BatchConsumer, consumer_step
 from workers.guess import guess_batch, guess_requests
 from workers.metrics import Heartbeat, started_heartbeat
 from workers.model_cache import NoModel
 from workers.per_process import PerProcess
-from workers.recognize import recognize_batch, sweep
+from workers.recognize import recognition_ids, recognize_batch, sweep
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)

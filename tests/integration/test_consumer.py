@@ -10,9 +10,18 @@ import redis
 from redis.exceptions import RedisError
 
 from cli.services import celery_queues
-from core.tasks import GUESS_QUEUE, IDLE_QUEUE, MAINTENANCE_QUEUE, QUEUE, enqueue_recognition
+from core.tasks import (
+    GUESS_QUEUE,
+    IDLE_QUEUE,
+    MAINTENANCE_QUEUE,
+    QUEUE,
+    enqueue_guess,
+    enqueue_recognition,
+)
 from workers import consumer
-from workers.consumer import BatchConsumer, pop_batch, recognition_ids
+from workers.consumer import BatchConsumer, pop_batch
+from workers.guess import guess_requests
+from workers.recognize import recognition_ids
 
 
 def test_a_batch_is_what_waits_oldest_first_up_to_its_size(redis_client: redis.Redis):
@@ -52,6 +61,15 @@ def test_malformed_messages_are_dropped_and_duplicates_merged(redis_client: redi
     redis_client.lpush(QUEUE, b"not a task message")
     ids = recognition_ids(pop_batch(redis_client, QUEUE, 8))
     assert ids == {rid: "req-2"}
+
+
+def test_guess_messages_carry_their_strokes_and_deadline(redis_client: redis.Redis):
+    drawing = [[[0, 10, 20], [0, 10, 0]]]
+    enqueue_guess(redis_client, "g1", drawing, timeout=1.0)
+    redis_client.lpush(GUESS_QUEUE, b'{"body": "not base64 json"}')
+    (guess,) = guess_requests(pop_batch(redis_client, GUESS_QUEUE, 8))
+    assert (guess.id, guess.drawing) == ("g1", drawing)
+    assert time.time() < guess.deadline <= time.time() + 1.0
 
 
 def test_stopping_finishes_the_batch_in_hand(redis_client: redis.Redis):
