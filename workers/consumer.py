@@ -90,13 +90,18 @@ class BatchConsumer:
                 log.exception("a batch of %d %s failed", len(batch), self._queue)
 
 
-def consumer_step(make_consumer: Callable[[], BatchConsumer], stop_timeout: float) -> type:
-    """A worker bootstep running the consumer `make_consumer` builds, after the pool is up
-    (so no pool process is forked from a process with the consumer's thread in it)."""
+def consumer_step(
+    queue: str, make_consumer: Callable[[], BatchConsumer], stop_timeout: float
+) -> type:
+    """A worker bootstep running the consumer of `queue` that `make_consumer` builds, after
+    the pool is up (so no pool process is forked from a process with the consumer's thread
+    in it)."""
 
     class BatchConsumerStep(bootsteps.StartStopStep):
+        # Celery knows steps by name: one a queue, or a second consumer would replace the first.
+        name = f"doodle.consume.{queue}"
         requires = ("celery.worker.components:Pool",)
-        label = "batch consumer"
+        label = f"{queue} consumer"
 
         def __init__(self, parent: Any, **kwargs: Any) -> None:
             super().__init__(parent, **kwargs)

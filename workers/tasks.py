@@ -147,7 +147,8 @@ def make_worker_app(settings: Settings, batch_queues: Collection[str] = ()) -> C
         return make
 
     for queue in batch_queues:
-        app.steps["worker"].add(consumer_step(consumer_of(queue), settings.task_time_limit))
+        step = consumer_step(queue, consumer_of(queue), settings.task_time_limit)
+        app.steps["worker"].add(step)
 
     @app.task(name=SWEEP, ignore_result=True)
     def sweep_task() -> None:

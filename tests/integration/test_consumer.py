@@ -22,6 +22,7 @@ from workers import consumer
 from workers.consumer import BatchConsumer, pop_batch
 from workers.guess import guess_requests
 from workers.recognize import recognition_ids
+from workers.tasks import make_worker_app
 
 
 def test_a_batch_is_what_waits_oldest_first_up_to_its_size(redis_client: redis.Redis):
@@ -130,6 +131,15 @@ def test_a_broker_outage_is_reported_not_fatal():
         time.sleep(0.02)
     running.stop(timeout=5)
     assert len(errors) >= 2 and all(isinstance(e, RedisError) for e in errors)
+
+
+def test_a_worker_of_both_batch_queues_runs_a_consumer_step_for_each(settings):
+    app = make_worker_app(settings, [QUEUE, GUESS_QUEUE])
+    try:
+        names = {step.name for step in app.steps["worker"]}
+    finally:
+        app.close()
+    assert {f"doodle.consume.{QUEUE}", f"doodle.consume.{GUESS_QUEUE}"} <= names
 
 
 def test_celery_never_consumes_the_batch_queues():
