@@ -139,8 +139,9 @@ class Outcome:
         }
 
 
-# A done doodle with consent to store keeps its payload until its object is written; the
-# object's key is decided now, so that a write that is retried overwrites, never duplicates.
+# A done doodle with consent to store keeps its payload until its object is written. Its
+# object's key is recorded before the first write (a PNG's here, a segment's by the writer,
+# assign_strokes_key), so that a write that is retried overwrites, never duplicates.
 # Consent to store is that of the drawing's grant AND of the player's grant in force now:
 # a doodle whose player withdrew (or was erased) while it waited is not kept, its strokes,
 # raster and object keys leave the row with the answer.
