@@ -7,6 +7,7 @@ they or stored recognitions are backing up: a guess is worth less than a stored 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from flask import Blueprint, Response, jsonify, request
@@ -16,11 +17,11 @@ from api.contract.parsing import read_body
 from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
 from api.resources import resources
 from api.schemas import parse_json_guess
-from api.waiting import publish_and_wait
 from core.tasks import (
     GUESS_QUEUE,
     QUEUE,
     RECOGNITION_WAIT_KEY,
+    RESULT_TTL_SECONDS,
     guess_channel,
     guess_message,
 )
@@ -28,30 +29,60 @@ from core.tasks import (
 bp = Blueprint("guesses", __name__, url_prefix="/v1/guesses")
 
 
-def _shed_if_busy() -> None:
-    """429 while guesses wait in the broker beyond their limit, or stored recognitions wait
-    (in the broker, or for a worker) longer than theirs."""
+# Shed or publish, in Redis, in the same round trip as the wait: while guesses wait in the
+# broker beyond their limit, or stored recognitions wait (in the broker, or for a worker)
+# longer than theirs, the guess is not queued and a "shed" note goes to its own result list,
+# which the waiting pop takes at once. KEYS: the guess queue, the recognition queue, the
+# recognitions' wait, the guess's result list. ARGV: the three limits, the task message,
+# the result list's TTL.
+_SHED_OR_PUBLISH = """
+local guesses = redis.call('LLEN', KEYS[1])
+local recognitions = redis.call('LLEN', KEYS[2])
+local wait = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+if guesses > tonumber(ARGV[1]) or recognitions > tonumber(ARGV[2])
+        or wait > tonumber(ARGV[3]) then
+    redis.call('RPUSH', KEYS[4], cjson.encode({shed = {guesses, recognitions, tostring(wait)}}))
+    redis.call('EXPIRE', KEYS[4], ARGV[5])
+    return 1
+end
+redis.call('LPUSH', KEYS[1], ARGV[4])
+return 0
+"""
+
+
+def _shed_or_publish_and_wait(guess_id: str, message: bytes, timeout: float) -> dict | None:
+    """The worker's answer (None if none came in time); 429 if the guess was shed."""
     res = resources()
-    pipe = res.redis.pipeline(transaction=False)
-    pipe.llen(GUESS_QUEUE)
-    pipe.llen(QUEUE)
-    pipe.get(RECOGNITION_WAIT_KEY)
-    guesses, recognitions, wait = pipe.execute()
-    recognition_wait_ms = float(wait or 0)
     settings = res.settings
-    if (
-        guesses > settings.guess_max_queue
-        or recognitions > settings.guess_shed_backlog
-        or recognition_wait_ms > settings.guess_shed_wait_ms
-    ):
+    channel = guess_channel(guess_id)
+    pipe = res.redis.pipeline(transaction=False)
+    pipe.eval(
+        _SHED_OR_PUBLISH,
+        4,
+        GUESS_QUEUE,
+        QUEUE,
+        RECOGNITION_WAIT_KEY,
+        channel,
+        settings.guess_max_queue,
+        settings.guess_shed_backlog,
+        settings.guess_shed_wait_ms,
+        message,
+        RESULT_TTL_SECONDS,
+    )
+    pipe.blpop([channel], timeout=timeout)
+    _, popped = pipe.execute()
+    answer = json.loads(popped[1]) if popped is not None else None
+    if isinstance(answer, dict) and "shed" in answer:
+        guesses, recognitions, wait = answer["shed"]
         raise TooManyRequests(
             "the recognisers are busy; live guesses are paused, try again shortly",
             {
                 "queued_guesses": guesses,
                 "queued_recognitions": recognitions,
-                "recognition_wait_ms": recognition_wait_ms,
+                "recognition_wait_ms": float(wait),
             },
         )
+    return answer if isinstance(answer, dict) else None
 
 
 @bp.post("")
@@ -64,11 +95,10 @@ def create() -> Response:
             {"content_type": request.content_type},
         )
     drawing = parse_json_guess(read_body(request, res.settings.max_body_bytes), res.settings)
-    _shed_if_busy()
     guess_id = uuid.uuid4().hex
     timeout = res.settings.guess_timeout_seconds
     message = guess_message(guess_id, drawing, timeout)
-    answer = publish_and_wait(res.redis, GUESS_QUEUE, message, guess_channel(guess_id), timeout)
+    answer = _shed_or_publish_and_wait(guess_id, message, timeout)
     if answer is None:
         raise ServiceUnavailable("no recogniser answered in time", {"timeout_s": timeout})
     if "error" in answer:

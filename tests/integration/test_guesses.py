@@ -70,6 +70,7 @@ def test_guesses_are_shed_when_the_workers_are_busy(client, redis_client, settin
     error = assert_error(_guess(client, {"drawing": apple_drawing}), 429, "too_many_requests")
     assert error["details"]["recognition_wait_ms"] > settings.guess_shed_wait_ms
     assert redis_client.llen(GUESS_QUEUE) == 0  # nothing was queued
+    assert redis_client.keys("doodle:guess:*") == []  # nor left behind
 
 
 def test_no_worker_in_time_is_503_with_retry_after(app, client, apple_drawing):
