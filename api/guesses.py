@@ -7,8 +7,8 @@ they or stored recognitions are backing up: a guess is worth less than a stored 
 
 from __future__ import annotations
 
-import json
 import uuid
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -17,6 +17,7 @@ from api.contract.parsing import read_body
 from api.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, UnsupportedMediaType
 from api.resources import resources
 from api.schemas import parse_json_guess
+from api.waiting import popped_result
 from core.tasks import (
     GUESS_QUEUE,
     QUEUE,
@@ -50,7 +51,9 @@ return 0
 """
 
 
-def _shed_or_publish_and_wait(guess_id: str, message: bytes, timeout: float) -> dict | None:
+def _shed_or_publish_and_wait(
+    guess_id: str, message: bytes, timeout: float
+) -> dict[str, Any] | None:
     """The worker's answer (None if none came in time); 429 if the guess was shed."""
     res = resources()
     settings = res.settings
@@ -71,8 +74,8 @@ def _shed_or_publish_and_wait(guess_id: str, message: bytes, timeout: float) -> 
     )
     pipe.blpop([channel], timeout=timeout)
     _, popped = pipe.execute()
-    answer = json.loads(popped[1]) if popped is not None else None
-    if isinstance(answer, dict) and "shed" in answer:
+    answer = popped_result(popped)
+    if answer is not None and "shed" in answer:
         guesses, recognitions, wait = answer["shed"]
         raise TooManyRequests(
             "the recognisers are busy; live guesses are paused, try again shortly",
@@ -82,7 +85,7 @@ def _shed_or_publish_and_wait(guess_id: str, message: bytes, timeout: float) -> 
                 "recognition_wait_ms": float(wait),
             },
         )
-    return answer if isinstance(answer, dict) else None
+    return answer
 
 
 @bp.post("")

@@ -42,6 +42,11 @@ def publish_and_wait(
     pipe.lpush(queue, message)
     pipe.blpop([channel], timeout=seconds)
     _, popped = pipe.execute()
+    return popped_result(popped)
+
+
+def popped_result(popped: Any) -> dict[str, Any] | None:
+    """The result a BLPOP of a waiter's list took (None if it timed out)."""
     if popped is None:
         return None
     result = json.loads(popped[1])

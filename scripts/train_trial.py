@@ -28,9 +28,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchkit
+
+from benchkit.learning_data import bitmap_manifest, shuffled_npy_rows, simplified_bitmaps
 
 from core.settings import Settings
-from ml.datasets import read_bitmaps, read_ndjson
+from ml.datasets import read_ndjson
 from ml.evaluate import score
 from ml.network import QuickDrawNet, load_model, seed_classes, seed_weights_path
 from ml.predict import Predictor
@@ -63,15 +66,11 @@ def seed_parent() -> tuple[QuickDrawNet, list[str]]:
     return load_model(seed_weights_path().read_bytes(), len(classes)), classes
 
 
-def _simplified(folder: Path, word: str) -> np.ndarray:
-    return rasterize_batch(d.strokes for d in read_ndjson(folder / f"{word}.ndjson"))
-
-
 def load_trial_data(shared_data: Path, fold: int = 4) -> TrialData:
     """The trial's split; `fold` (0..4) picks which 5 of each new word's 25 drawings are held out
     (4: the last five)."""
     quickdraw = shared_data / "quickdraw"
-    manifest = json.loads((quickdraw / "bitmaps" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = bitmap_manifest(quickdraw)
     rng = np.random.default_rng(SPLIT_SEED)
     train_b: list[np.ndarray] = []
     train_l: list[str] = []
@@ -80,18 +79,15 @@ def load_trial_data(shared_data: Path, fold: int = 4) -> TrialData:
     pool_b: list[np.ndarray] = []
     pool_l: list[str] = []
     for word in seed_classes():
-        drawings = _simplified(quickdraw / "simplified", word)
+        drawings = simplified_bitmaps(quickdraw, word)
         order = rng.permutation(len(drawings))
         replay, held = order[:OLD_SIMPLIFIED_REPLAY], order[OLD_SIMPLIFIED_REPLAY:]
         train_b.append(drawings[replay])
         train_l += [word] * len(replay)
         old_b.append(drawings[held])
         old_l += [word] * len(held)
-        if word in manifest:
-            rows = read_bitmaps(quickdraw / "bitmaps", word)
-            if manifest[word].get("first_rows_match_simplified"):
-                rows = rows[len(drawings) :]  # the simplified drawings again: skip
-            rows = rows[rng.permutation(len(rows))]
+        rows = shuffled_npy_rows(quickdraw, manifest, word, len(drawings), rng)
+        if rows is not None:
             budget = REPLAY_PER_WORD - len(replay)
             train_b.append(rows[:budget])
             train_l += [word] * len(rows[:budget])
@@ -103,7 +99,7 @@ def load_trial_data(shared_data: Path, fold: int = 4) -> TrialData:
     new_b: list[np.ndarray] = []
     new_l: list[str] = []
     for word in NEW_WORDS:
-        drawings = _simplified(quickdraw / "simplified", word)
+        drawings = simplified_bitmaps(quickdraw, word)
         held = np.zeros(len(drawings), dtype=bool)
         size = len(drawings) - NEW_TRAIN
         held[fold * size : (fold + 1) * size] = True

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,31 @@ def simplified_bitmaps(quickdraw: Path, word: str) -> np.ndarray:
     )
 
 
+def bitmap_manifest(quickdraw: Path) -> dict[str, Any]:
+    """bitmaps/manifest.json: which words have Google's bitmaps, and how their files start."""
+    manifest: dict[str, Any] = json.loads(
+        (quickdraw / "bitmaps" / "manifest.json").read_text(encoding="utf-8")
+    )
+    return manifest
+
+
+def shuffled_npy_rows(
+    quickdraw: Path,
+    manifest: dict[str, Any],
+    word: str,
+    simplified_count: int,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """The word's bitmaps/<word>.npy rows that do not repeat its `simplified_count`
+    simplified drawings (some files start with them), shuffled by `rng`; None if it has none."""
+    if word not in manifest:
+        return None
+    rows = read_bitmaps(quickdraw / "bitmaps", word)
+    if manifest[word].get("first_rows_match_simplified"):
+        rows = rows[simplified_count:]  # the simplified drawings again: skip
+    return rows[rng.permutation(len(rows))]
+
+
 def _labelled(word: str, source: str, bitmaps: np.ndarray, first: int = 0) -> Examples:
     ids = example_ids(word, source, first + len(bitmaps))[first:]
     return Examples(ids, bitmaps, [word] * len(bitmaps), ["benchmark"] * len(bitmaps))
@@ -57,7 +83,7 @@ def _labelled(word: str, source: str, bitmaps: np.ndarray, first: int = 0) -> Ex
 def old_words(
     quickdraw: Path, words: Sequence[str], npy_pool: int, holdout_cap: int, seed: int = SPLIT_SEED
 ) -> OldWords:
-    manifest = json.loads((quickdraw / "bitmaps" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = bitmap_manifest(quickdraw)
     rng = np.random.default_rng(seed)
     pool: list[Examples] = []
     test_b: list[np.ndarray] = []
@@ -69,11 +95,8 @@ def old_words(
         pool.append(_labelled(word, "simplified", drawings[kept]))
         test_b.append(drawings[held])
         test_l += [word] * len(held)
-        if word in manifest:
-            rows = read_bitmaps(quickdraw / "bitmaps", word)
-            if manifest[word].get("first_rows_match_simplified"):
-                rows = rows[len(drawings) :]  # the simplified drawings again: skip
-            rows = rows[rng.permutation(len(rows))]
+        rows = shuffled_npy_rows(quickdraw, manifest, word, len(drawings), rng)
+        if rows is not None:
             pool.append(_labelled(word, "npy", rows[:npy_pool]))
             held_rows = rows[npy_pool : npy_pool + holdout_cap]
             test_b.append(held_rows)
