@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 SEED_WEIGHTS = PROJECT_ROOT / "ml" / "seed" / "quickdraw20_state_dict.pt"
 SEED_CLASSES = PROJECT_ROOT / "ml" / "seed" / "classes.json"
 SAMPLE_DATA = PROJECT_ROOT / "data" / "quickdraw" / "simplified"
+# Google's bitmaps of 9 of the words, rows 0-399 (its manifest.json skips the rows that
+# repeat SAMPLE_DATA's drawings): the evidence the promotion gate needs (README, The gate).
+SAMPLE_BITMAPS = PROJECT_ROOT / "data" / "quickdraw" / "bitmaps"
 DEV_KEY_FILE = "dev-client-key"
 DEV_ADMIN_TOKEN_FILE = "dev-admin-token"
 READY_TIMEOUT_SECONDS = 120.0
@@ -153,7 +156,7 @@ def _import_seed(connections: Connections) -> None:
     click.echo(json.dumps(imported.as_dict()))
     # The base dataset of the starting words: golden set and replay data for the flywheel.
     _say("importing the sample of the starting words' drawings (data/quickdraw)")
-    report = import_sources(connections.sessions, [str(SAMPLE_DATA)])
+    report = import_sources(connections.sessions, [str(SAMPLE_DATA), str(SAMPLE_BITMAPS)])
     click.echo(json.dumps(report.as_dict()))
 
 

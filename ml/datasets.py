@@ -6,6 +6,7 @@ bucket, so nothing is read into memory whole.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import urllib.parse
@@ -90,26 +91,41 @@ def read_ndjson(source: str | Path) -> Iterator[Drawing]:
 
 
 def _bitmap_source(source: str | Path, word: str) -> str | Path:
-    """`source` itself, or `<word>.npy` inside it when it is a directory or a URL ending in /."""
+    """`source` itself, or `<word>.npy` inside it when it is a directory or a URL ending in /
+    (in a directory, `<word>.npy.gz` when there is no `<word>.npy`)."""
     if _is_url(source):
         text = str(source)
         return text + urllib.parse.quote(f"{word}.npy") if text.endswith("/") else text
     path = Path(source)
-    return path / f"{word}.npy" if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    plain = path / f"{word}.npy"
+    packed = path / f"{word}.npy.gz"
+    return packed if packed.is_file() and not plain.exists() else plain
+
+
+def _is_gzip(location: str | Path) -> bool:
+    name = urllib.parse.urlsplit(location).path if _is_url(location) else str(location)
+    return name.lower().endswith(".gz")
 
 
 def read_bitmaps(source: str | Path, word: str) -> np.ndarray:
-    """(N, 28, 28) uint8 from the dataset's `.npy` bitmaps ((N, 784) uint8, white on black).
+    """(N, 28, 28) uint8 from the dataset's `.npy` bitmaps ((N, 784) uint8, white on black),
+    or the same file gzipped (`.npy.gz`, as the repository ships its sample).
 
-    `source` is the .npy file (path or URL) or the folder / base URL (ending in /) holding
-    `<word>.npy`.
+    `source` is the .npy / .npy.gz file (path or URL) or the folder / base URL (ending in /)
+    holding `<word>.npy`.
     """
     location = _bitmap_source(source, word)
     try:
         with _open_binary(location) as handle:
             # read_array works on streams (np.load wants a seekable file).
-            array = np.lib.format.read_array(handle, allow_pickle=False)
-    except (ValueError, EOFError) as exc:
+            if _is_gzip(location):
+                with gzip.GzipFile(fileobj=handle) as unpacked:
+                    array = np.lib.format.read_array(unpacked, allow_pickle=False)
+            else:
+                array = np.lib.format.read_array(handle, allow_pickle=False)
+    except (ValueError, EOFError, gzip.BadGzipFile) as exc:
         raise ValueError(f"{location}: not a .npy array ({exc})") from exc
     side = BITMAP_SIDE * BITMAP_SIDE
     if array.dtype != np.uint8 or array.ndim != 2 or array.shape[1] != side:

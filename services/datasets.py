@@ -3,7 +3,10 @@
 A source is a file, a folder (its *.ndjson and *.npy files) or an http(s) URL of
 - ndjson, raw or simplified (the label is each line's `word`; `word` keeps only that word;
   raw drawings are simplified with the dataset's recipe), or
-- .npy 28x28 bitmaps ((N, 784) uint8; the word is `word` or the file's name).
+- .npy 28x28 bitmaps ((N, 784) uint8; the word is `word` or the file's name), or the same
+  gzipped (.npy.gz). A local .npy(.gz) file whose folder holds a `manifest.json` of the
+  form `{"words": {"<word>": {"start": n}}}` is read from row n on (the repository's
+  sample, data/quickdraw/bitmaps, skips the rows that repeat its ndjson drawings).
 
 The formats are parsed by `ml.datasets`; this module turns the drawings into rows. Each
 drawing becomes a done recognition with origin `import`, its bitmap, and an `import`
@@ -38,7 +41,8 @@ from services.errors import ServiceError
 BATCH = 1000
 MAX_WORD = 64  # recognitions.word, labels.label
 MAX_ACTOR = 128  # labels.actor
-FORMATS = (".ndjson", ".npy")
+FORMATS = (".ndjson", ".npy", ".npy.gz")
+MANIFEST = "manifest.json"  # beside .npy files: the row each word's file starts at
 
 
 class BadSource(ServiceError):
@@ -96,12 +100,32 @@ def _is_url(source: str) -> bool:
 
 def _suffix(source: str) -> str:
     path = urllib.parse.urlsplit(source).path if _is_url(source) else source
-    return Path(path).suffix.lower()
+    name = Path(path).name.lower()
+    return ".npy.gz" if name.endswith(".npy.gz") else Path(name).suffix
 
 
 def _stem(source: str) -> str:
     path = urllib.parse.unquote(urllib.parse.urlsplit(source).path) if _is_url(source) else source
-    return Path(path).stem
+    name = Path(path).name
+    return name[: -len(".npy.gz")] if name.lower().endswith(".npy.gz") else Path(name).stem
+
+
+def _start_row(source: str, word: str) -> int:
+    """The first row to import of a local bitmap file: its folder's manifest.json says, for
+    its word, `start` (0 without a manifest, or a manifest not of that form)."""
+    if _is_url(source):
+        return 0
+    manifest = Path(source).parent / MANIFEST
+    if not manifest.is_file():
+        return 0
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8")).get("words", {})
+        start = entries.get(word, {}).get("start", 0) if isinstance(entries, dict) else 0
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{manifest}: not a manifest of bitmap files ({exc})") from exc
+    if not isinstance(start, int) or start < 0:
+        raise ValueError(f"{manifest}: {word!r} starts at {start!r}, not a row number")
+    return start
 
 
 def expand_sources(sources: Iterable[str]) -> list[str]:
@@ -112,20 +136,23 @@ def expand_sources(sources: Iterable[str]) -> list[str]:
         if _is_url(source):
             if _suffix(source) not in FORMATS:
                 raise BadSource(
-                    f"{source}: cannot tell the format; expected a URL ending in .ndjson or .npy"
+                    f"{source}: cannot tell the format; expected a URL ending in .ndjson, .npy "
+                    "or .npy.gz"
                 )
             out.append(source)
             continue
         path = Path(source)
         if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in FORMATS)
+            found = sorted(str(p) for p in path.iterdir() if _suffix(str(p)) in FORMATS)
             if not found:
-                raise BadSource(f"{source}: no .ndjson or .npy files in this folder")
+                raise BadSource(f"{source}: no .ndjson, .npy or .npy.gz files in this folder")
             out.extend(found)
         elif not path.is_file():
             raise BadSource(f"{source}: no such file or folder")
         elif _suffix(source) not in FORMATS:
-            raise BadSource(f"{source}: cannot tell the format; expected a .ndjson or .npy file")
+            raise BadSource(
+                f"{source}: cannot tell the format; expected a .ndjson, .npy or .npy.gz file"
+            )
         else:
             out.append(source)
     return out
@@ -186,13 +213,15 @@ def _ndjson_drawings(source: str, word: str | None, limit: int | None) -> Iterat
 def _npy_drawings(source: str, word: str | None, limit: int | None) -> Iterator[ImportedDrawing]:
     word = _check_word(word or _stem(source), source)
     bitmaps = read_bitmaps(source, word)
-    if limit is not None:
-        bitmaps = bitmaps[:limit]
-    for row, bitmap in enumerate(bitmaps):
+    # Row numbers stay the file's own: the same drawing keeps its external id whether the
+    # sample or the dataset's whole file is imported.
+    start = _start_row(source, _stem(source))
+    stop = len(bitmaps) if limit is None else min(len(bitmaps), start + limit)
+    for row in range(start, stop):
         yield ImportedDrawing(
             external_id=f"quickdraw-npy:{word}:{row}",
             word=word,
-            bitmap=bitmap.tobytes(),
+            bitmap=bitmaps[row].tobytes(),
             input_format=InputFormat.bitmap,
         )
 
@@ -216,7 +245,7 @@ def import_source(
     s: Session, source: str, *, word: str | None = None, limit: int | None = None
 ) -> dict[str, tuple[int, int]]:
     """Import one source in the caller's transaction; word -> (seen, added)."""
-    reader = _npy_drawings if _suffix(source) == ".npy" else _ndjson_drawings
+    reader = _npy_drawings if _suffix(source) in (".npy", ".npy.gz") else _ndjson_drawings
     counts: dict[str, tuple[int, int]] = {}
     actor = _actor(source)
     for batch in _batches(reader(source, word, limit), BATCH):

@@ -127,6 +127,62 @@ def test_folder_of_the_shipped_sample(run, db_session_factory):
     assert 300 < len(train) < 500  # the rest is golden
 
 
+BITMAPS = PROJECT_ROOT / "data" / "quickdraw" / "bitmaps"
+
+
+def test_the_shipped_bitmap_sample_skips_the_rows_that_repeat_the_ndjson_sample(
+    run, db_session_factory, shared_data
+):
+    """data/quickdraw/bitmaps: rows 0-399 of Google's files, gzipped; where rows 0-24 are
+    the drawings of simplified/<word>.ndjson again, the import starts at row 25 (the same
+    drawing on both sides of the golden split otherwise). Row 400 on is never shipped."""
+    starts = {
+        w: e["start"]
+        for w, e in json.loads((BITMAPS / "manifest.json").read_text())["words"].items()
+    }
+    assert {w for w, start in starts.items() if start} == {
+        "apple",
+        "book",
+        "cloud",
+        "scissors",
+        "star",
+        "tree",
+    }
+    report = _report(run("import", str(BITMAPS)))
+    assert report["words"] == {w: {"imported": 400 - s, "skipped": 0} for w, s in starts.items()}
+    # A file named alone starts at its manifest's row too; nothing is imported twice.
+    again = _report(run("import", str(BITMAPS / "apple.npy.gz"), str(SAMPLE / "apple.ndjson")))
+    assert again["words"] == {"apple": {"imported": 25, "skipped": 375}}
+
+    rows = [r for r in _rows(db_session_factory) if r.input_format is InputFormat.bitmap]
+    by_word: dict[str, list[int]] = {}
+    for row in rows:
+        by_word.setdefault(row.word, []).append(int(row.external_id.rsplit(":", 1)[1]))
+    assert {w: sorted(r) for w, r in by_word.items()} == {
+        w: list(range(s, 400)) for w, s in starts.items()
+    }
+    # The shipped rows are Google's, row for row (ids keep the file's row numbers).
+    google = {w: np.load(shared_data / "quickdraw" / "bitmaps" / f"{w}.npy") for w in starts}
+    for row in rows:
+        index = int(row.external_id.rsplit(":", 1)[1])
+        assert row.bitmap == google[row.word][index].tobytes()
+
+
+def test_a_manifest_beside_npy_files_sets_their_start_row(run, tmp_path, db_session_factory):
+    folder = tmp_path / "bitmaps"
+    folder.mkdir()
+    bitmaps = np.arange(6 * 784, dtype=np.int64).astype(np.uint8).reshape(6, 784)
+    np.save(folder / "cup.npy", bitmaps)
+    (folder / "manifest.json").write_text(json.dumps({"words": {"cup": {"start": 4}}}))
+    report = _report(run("import", str(folder / "cup.npy"), "--limit", "1"))
+    assert report["words"] == {"cup": {"imported": 1, "skipped": 0}}
+    assert [r.external_id for r in _rows(db_session_factory)] == ["quickdraw-npy:cup:4"]
+
+    (folder / "manifest.json").write_text(json.dumps({"words": {"cup": {"start": -1}}}))
+    result = run("import", str(folder))
+    assert result.exit_code == 1 and "not a row number" in result.output
+
+
 def test_ndjson_word_filter_and_limit(run, tmp_path, shared_data):
     mixed = tmp_path / "mixed.ndjson"
     lines = [
@@ -244,7 +300,7 @@ def test_bad_npy_and_bad_sources(run, db_session_factory, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = run("import", str(empty))
-    assert result.exit_code == 2 and "no .ndjson or .npy files" in result.output
+    assert result.exit_code == 2 and "no .ndjson, .npy or .npy.gz files" in result.output
     result = run("import", "https://example.invalid/cup.csv")
     assert result.exit_code == 2 and "cannot tell the format" in result.output
     assert _rows(db_session_factory) == []

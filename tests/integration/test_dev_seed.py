@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy import func, select
 
-from cli.dev import SAMPLE_DATA, ensure_seed_model
+from cli.dev import SAMPLE_BITMAPS, SAMPLE_DATA, ensure_seed_model
 from core.settings import PROJECT_ROOT
 from db import registry
 from db.models import Label, ModelVersion, Recognition
@@ -18,7 +18,11 @@ from db.registry import Alias
 from ml.network import seed_classes
 from services.connections import Connections
 
-SAMPLE_DRAWINGS = 25 * len(list(SAMPLE_DATA.glob("*.ndjson")))
+_STARTS = json.loads((SAMPLE_BITMAPS / "manifest.json").read_text())["words"]
+# 25 simplified drawings a word, and each bitmap file's 400 rows from its start row on.
+SAMPLE_DRAWINGS = 25 * len(list(SAMPLE_DATA.glob("*.ndjson"))) + sum(
+    400 - entry["start"] for entry in _STARTS.values()
+)
 
 
 def _counts(settings) -> tuple[int, int, int]:
