@@ -17,6 +17,7 @@ from api import (
     recognitions,
     reviews,
     web,
+    words,
 )
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(reviews.bp)
     app.register_blueprint(doodles.bp)
     app.register_blueprint(cycles.bp)
+    app.register_blueprint(words.bp)
     app.register_blueprint(players.bp)
     app.register_blueprint(players.admin_bp)
     app.register_blueprint(erasures.bp)

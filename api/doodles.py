@@ -18,9 +18,11 @@ from api.contract.doodles import DecideDoodles, DoodleDecisions, DoodleListQuery
 from api.contract.parsing import Parser, read_body
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
+from api.reviews import word_refused
 from db import doodle_listing
 from db.doodle_listing import DoodleFilters, DoodleItem, ReviewState
 from services import labels as labelling
+from services.vocabulary import WordRefused
 
 bp = Blueprint("admin_doodles", __name__, url_prefix="/v1/admin/doodles")
 
@@ -86,8 +88,15 @@ def decide_many() -> Response:
     label = body.label if isinstance(body, LabelDoodles) else None
     try:
         decided = labelling.decide_many(
-            resources().sessions, body.ids, body.action, label, actor=admin_actor()
+            resources().sessions,
+            body.ids,
+            body.action,
+            label,
+            actor=admin_actor(),
+            new_word=body.new_word,
         )
+    except WordRefused as exc:
+        raise word_refused(exc) from None
     except labelling.DecisionsRefused as exc:
         details: dict[str, Any] = {
             "unknown": [str(i) for i in exc.unknown],

@@ -49,6 +49,13 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class Unprocessable(ApiError):
+    """Well-formed, but the domain refuses it (a label that is not a known word)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"

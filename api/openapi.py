@@ -15,6 +15,7 @@ from api.contract import cycles as cy
 from api.contract import doodles as dc
 from api.contract import requests as rq
 from api.contract import responses as rs
+from api.contract import words as wd
 from api.contract.drawing import STROKES_MARK, strokes_schema
 from api.contract.operations import REF, operations
 from api.resources import EXTENSION
@@ -40,6 +41,8 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     cy.Cycle,
     cy.CycleAnswer,
     cy.CycleList,
+    wd.WordList,
+    wd.WordDecided,
 ]
 REQUEST_MODELS: list[type[BaseModel]] = [
     rq.RecognitionRequest,
@@ -49,6 +52,7 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     dc.LabelDoodles,
     dc.DecideDoodles,
     cy.CycleRequest,
+    wd.WordDecision,
 ]
 
 

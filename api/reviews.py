@@ -21,7 +21,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.auth import Role, admin_actor, protect_admin_blueprint
 from api.contract.parsing import read_body
-from api.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from api.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, Unprocessable
 from api.resources import resources
 from api.schemas import parse_review_decision, parse_review_list
 from core import segments
@@ -30,6 +30,7 @@ from core.storage import ObjectNotFound, StorageError
 from db import review_listing
 from services import labels as labelling
 from services.errors import ReviewRefused, UnknownDoodle
+from services.vocabulary import WordRefused
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,9 @@ def _png_of(kept: review_listing.KeptDrawing, rid: uuid.UUID) -> bytes:
         raise NotFound("the stored drawing is unreadable", {"id": str(rid)}) from None
 
 
-def _decision() -> tuple[str, str | None]:
-    """The body: {"label": "cat"} or {"discard": true}. Returns (action, label)."""
+def _decision() -> tuple[str, str | None, bool]:
+    """The body: {"label": "cat"} (optionally "new_word": true) or {"discard": true}.
+    Returns (action, label, new_word)."""
     if request.mimetype != "application/json":
         raise InvalidRequest("send the body as application/json", {"field": "body"})
     return parse_review_decision(read_body(request, resources().settings.max_body_bytes))
@@ -153,11 +155,20 @@ def _decision() -> tuple[str, str | None]:
 @bp.post("/<recognition_id>")
 def decide(recognition_id: str) -> Response:
     rid = _parse_id(recognition_id)
-    action, label = _decision()
+    action, label, new_word = _decision()
     try:
-        item = labelling.decide_review(resources().sessions, rid, label, actor=admin_actor())
+        item = labelling.decide_review(
+            resources().sessions, rid, label, actor=admin_actor(), new_word=new_word
+        )
     except UnknownDoodle:
         raise NotFound("no such recognition", {"id": str(rid)}) from None
     except ReviewRefused as exc:
         raise Conflict(str(exc), {"id": str(rid), "action": action}) from None
+    except WordRefused as exc:
+        raise word_refused(exc) from None
     return jsonify(review_json(item))
+
+
+def word_refused(exc: WordRefused) -> Unprocessable:
+    """A label that is not a known word (or a rejected one): 422 with the suggestions."""
+    return Unprocessable(str(exc), exc.details())

@@ -72,11 +72,14 @@ def parse_png_recognition(data: bytes, args: dict[str, str], client_key_id: str)
     )
 
 
-def parse_review_decision(data: bytes) -> tuple[str, str | None]:
-    """{"label": "cat"} or {"discard": true}: returns (action, label)."""
+def parse_review_decision(data: bytes) -> tuple[str, str | None, bool]:
+    """{"label": "cat"} (with "new_word": true to propose it) or {"discard": true}:
+    returns (action, label, new_word)."""
     decision = _DECISION.json(data)
     label = getattr(decision, "label", None)
-    return ("label", label) if label is not None else ("discard", None)
+    if label is None:
+        return "discard", None, False
+    return "label", label, bool(getattr(decision, "new_word", False))
 
 
 def parse_move_reason(data: bytes) -> str:

@@ -30,7 +30,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from db.labels import effective_label_query, may_train, with_consent_joins
+from db.labels import effective_label_query, may_train, trainable_word, with_consent_joins
 from db.models import (
     InputFormat,
     Label,
@@ -155,6 +155,7 @@ def _eligible(s: Session, words: set[str] | None) -> list[tuple[uuid.UUID, str, 
             Recognition.status == RecognitionStatus.done,
             Recognition.bitmap.is_not(None),
             may_train(),
+            trainable_word(eff.c.label, eff.c.source),
         )
         .order_by(Recognition.id)
     )

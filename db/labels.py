@@ -16,9 +16,11 @@ has resolved a doodle's review, only reviewer labels count for that doodle.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
@@ -34,6 +36,8 @@ from db.models import (
     RecognitionStatus,
     Review,
     ReviewStatus,
+    Word,
+    WordStatus,
 )
 
 AUTOMATIC = (LabelSource.prompt, LabelSource.model)
@@ -113,6 +117,15 @@ def decided_by_reviewer() -> ColumnElement[bool]:
     """SQL condition on `reviews`: a reviewer resolved it (`review_doodle` labelled it or
     `discard_doodle` discarded it). Resolved rows without `resolved_by` are not decisions."""
     return and_(Review.status == ReviewStatus.resolved, Review.resolved_by.is_not(None))
+
+
+def trainable_word(label: ColumnElement[str], source: ColumnElement[Any]) -> ColumnElement[bool]:
+    """SQL condition on a doodle's effective `label` and its `source`: the label may train.
+    A reviewer's label of a word reviewers proposed (not confirmed yet) or an admin
+    rejected does not (`words`, db.vocabulary); a known word's, or any other source's, does.
+    """
+    held = exists().where(Word.word == label, Word.status != WordStatus.confirmed)
+    return or_(source != LabelSource.reviewer, ~held)
 
 
 def _has_label(*sources: LabelSource) -> ColumnElement[bool]:
@@ -222,20 +235,99 @@ def effective_labels(
 
 MAX_LABEL_LENGTH = 64
 
+# Typographic variants a keyboard or a phone types, mapped to the word's own marks
+# (NFKC leaves them: they are distinct characters, not compatibility forms).
+_MARKS = str.maketrans(
+    {
+        "\u2019": "'",  # right single quotation mark (o’clock)
+        "\u2018": "'",  # left single quotation mark
+        "\u02bc": "'",  # modifier letter apostrophe
+        "\u2010": "-",  # hyphen
+        "\u2011": "-",  # non-breaking hyphen
+        "\u2012": "-",  # figure dash
+        "\u2013": "-",  # en dash
+        "\u2212": "-",  # minus sign
+    }
+)
+SEPARATORS = frozenset(" -'")
+WORD_RULE = (
+    "a word is letters (any script), with single spaces, hyphens or apostrophes between "
+    "them, e.g. 't-shirt', 'ice cream', 'the eiffel tower'"
+)
+
 
 class InvalidLabel(ValueError):
-    """Not a usable label: empty, too long, or not a string."""
+    """Not a word: empty, too long, not a string, or not letters with single spaces,
+    hyphens or apostrophes between them."""
 
 
-def normalize_label(label: object) -> str:
-    """A reviewer's label as stored: stripped and lower-cased, like the prompt words."""
-    if (
-        not isinstance(label, str)
-        or not label.strip()
-        or len(label.strip()) > MAX_LABEL_LENGTH
-        or not label.strip().isprintable()
-    ):
-        raise InvalidLabel(
-            f"label must be a non-empty word of at most {MAX_LABEL_LENGTH} printable characters"
-        )
-    return label.strip().lower()
+def normalize_text(text: str) -> str:
+    """`text` as labels are compared and stored: Unicode NFKC (compatibility forms such as
+    full-width letters and ligatures become the plain ones), lower case, typographic
+    apostrophes and hyphens made plain, trimmed, inner whitespace collapsed to one space.
+    No check that it is a word: see `normalize_word`."""
+    text = unicodedata.normalize("NFKC", text).lower().translate(_MARKS)
+    # Lower-casing can decompose ("İ" -> "i" + combining dot): compose again.
+    return unicodedata.normalize("NFC", " ".join(text.split()))
+
+
+def _is_letter(char: str) -> bool:
+    return unicodedata.category(char)[0] == "L"
+
+
+def _is_mark(char: str) -> bool:
+    # Combining marks belong to the letter before them (Devanagari vowel signs, accents).
+    return unicodedata.category(char)[0] == "M"
+
+
+def word_syntax_error(word: str) -> str | None:
+    """Why a normalised text is not a word; None when it is one."""
+    if not word:
+        return "a word must not be blank"
+    if len(word) > MAX_LABEL_LENGTH:
+        return f"a word has at most {MAX_LABEL_LENGTH} characters (once normalised)"
+    previous = ""
+    for char in word:
+        if _is_letter(char):
+            pass
+        elif _is_mark(char):
+            if not previous or previous in SEPARATORS:
+                return f"{word!r} is not a word: a combining mark must follow a letter"
+        elif char in SEPARATORS:
+            if not previous or previous in SEPARATORS:
+                return f"{word!r} is not a word: {WORD_RULE}"
+        else:
+            return f"{word!r} is not a word ({char!r} is not a letter): {WORD_RULE}"
+        previous = char
+    if previous in SEPARATORS:
+        return f"{word!r} is not a word: {WORD_RULE}"
+    return None
+
+
+def normalize_word(label: object) -> str:
+    """A label as stored: `normalize_text`, then checked to be a word (letters of any
+    script, single spaces, hyphens or apostrophes between them, at most
+    MAX_LABEL_LENGTH characters). Raises InvalidLabel saying why not.
+
+    The one rule for every label people give (reviewers, admins, the admin page) and for
+    prompt words that are to become labels."""
+    if not isinstance(label, str):
+        raise InvalidLabel(f"a label must be a text: {WORD_RULE}")
+    word = normalize_text(label)
+    why = word_syntax_error(word)
+    if why is not None:
+        raise InvalidLabel(why)
+    return word
+
+
+def is_word(text: object) -> bool:
+    """Is `text` a word once normalised (`normalize_word` would accept it)?"""
+    try:
+        normalize_word(text)
+    except InvalidLabel:
+        return False
+    return True
+
+
+# The name callers used before labels had to be words.
+normalize_label = normalize_word

@@ -330,6 +330,33 @@ class Review(Base):
     )
 
 
+class WordStatus(enum.StrEnum):
+    proposed = "proposed"  # a reviewer's new word, waiting for an admin
+    confirmed = "confirmed"  # an admin made it a word labels may use
+    rejected = "rejected"  # an admin said it is not a word to learn
+
+
+class Word(Base):
+    """A word of the labels' vocabulary beside the ones already known (the production
+    model's classes, the imported dataset's words): proposed by a reviewer, confirmed or
+    rejected by an admin. Reviewer labels of a word proposed or rejected do not train
+    (db.labels.trainable_word)."""
+
+    __tablename__ = "words"
+
+    word: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[WordStatus] = mapped_column(_checked_enum(WordStatus, "word_status"))
+    proposed_by: Mapped[str | None] = mapped_column(String(128))
+    proposed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # The words waiting for an admin (GET /v1/admin/words?status=proposed).
+        Index("ix_words_status_proposed_at", "status", "proposed_at"),
+    )
+
+
 class TrainingRun(Base):
     __tablename__ = "training_runs"
     __table_args__ = (

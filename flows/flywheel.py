@@ -21,7 +21,7 @@ from flows.context import flow_context
 from flows.evaluate import evaluate_and_gate, promote
 from flows.finetune import finetune
 from flows.relabel import relabel
-from services import cycles, lineage
+from services import cycles, lineage, vocabulary
 
 
 def _finish_run(run_id: int, status: str, report: dict[str, Any], candidate_id: int | None) -> None:
@@ -107,6 +107,7 @@ def _run_cycle(run_id: int, production_id: int, start: lineage.CleanStart) -> di
         started = time.perf_counter()
         _stage(run_id, "relabel")
         report["relabel"] = relabel()
+        report["proposed_words"] = vocabulary.awaiting_confirmation(flow_context().sessions)
         timings["relabel_s"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()

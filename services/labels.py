@@ -21,21 +21,31 @@ from db import bulk_reviews, doodle_listing, labels, review_listing, reviews
 from db.labels import Candidate
 from db.models import AuditLog, LabelSource
 from db.review_listing import ReviewItem
+from services import vocabulary
 from services.errors import ReviewRefused, UnknownDoodle
 
 
 def decide_review(
-    sessions: sessionmaker[Session], recognition_id: uuid.UUID, label: str | None, *, actor: str
+    sessions: sessionmaker[Session],
+    recognition_id: uuid.UUID,
+    label: str | None,
+    *,
+    actor: str,
+    new_word: bool = False,
 ) -> ReviewItem:
     """A reviewer labels the doodle (`label`) or discards it (None); returns its review.
 
-    Raises UnknownDoodle, or ReviewRefused when the doodle's state forbids the decision
-    (no consent to train, not finished, discarding what a reviewer labelled).
+    The label must be a known word (services.vocabulary.admit), or `new_word` proposes it.
+    Raises labels.InvalidLabel (not a word), UnknownDoodle, ReviewRefused when the
+    doodle's state forbids the decision (no consent to train, not finished, discarding
+    what a reviewer labelled), or vocabulary.WordRefused (unknown or rejected word).
     """
+    word = None if label is None else labels.normalize_word(label)
     with sessions.begin() as s:
         try:
-            if label is not None:
-                reviews.review_doodle(s, recognition_id, label, actor=actor)
+            if word is not None:
+                reviews.review_doodle(s, recognition_id, word, actor=actor)
+                vocabulary.admit(s, [word], new_word=new_word, actor=actor)
             else:
                 reviews.discard_doodle(s, recognition_id, actor=actor)
         except reviews.UnknownRecognition as exc:
@@ -82,6 +92,7 @@ def decide_many(
     label: str | None = None,
     *,
     actor: str,
+    new_word: bool = False,
 ) -> list[Decided]:
     """One reviewer decision about many doodles of the admin's grid, all or nothing, in
     one transaction: each doodle gets what `decide_review` would give it (a reviewer
@@ -90,11 +101,13 @@ def decide_many(
 
     `label` is required for `label` and ignored otherwise; `confirm` records each
     doodle's effective label, or its prompt word when it has none. Repeated ids count
-    once. Raises DecisionsRefused naming every id that cannot take the decision.
+    once. Raises DecisionsRefused naming every id that cannot take the decision, then
+    vocabulary.WordRefused when a label is not a known word (`new_word` proposes the
+    unknown ones: services.vocabulary.admit), labels.InvalidLabel when it is not a word.
     """
     action = BulkAction(action)
     wanted = list(dict.fromkeys(ids))
-    word = None if action is not BulkAction.label else labels.normalize_label(label)
+    word = None if action is not BulkAction.label else labels.normalize_word(label)
     with sessions.begin() as s:
         # Locked first, checked next: nothing can change the doodles in between.
         bulk_reviews.lock(s, wanted)
@@ -105,6 +118,8 @@ def decide_many(
         if unknown or refused:
             raise DecisionsRefused(unknown, refused)
         decisions = {rid: None if action is BulkAction.discard else chosen[rid] for rid in wanted}
+        words = {w for w in decisions.values() if w is not None}
+        proposed = vocabulary.admit(s, words, new_word=new_word, actor=actor)
         bulk_reviews.decide(s, decisions, actor=actor)
         decided = [Decided(rid, label) for rid, label in decisions.items()]
         # Each doodle has its own audit row; this one says they were one request.
@@ -113,7 +128,12 @@ def decide_many(
                 actor=actor,
                 action="review.bulk",
                 subject=f"recognitions:{len(wanted)}",
-                details={"action": action.value, "ids": [str(i) for i in wanted], "label": word},
+                details={
+                    "action": action.value,
+                    "ids": [str(i) for i in wanted],
+                    "label": word,
+                    **({"proposed": proposed} if proposed else {}),
+                },
             )
         )
     return decided
@@ -133,8 +153,9 @@ def _labels_for(
     chosen = {i: current[i].label for i in ids if i in current}
     for i in ids:
         if i not in chosen and prompts.get(i):
-            chosen[i] = labels.normalize_label(prompts[i])
-    return chosen
+            chosen[i] = prompts[i]
+    # Normalised when a word; left as is otherwise, for `_refusals` to refuse.
+    return {i: labels.normalize_word(w) if labels.is_word(w) else w for i, w in chosen.items()}
 
 
 def _refusals(
@@ -150,6 +171,8 @@ def _refusals(
     for rid in ids:
         if rid not in chosen and rid not in refused:
             refused[rid] = "it has no label nor prompt word to confirm"
+        elif rid not in refused and not labels.is_word(chosen[rid]):
+            refused[rid] = f"{chosen[rid]!r} is not a word; label it instead"
     return refused
 
 

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from api.contract import limits
-from api.contract.requests import Body, Label, PlayerId, Word
+from api.contract.requests import Body, Label, NewWord, PlayerId, Word
 from api.contract.responses import Answer, Timestamp
 
 # The most doodles one bulk decision names: a full page of the grid.
@@ -95,6 +95,7 @@ class LabelDoodles(Body):
     ids: Ids
     action: Literal["label"]
     label: Label
+    new_word: NewWord = False
 
 
 class DecideDoodles(Body):
@@ -105,6 +106,10 @@ class DecideDoodles(Body):
 
     ids: Ids
     action: Literal["confirm", "discard"]
+    new_word: NewWord = Field(
+        default=False,
+        description="confirm: propose the doodles' current labels that are not known words",
+    )
 
 
 def _decisions_kind(body: Any) -> str:

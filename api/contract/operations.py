@@ -17,6 +17,7 @@ from api.contract import doodles as dc
 from api.contract import limits
 from api.contract import requests as rq
 from api.contract import responses as rs
+from api.contract import words as wd
 from core.settings import Settings
 
 REF = "#/components/schemas/{model}"
@@ -138,6 +139,11 @@ PLAYER_403 = "this secret is not the player's (also for an unknown player, unles
 PLAYER_404 = "no such player (admin tokens only)"
 ADMIN_401 = "missing or unknown bearer token (admin or reviewer)"
 ADMIN_403 = "a reviewer's token: only admins may do this"
+UNKNOWN_WORD = (
+    "the label is not a known word (`details.reason`: unknown_word, with `details.suggestions`"
+    ", the known words closest to it), or an admin rejected it (rejected_word); send "
+    '"new_word": true to propose an unknown word'
+)
 BAD_JSON = "invalid JSON, fields or drawing; `details.field` names the field"
 TOO_LARGE = "body over the limit"
 NEXT_PAGE = {"operationId": "listReviews", "parameters": {"after": "$response.body#/next"}}
@@ -438,6 +444,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                     409: "some doodles cannot take the decision (`details.refused`: id -> "
                     "why); nothing was decided",
                     413: TOO_LARGE,
+                    422: UNKNOWN_WORD + "; nothing was decided",
                 },
                 security=REVIEWER,
                 description="`label` gives every doodle the reviewer label `label`; "
@@ -452,6 +459,45 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                         }
                     }
                 ),
+            )
+        },
+        "/v1/admin/words": {
+            "get": Op(
+                "listVocabulary",
+                "Words reviewers proposed, and admins' decisions about words",
+                {200: ("the words", wd.WordList), 400: "bad status or limit", 401: ADMIN_401},
+                security=REVIEWER,
+                description="The vocabulary beside the production model's classes and the "
+                "imported dataset's words. `status=proposed`: the words waiting for an "
+                "admin, with how many doodles carry a reviewer's label of each (those "
+                "labels do not train until the word is confirmed).",
+                parameters=_query(wd.WordListQuery),
+            )
+        },
+        "/v1/admin/words/{word}": {
+            "post": Op(
+                "decideWord",
+                "Confirm or reject a word (proposed or not)",
+                {
+                    200: ("the word, and its status before", wd.WordDecided),
+                    400: "invalid body, or the word is not a word (`details.reason`)",
+                    401: ADMIN_401,
+                    409: "rejecting a class of the production model or a word of the "
+                    "imported dataset",
+                    413: TOO_LARGE,
+                },
+                security=ADMIN,
+                description="Confirmed, labels may use the word and its reviewer labels "
+                "train; rejected, no label may use it and its reviewer labels never train. "
+                "The word is normalised as labels are. Audited (word.confirm, word.reject).",
+                parameters=[
+                    _path(
+                        "word",
+                        {"type": "string", "minLength": 1, "maxLength": limits.LABEL_LENGTH},
+                        "the word (letters, single spaces, hyphens or apostrophes between)",
+                    )
+                ],
+                body=_body(_json(wd.WordDecision)),
             )
         },
         "/v1/players/{player_id}/consent": {
@@ -586,6 +632,7 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                     409: "the doodle may not be trained on (no consent to train, withdrawn, "
                     "player erased), is not finished, or a discard of a labelled doodle",
                     413: TOO_LARGE,
+                    422: UNKNOWN_WORD,
                 },
                 security=REVIEWER,
                 description="A label is recorded with source `reviewer` and beats every "

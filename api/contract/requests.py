@@ -121,10 +121,11 @@ class PngQuery(Body):
     player_id: PlayerId | None = None
 
 
-def _printable(value: str) -> str:
-    # db.labels' own rule (str.isprintable) is stricter than the pattern JSON Schema can say.
+def _word(value: str) -> str:
+    # db.labels' rule (letters of any script, single spaces, hyphens or apostrophes
+    # between them) is more than the pattern JSON Schema can say.
     try:
-        return labels.normalize_label(value)
+        return labels.normalize_word(value)
     except labels.InvalidLabel as exc:
         raise PydanticCustomError("label", str(exc)) from None
 
@@ -132,17 +133,28 @@ def _printable(value: str) -> str:
 Label = Annotated[
     str,
     StringConstraints(min_length=1, max_length=limits.LABEL_LENGTH, pattern=limits.TEXT_PATTERN),
-    AfterValidator(_printable),
-    _lower_within(limits.LABEL_LENGTH, "label"),
+    AfterValidator(_word),
     Field(
-        description="A word: printable characters (str.isprintable), stored stripped and "
-        f"lower-cased, at most {limits.LABEL_LENGTH} characters then."
+        description="A word: letters of any script, with single spaces, hyphens or "
+        "apostrophes between them (t-shirt, ice cream). Stored normalised (Unicode NFKC, "
+        f"lower case, trimmed, inner spaces collapsed), at most {limits.LABEL_LENGTH} "
+        "characters then. It must be a known word (a class of the production model, a "
+        "word of the imported dataset, or one an admin confirmed) unless `new_word` "
+        "proposes it: else 422 with suggestions."
+    ),
+]
+NewWord = Annotated[
+    bool,
+    Field(
+        description="propose the label as a new word: it is recorded, and trains once an "
+        "admin confirms the word (POST /v1/admin/words/{word}); a known word needs none"
     ),
 ]
 
 
 class LabelDecision(Body):
     label: Label
+    new_word: NewWord = False
 
 
 class DiscardDecision(Body):

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from db import vocabulary
 from db.labels import Candidate
-from db.models import Label, LabelSource, Review, ReviewStatus
+from db.models import Label, LabelSource, Review, ReviewStatus, WordStatus
 from services import labels as labelling
 from services.errors import ReviewRefused, UnknownDoodle
 from tests.integration.test_labels import game_doodle
@@ -25,9 +26,16 @@ class Verdict:
     review: str | None = None
 
 
+def known_words(s, *words: str) -> None:
+    """Make `words` known, as an admin's confirmation does (no production model here)."""
+    for word in words:
+        vocabulary.decide(s, word, WordStatus.confirmed, actor="admin:test")
+
+
 def test_a_reviewer_labels_then_may_not_discard(db_session_factory):
     with db_session_factory.begin() as s:
         rid = game_doodle(s, word="cup")
+        known_words(s, "hat")
 
     item = labelling.decide_review(db_session_factory, rid, "hat", actor=ACTOR)
 
