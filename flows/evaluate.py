@@ -1,14 +1,16 @@
 """Evaluate a candidate against production on the same test drawings, and gate the promotion.
 
 The test drawings are the golden set plus the provisional test sets of words no reviewer
-has confirmed yet (db.datasets). Both versions predict every drawing; the gate (ml.gate)
-compares them drawing by drawing.
+has confirmed yet (db.datasets), plus the imported and reviewed drawings of the words
+every scored version knows that none of them, nor any ancestor, was trained on
+(db.evaluation_sets). Both versions predict every drawing, the same list in the same
+order; the gate (ml.gate) compares them drawing by drawing.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -18,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from core.settings import Settings
 from core.storage.base import StorageError
 from db.datasets import GOLDEN_SOURCES, evaluation_examples
+from db.evaluation_sets import never_trained_examples, with_never_trained
 from db.models import LabelSource
 from flows.context import flow_context
 from ml.confusion import confusion_matrix, render_confusion_png
@@ -37,21 +40,33 @@ class Scored:
     """What each version did on the test drawings (the same drawings, in the same order)."""
 
     words: list[str]
-    golden: list[bool]  # per drawing: golden (reviewer, import) or provisional (prompt)
+    golden: list[bool]  # per drawing: golden (reviewer, import) or else provisional (prompt)
     reports: dict[int, dict[str, Any]]  # ml.evaluate.score() + confusion_png + test_manifest
     hits: dict[int, list[bool]]  # per version, per drawing: top guess right?
     classes: dict[int, list[str]]
+    # Per drawing: never trained on (reviewer, import; outside the golden split, no scored
+    # version nor ancestor trained on it). Neither golden nor provisional.
+    untrained: list[bool] = field(default_factory=list)
 
     def paired(self, candidate_id: int, production_id: int) -> PairedScores:
         return PairedScores(self.words, self.hits[candidate_id], self.hits[production_id])
 
     def test_sets(self) -> dict[str, dict[str, int]]:
-        """Per word: how many golden and how many provisional test drawings."""
+        """Per word: how many golden, provisional and never-trained test drawings."""
         sets: dict[str, dict[str, int]] = {}
-        for word, golden in zip(self.words, self.golden, strict=True):
-            counts = sets.setdefault(word, {"golden": 0, "provisional": 0})
-            counts["golden" if golden else "provisional"] += 1
+        untrained = self.untrained or [False] * len(self.words)
+        for word, golden, fresh in zip(self.words, self.golden, untrained, strict=True):
+            counts = sets.setdefault(word, {"golden": 0, "provisional": 0, "untrained": 0})
+            counts["untrained" if fresh else "golden" if golden else "provisional"] += 1
         return sets
+
+    @property
+    def provisional(self) -> int:
+        return sum(c["provisional"] for c in self.test_sets().values())
+
+    @property
+    def never_trained(self) -> int:
+        return sum(self.untrained)
 
 
 @task(cache_policy=NO_CACHE)
@@ -59,16 +74,23 @@ def score_on_test_set(version_ids: list[int]) -> Scored:
     """Top-1, top-3, MAP@3, per-word figures and per-drawing hits of each version on the
     test drawings (read once for all of them); each version's confusion matrix is stored."""
     ctx = flow_context()
+    loaded = {version_id: ctx.load_version(version_id) for version_id in version_ids}
+    # The words every scored version knows (production's, for a candidate that adds words).
+    shared = set.intersection(*(set(classes) for _, classes in loaded.values()))
     with ctx.sessions() as s:
-        test = evaluation_examples(s, golden_fraction=ctx.settings.golden_fraction)
+        golden_and_provisional = evaluation_examples(
+            s, golden_fraction=ctx.settings.golden_fraction
+        )
+        unseen = never_trained_examples(s, version_ids=version_ids, words=shared)
+    test, untrained = with_never_trained(golden_and_provisional, unseen)
     if not test.labels:
         raise RuntimeError("the test set is empty: import reviewed or dataset drawings first")
-    manifest = test.manifest()
+    manifest = {**test.manifest(), "never_trained": sum(untrained)}
     reports: dict[int, dict[str, Any]] = {}
     hits: dict[int, list[bool]] = {}
     classes_of: dict[int, list[str]] = {}
-    for version_id in version_ids:
-        model, classes = ctx.load_version(version_id)
+    # Every version predicts the same drawings, in the same order: the gate pairs them.
+    for version_id, (model, classes) in loaded.items():
         predictions = Predictor(model, classes).predict(test.bitmaps)
         report = score(predictions, test.labels)
         matrix = confusion_matrix([p.label for p in predictions], test.labels, classes)
@@ -77,8 +99,11 @@ def score_on_test_set(version_ids: list[int]) -> Scored:
         reports[version_id] = {**report, "confusion_png": key, "test_manifest": manifest}
         hits[version_id] = [p.label == w for p, w in zip(predictions, test.labels, strict=True)]
         classes_of[version_id] = list(classes)
-    golden = [LabelSource(source) in GOLDEN_SOURCES for source in test.sources]
-    return Scored(list(test.labels), golden, reports, hits, classes_of)
+    golden = [
+        LabelSource(source) in GOLDEN_SOURCES and not fresh
+        for source, fresh in zip(test.sources, untrained, strict=True)
+    ]
+    return Scored(list(test.labels), golden, reports, hits, classes_of, untrained)
 
 
 def gate_policy(settings: Settings, *, require_gain: bool = True) -> GatePolicy:
@@ -156,21 +181,25 @@ def markdown_report(
         "",
         "Kind: old (production knows it), new (only the candidate does), unknown (neither). "
         "Test drawings: golden (reviewed or imported) + provisional (players' prompt-labelled "
-        "doodles held back while a new word has too few golden ones). b: now wrong, c: now "
+        "doodles held back while a new word has too few golden ones) + never trained "
+        "(reviewed or imported drawings of the old words outside the golden split that "
+        "neither version nor any ancestor was trained on). b: now wrong, c: now "
         "right. p: for an old word, of a fall beyond the tolerance; for a new word, of a "
         "top-1 below the bar.",
         "",
-        "| word | kind | golden + provisional | candidate top-1 [95%] | production top-1 [95%] "
+        "| word | kind | golden + provisional + never trained | candidate top-1 [95%] "
+        "| production top-1 [95%] "
         "| b | c | p | blocks |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     test_sets = scored.test_sets()
     for word, entry in sorted(decision.words.items()):
-        counts = test_sets.get(word, {"golden": 0, "provisional": 0})
+        counts = test_sets.get(word, {"golden": 0, "provisional": 0, "untrained": 0})
         old = entry["kind"] == "old"
         production_figures = entry.get("production") if old else None
         lines.append(
-            f"| {word} | {entry['kind']} | {counts['golden']} + {counts['provisional']} | "
+            f"| {word} | {entry['kind']} | {counts['golden']} + {counts['provisional']} + "
+            f"{counts['untrained']} | "
             f"{_with_interval(entry.get('candidate'))} | {_with_interval(production_figures)} | "
             f"{entry['b'] if old else '-'} | {entry['c'] if old else '-'} | "
             f"{_p(entry.get('p_drop', entry.get('p_below')))} | "
@@ -194,14 +223,20 @@ def record_evaluation(
     decision: GateDecision,
     production: dict[str, Any],
     provisional: int = 0,
+    never_trained: int = 0,
 ) -> None:
     """Keep the test-set figures and the gate's verdict with the candidate version, and
     production's figures on the same drawings with production (the admin pages show them
     side by side). `golden` keeps its name; `provisional` of its `n` drawings were
-    players' doodles held back for new words."""
+    players' doodles held back for new words, `never_trained` imported or reviewed
+    drawings outside the golden split no scored version nor ancestor was trained on."""
 
     def figures(report: dict[str, Any]) -> dict[str, Any]:
-        return {**{k: report[k] for k in ("n", "top1", "top3", "map3")}, "provisional": provisional}
+        return {
+            **{k: report[k] for k in ("n", "top1", "top3", "map3")},
+            "provisional": provisional,
+            "never_trained": never_trained,
+        }
 
     sessions = flow_context().sessions
     add_metrics(
@@ -231,8 +266,15 @@ def evaluate_and_gate(
         candidate_words=scored.classes[candidate_id],
         policy=gate_policy(ctx.settings, require_gain=require_gain),
     )
-    provisional = len(scored.golden) - sum(scored.golden)
-    record_evaluation(candidate_id, candidate, production_id, decision, production, provisional)
+    record_evaluation(
+        candidate_id,
+        candidate,
+        production_id,
+        decision,
+        production,
+        scored.provisional,
+        scored.never_trained,
+    )
     if decision.promote:
         reason = f"gate passed: {decision.reasons[0]}"
         promote(candidate_id, f"{reason}; {note}" if note else reason)

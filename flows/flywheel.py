@@ -147,6 +147,12 @@ def _run_cycle(run_id: int, production_id: int, start: lineage.CleanStart) -> di
                 "production": outcome["production"]["top1"],
             },
             golden_n=outcome["candidate"]["n"],
+            # What the gate judged the old words on: both versions, the same drawings.
+            old_words={
+                "n": outcome["gate"]["overall"]["n"],
+                "candidate_top1": outcome["gate"]["overall"]["candidate"]["top1"],
+                "production_top1": outcome["gate"]["overall"]["production"]["top1"],
+            },
             confusion_png=outcome["candidate"]["confusion_png"],
             timings=timings,
         )

@@ -183,7 +183,7 @@ def test_a_new_word_is_gated_on_its_provisional_set_and_promoted_without_a_revie
     assert "p <" in gate["rule"]
     assert reviewed == []  # no reviewer was needed
     report_md = _flywheel_report()
-    assert f"| {NEW_WORD} | new | 0 + {len(held)} |" in report_md
+    assert f"| {NEW_WORD} | new | 0 + {len(held)} + 0 |" in report_md
     assert "Wilson 95%" in report_md and "p < 0.05" in report_md
     assert "](data:image/png;base64," in report_md
     assert flow_context.alias_version(Alias.PRODUCTION) == candidate_id

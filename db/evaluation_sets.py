@@ -1,0 +1,109 @@
+"""Test drawings beyond the golden split: the drawings no scored version was trained on.
+
+The golden set (db.datasets) is a 0.2 hash split of the imported and reviewed drawings; on
+a default install it holds about 100 drawings of the starting words, too few for the gate
+to see a 2-point fall. The fine-tune trains on a per-word replay sample of the other,
+non-golden drawings (`DOODLE_REPLAY_PER_WORD`), and every version records the
+recognitions it was trained on (db.lineage). An imported or reviewer-labelled drawing
+that neither a version nor any of its ancestors was trained on is as unseen as a golden
+one: it is a test drawing too.
+
+Which drawings are never-trained follows from hashes of their ids (the replay sample)
+and the lineage, never from what a model predicted, so they are no easier or harder for
+either version than the golden ones. Only reviewer and import labels count (as for the
+golden set): a prompt label the relabelling accepted is one production agreed with.
+
+"Trained on" compares the drawings themselves (their bitmaps), not only their rows: a
+drawing imported or posted twice whose twin was trained on is not a test drawing.
+
+Every function takes a `Session` and never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
+
+from db.datasets import BITMAP_BYTES, GOLDEN_SOURCES, SIDE, Examples
+from db.labels import effective_label_query, may_train, with_consent_joins
+from db.lineage import version_tree
+from db.models import LabelSource, ModelVersionExample, Recognition, RecognitionStatus
+
+
+def lineage(s: Session, version_ids: Collection[int]) -> set[int]:
+    """The versions and all their ancestors (parent, grandparent, ...)."""
+    tree = version_tree(s)
+    found: set[int] = set()
+    for version_id in version_ids:
+        current: int | None = version_id
+        while current is not None and current not in found:
+            found.add(current)
+            node = tree.get(current)
+            current = node.parent_id if node is not None else None
+    return found
+
+
+def never_trained_examples(
+    s: Session, *, version_ids: Collection[int], words: Collection[str]
+) -> Examples:
+    """Eligible drawings of `words` labelled by a reviewer or an import that none of
+    `version_ids` nor any of their ancestors was trained on, by id (golden ones included:
+    the caller leaves out those it already has). One query."""
+    if not words:
+        return Examples.empty()
+    versions = sorted(lineage(s, version_ids))
+    eff = effective_label_query().subquery("eff")
+    stmt = with_consent_joins(
+        select(Recognition.id, eff.c.label, eff.c.source, Recognition.bitmap).join(
+            eff, eff.c.recognition_id == Recognition.id
+        )
+    ).where(
+        Recognition.status == RecognitionStatus.done,
+        Recognition.bitmap.is_not(None),
+        may_train(),
+        eff.c.source.in_(sorted(GOLDEN_SOURCES, key=str)),
+        eff.c.label.in_(sorted(words)),
+    )
+    if versions:
+        seen = aliased(Recognition)
+        stmt = stmt.where(
+            ~exists(
+                select(1)
+                .select_from(ModelVersionExample)
+                .join(seen, seen.id == ModelVersionExample.recognition_id)
+                .where(
+                    ModelVersionExample.model_version_id.in_(versions),
+                    seen.bitmap == Recognition.bitmap,
+                )
+            )
+        )
+    rows = s.execute(stmt.order_by(Recognition.id)).all()
+    if not rows:
+        return Examples.empty()
+    blob = b"".join(r[3] for r in rows)
+    if len(blob) != BITMAP_BYTES * len(rows):
+        bad = next(r[0] for r in rows if len(r[3]) != BITMAP_BYTES)
+        raise ValueError(f"recognition {bad}: bitmap is not {BITMAP_BYTES} bytes")
+    return Examples(
+        ids=[r[0] for r in rows],
+        bitmaps=np.frombuffer(blob, dtype=np.uint8).reshape(len(rows), SIDE, SIDE),
+        labels=[r[1] for r in rows],
+        sources=[LabelSource(r[2]).value for r in rows],
+    )
+
+
+def with_never_trained(test: Examples, extra: Examples) -> tuple[Examples, list[bool]]:
+    """`test` followed by the drawings of `extra` it does not hold (by id, and by drawing:
+    a twin of a test drawing is not added twice); per drawing, True for the added ones."""
+    have_ids = set(test.ids)
+    have_drawings = {bytes(b) for b in test.bitmaps.reshape(len(test), -1)}
+    keep = [
+        i
+        for i, (rid, bitmap) in enumerate(zip(extra.ids, extra.bitmaps, strict=True))
+        if rid not in have_ids and bitmap.tobytes() not in have_drawings
+    ]
+    added = extra.take(keep)
+    return Examples.concat([test, added]), [False] * len(test) + [True] * len(added)
