@@ -105,7 +105,7 @@ def _bitmap_source(source: str | Path, word: str) -> str | Path:
 
 
 def _is_gzip(location: str | Path) -> bool:
-    name = urllib.parse.urlsplit(location).path if _is_url(location) else str(location)
+    name = urllib.parse.urlsplit(str(location)).path if _is_url(location) else str(location)
     return name.lower().endswith(".gz")
 
 
