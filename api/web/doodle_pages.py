@@ -14,12 +14,14 @@ from api import reviews as review_api
 from api.doodles import LIST_QUERY, filters_of
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
+from api.reviews import word_refused
 from api.web import bp, web_session
 from db import doodle_listing, review_listing
 from db.doodle_listing import DoodleFilters, ReviewState
-from db.labels import InvalidLabel, normalize_label
+from db.labels import InvalidLabel, normalize_word
 from db.models import LabelSource
 from services import labels as labelling
+from services.vocabulary import WordRefused
 
 PAGE_SIZE = 48
 MAX_DECISIONS = 200  # doodles in one bulk decision
@@ -144,7 +146,7 @@ def _listed_or_404(raw_ids: list[Any]) -> list[uuid.UUID]:
     return ids
 
 
-def _decision_body() -> tuple[list[Any], str, str | None]:
+def _decision_body() -> tuple[list[Any], str, str | None, bool]:
     try:
         body = json.loads(request.get_data() or b"null")
     except ValueError:
@@ -156,29 +158,37 @@ def _decision_body() -> tuple[list[Any], str, str | None]:
         raise InvalidRequest(f"ids must list 1 to {MAX_DECISIONS} doodles", {"field": "ids"})
     if action not in ACTIONS:
         raise InvalidRequest(f"action must be one of {list(ACTIONS)}", {"field": "action"})
+    new_word = body.get("new_word", False)
+    if not isinstance(new_word, bool):
+        raise InvalidRequest("new_word must be true or false", {"field": "new_word"})
     label = None
     if action == "label":
         try:
-            label = normalize_label(body.get("label"))
+            label = normalize_word(body.get("label"))
         except InvalidLabel as exc:
-            raise InvalidRequest(str(exc), {"field": "label"}) from None
-    return ids, action, label
+            raise InvalidRequest(str(exc), {"field": "label", "reason": "not_a_word"}) from None
+    return ids, action, label, new_word
 
 
 @bp.post("/doodles/decisions")
 def decide() -> Response:
-    """{"ids": [...], "action": "confirm" | "discard" | "label", "label": "cat"}: the API's
-    bulk decision (services.labels.decide_many), all or nothing, an audit row a doodle.
+    """{"ids": [...], "action": "confirm" | "discard" | "label", "label": "cat",
+    "new_word": false}: the API's bulk decision (services.labels.decide_many), all or
+    nothing, an audit row a doodle.
 
     confirm keeps each doodle's current label (its prompt word when it has none); discard
     drops it from training; label relabels it. 404 names ids the grid does not list (an
-    erased player's), 409 the doodles that cannot take the decision."""
-    raw_ids, action, label = _decision_body()
+    erased player's), 409 the doodles that cannot take the decision, 422 a label that is
+    not a known word (with suggestions): the page then asks whether to propose it as a
+    new word, and sends the decision again with "new_word": true."""
+    raw_ids, action, label, new_word = _decision_body()
     ids = [_uuid(raw) for raw in raw_ids]
     try:
         decided = labelling.decide_many(
-            resources().sessions, ids, action, label, actor=web_session().actor
+            resources().sessions, ids, action, label, actor=web_session().actor, new_word=new_word
         )
+    except WordRefused as exc:
+        raise word_refused(exc) from None
     except labelling.DecisionsRefused as exc:
         details: dict[str, Any] = {
             "unknown": [str(i) for i in exc.unknown],

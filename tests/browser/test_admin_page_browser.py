@@ -80,7 +80,13 @@ def test_a_reviewer_labels_with_the_keyboard_only(page, live_url, doodles, db_se
     assert _focused_id(page) == shown[0]
     page.keyboard.type("pear")
     page.keyboard.press("Enter")
+    # Production does not know "pear": the page asks before proposing it as a new word
+    # (stored now, trained once an admin confirms it); Enter proposes it.
+    expect(page.locator("#propose")).to_be_visible()
+    expect(page.locator("#propose-text")).to_contain_text("unknown word 'pear'")
+    page.keyboard.press("Enter")
     expect(page.locator("#status")).to_have_text("label: 1 saved")
+    expect(page.locator("#propose")).to_be_hidden()
     assert _focused_id(page) == shown[1]
 
     # Select the next two (Space, Shift+Right) and discard both with one key.

@@ -13,8 +13,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from api.auth import key_id
-from db import labels, reviews
-from db.models import AuditLog, Label, LabelSource, Review, ReviewStatus
+from db import labels, reviews, vocabulary
+from db.models import AuditLog, Label, LabelSource, Review, ReviewStatus, WordStatus
 from tests.fixtures.app import ADMIN_TOKEN, assert_error
 from tests.integration.test_doodle_listing import T0, add_doodle
 
@@ -38,6 +38,18 @@ def grid(settings) -> Iterator[Flask]:
 @pytest.fixture
 def client(grid):
     return grid.test_client()
+
+
+# The words these tests label with: known words, as if an admin had confirmed them (no
+# production model here). Unknown words are tests/integration/test_vocabulary.py's.
+KNOWN_WORDS = ("cat", "dog", "hat", "cup")
+
+
+@pytest.fixture(autouse=True)
+def known_words(db_session_factory) -> None:
+    with db_session_factory.begin() as s:
+        for word in KNOWN_WORDS:
+            vocabulary.decide(s, word, WordStatus.confirmed, actor="admin:test")
 
 
 def _at(n: int) -> dt.datetime:

@@ -159,7 +159,14 @@ def test_a_decision_is_stored_with_who_made_it(client, kept_doodle, db_session_f
     assert thumb.status_code == 200 and thumb.data.startswith(b"\x89PNG")
     csrf = {"X-CSRF-Token": _page_csrf(client)}
     relabel = {"ids": [str(apple)], "action": "label", "label": " Pear "}
+    # Not a word production knows: the page asks before proposing it as a new one.
     response = client.post("/admin/doodles/decisions", json=relabel, headers=csrf)
+    assert response.status_code == 422, response.text
+    assert response.json["error"]["details"]["reason"] == "unknown_word"
+    assert "unknown word 'pear'" in response.json["error"]["message"]
+    response = client.post(
+        "/admin/doodles/decisions", json={**relabel, "new_word": True}, headers=csrf
+    )
     assert response.status_code == 200, response.text
     assert response.json["results"][str(apple)] == {
         "ok": True,
@@ -186,6 +193,8 @@ def test_bad_input_gets_a_clear_400_or_404(client, kept_doodle):
         ({"ids": [rid], "action": "burn"}, "action"),
         ({"ids": [], "action": "discard"}, "ids"),
         ({"ids": [rid], "action": "label", "label": ""}, "label"),
+        ({"ids": [rid], "action": "label", "label": "?"}, "label"),
+        ({"ids": [rid], "action": "label", "label": "cup", "new_word": "yes"}, "new_word"),
     ]:
         response = client.post("/admin/doodles/decisions", json=body, headers=csrf)
         assert response.status_code == 400 and response.json["error"]["details"]["field"] == field

@@ -8,6 +8,10 @@
   const status = document.getElementById("status");
   const box = document.getElementById("relabel");
   const input = document.getElementById("relabel-input");
+  const propose = document.getElementById("propose");
+  const proposeText = document.getElementById("propose-text");
+  const proposeYes = document.getElementById("propose-yes");
+  let proposal = null; // the refused decision, to send again as a new word
 
   function say(text) {
     if (status) status.textContent = text;
@@ -58,11 +62,12 @@
     return null;
   }
 
-  async function decide(action, label, current) {
-    const chosen = targets(current);
+  async function decide(action, label, current, newWord, only) {
+    const chosen = only || targets(current);
     if (!chosen.length) return;
     const body = { ids: chosen.map((c) => c.dataset.id), action: action };
     if (label !== undefined) body.label = label;
+    if (newWord) body.new_word = true;
     say("saving " + chosen.length + " decision" + (chosen.length > 1 ? "s" : "") + "…");
     let answer;
     try {
@@ -73,6 +78,12 @@
         body: JSON.stringify(body),
       });
       answer = await response.json();
+      const details = (answer.error && answer.error.details) || {};
+      if (response.status === 422 && details.reason === "unknown_word") {
+        // Not a known word: nothing was saved. Ask before proposing it as a new word.
+        askToPropose(answer.error.message, { action, label, current, chosen });
+        return;
+      }
       if (!response.ok) {
         // All or nothing: nothing was saved; mark the doodles the server named.
         const named = (answer.error && answer.error.details) || {};
@@ -104,6 +115,21 @@
     const last = chosen[chosen.length - 1];
     const next = nextUndecided(last) || last;
     next.focus(); // on to the next doodle by itself
+  }
+
+  function askToPropose(message, decision) {
+    proposal = decision;
+    say("refused: " + message);
+    proposeText.textContent = message;
+    propose.hidden = false;
+    proposeYes.focus();
+  }
+
+  function closePropose() {
+    propose.hidden = true;
+    const back = proposal && proposal.current;
+    proposal = null;
+    if (back) back.focus();
   }
 
   function openRelabel(first, current) {
@@ -140,6 +166,19 @@
         openRelabel(key, current);
       } else return;
       event.preventDefault();
+    });
+
+    proposeYes.addEventListener("click", () => {
+      const p = proposal;
+      propose.hidden = true;
+      proposal = null;
+      if (p) decide(p.action, p.label, p.current, true, p.chosen);
+    });
+    propose.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        closePropose();
+      }
     });
 
     input.addEventListener("keydown", (event) => {
