@@ -215,11 +215,18 @@ class Settings:
     # least this much.
     relabel_accept_confidence: float = env("DOODLE_RELABEL_ACCEPT_CONFIDENCE", _float, 0.5)
     relabel_reject_confidence: float = env("DOODLE_RELABEL_REJECT_CONFIDENCE", _float, 0.8)
+    # A known prompt the model gives less than this probability goes to review (a scribble,
+    # a drawing of another word). A new word's doodles are judged against the word's other
+    # drawings once it has this many; outliers sit below the group's median cosine by more
+    # than this many robust standard deviations (flows/relabel.py, ml/agreement.py).
+    relabel_doubt_probability: float = env("DOODLE_RELABEL_DOUBT_PROBABILITY", _float, 0.2)
+    relabel_min_group: int = env("DOODLE_RELABEL_MIN_GROUP", _int, 8)
+    relabel_outlier_fence: float = env("DOODLE_RELABEL_OUTLIER_FENCE", _float, 2.5)
     # Less ink than this (of 28x28) is a near-empty doodle; more than the maximum a scribble.
     min_ink_fraction: float = env("DOODLE_MIN_INK_FRACTION", _float, 0.01)
     max_ink_fraction: float = env("DOODLE_MAX_INK_FRACTION", _float, 0.6)
     # Training and the promotion gate.
-    new_word_min_examples: int = env("DOODLE_NEW_WORD_MIN_EXAMPLES", _int, 20)
+    new_word_min_examples: int = env("DOODLE_NEW_WORD_MIN_EXAMPLES", _int, 15)
     golden_fraction: float = env("DOODLE_GOLDEN_FRACTION", _float, 0.2)
     replay_per_word: int = env("DOODLE_REPLAY_PER_WORD", _int, 200)
     train_epochs: int = env("DOODLE_TRAIN_EPOCHS", _int, 12)

@@ -33,18 +33,29 @@ class Predictor:
         self.model = model.eval()
         self.classes = list(classes)
 
-    def predict(self, bitmaps: np.ndarray) -> list[Prediction]:
-        """Predictions for uint8 (N, 28, 28) bitmaps, white ink on black (a (28, 28) is N=1)."""
+    def probabilities(self, bitmaps: np.ndarray) -> np.ndarray:
+        """(N, classes) softmax probabilities for uint8 (N, 28, 28) bitmaps, white ink on
+        black (a (28, 28) is N=1)."""
         array = np.asarray(bitmaps)
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3 or array.shape[1:] != (28, 28):
             raise ValueError(f"expected (N, 28, 28) bitmaps, got shape {array.shape}")
         if len(array) == 0:
-            return []
+            return np.zeros((0, len(self.classes)), np.float32)
         x = torch.from_numpy(array.astype(np.float32) / 255.0).unsqueeze(1)
         with torch.inference_mode():
-            probs = torch.softmax(self.model(x), dim=1)
+            return torch.softmax(self.model(x), dim=1).numpy()
+
+    def predict(self, bitmaps: np.ndarray) -> list[Prediction]:
+        """Predictions for uint8 (N, 28, 28) bitmaps, white ink on black (a (28, 28) is N=1)."""
+        return self.predictions(self.probabilities(bitmaps))
+
+    def predictions(self, probabilities: np.ndarray) -> list[Prediction]:
+        """The top-K of each row of `probabilities` (as `probabilities` gives them)."""
+        if len(probabilities) == 0:
+            return []
+        probs = torch.from_numpy(probabilities)
         k = min(TOP_K, probs.shape[1])
         values, indices = probs.topk(k, dim=1)
         out = []

@@ -194,7 +194,8 @@ def relabel(
     limit: int | None,
     batch: int,
 ) -> dict[str, int]:
-    """Judge the doodles not decided about yet, `batch` at a time, and record the verdicts:
+    """Judge the doodles not decided about yet, about `batch` at a time (each prompt word's
+    doodles in one chunk: a new word's are judged against each other), and record the verdicts:
     labels (source `prompt`) and review requests. Counts: seen, accepted, review, undecided.
 
     One transaction: a failed pass leaves no half-labelled batch behind.
@@ -202,8 +203,7 @@ def relabel(
     counts: Counter[str] = Counter()
     with sessions.begin() as s:
         candidates = labels.relabel_candidates(s, limit=limit)
-        for start in range(0, len(candidates), batch):
-            chunk = candidates[start : start + batch]
+        for chunk in word_chunks(candidates, batch):
             verdicts = list(zip(chunk, judge(chunk), strict=True))
             accepted = [(c.id, v.label) for c, v in verdicts if v.label]
             queued = [(c.id, v.review) for c, v in verdicts if not v.label and v.review]
@@ -213,3 +213,21 @@ def relabel(
             counts["undecided"] += len(chunk) - len(accepted) - len(queued)
     counts["seen"] = len(candidates)
     return dict(counts)
+
+
+def word_chunks(candidates: Sequence[Candidate], batch: int) -> list[list[Candidate]]:
+    """The candidates grouped by prompt word, whole words packed into chunks of about
+    `batch` (a word with more doodles than that is a chunk of its own)."""
+    by_word: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        by_word.setdefault(candidate.word, []).append(candidate)
+    chunks: list[list[Candidate]] = []
+    current: list[Candidate] = []
+    for group in by_word.values():
+        if current and len(current) + len(group) > batch:
+            chunks.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        chunks.append(current)
+    return chunks
