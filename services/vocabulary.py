@@ -24,11 +24,11 @@ from db.vocabulary import WordInfo
 from services.errors import ServiceError
 
 SUGGESTIONS = 3
-# difflib's ratio a suggestion needs ("aple" -> "apple" is 0.89; "xyz" -> "cup" is 0).
-SUGGESTION_CUTOFF = 0.6
+# difflib's ratio a suggestion needs ("aple" -> "apple" is 0.89, -> "candle" 0.6).
+SUGGESTION_CUTOFF = 0.7
 NEW_WORD_HINT = (
-    'to add it, propose it as a new word ("new_word": true): the label is kept, and trains '
-    "once an admin confirms the word"
+    'To add it, propose it as a new word ("new_word": true): the label is kept, and trains '
+    "once an admin confirms the word."
 )
 
 
@@ -106,7 +106,8 @@ def admit(s: Session, words: Iterable[str], *, new_word: bool, actor: str) -> li
         message = "; ".join(_did_you_mean(w, found[w]) for w in unknown)
         if waiting:
             message += " (" + ", ".join(map(repr, waiting)) + " waits for an admin to confirm it)"
-        raise UnknownWord(f"{message}; {NEW_WORD_HINT}", found)
+        end = "" if message.endswith("?") else "."
+        raise UnknownWord(f"{message}{end} {NEW_WORD_HINT}", found)
     proposed = vocabulary.propose(s, unknown, actor=actor)
     for word in proposed:
         s.add(AuditLog(actor=actor, action="word.propose", subject=f"word:{word}", details={}))
