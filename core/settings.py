@@ -213,7 +213,7 @@ class Settings:
     # Relabelling: when the model's opinion turns a prompt word into a training label.
     # The model agrees with the prompt at least this much; it sees another known word at
     # least this much.
-    relabel_accept_confidence: float = env("DOODLE_RELABEL_ACCEPT_CONFIDENCE", _float, 0.5)
+    relabel_accept_confidence: float = env("DOODLE_RELABEL_ACCEPT_CONFIDENCE", _float, 0.8)
     relabel_reject_confidence: float = env("DOODLE_RELABEL_REJECT_CONFIDENCE", _float, 0.8)
     # A known prompt the model gives less than this probability goes to review (a scribble,
     # a drawing of another word). A new word's doodles are judged against the word's other

@@ -26,3 +26,19 @@ def test_an_import_result_prints_its_checksum_only_when_it_imported():
         "alias": None,
         "imported": False,
     }
+
+
+def test_relabel_chunks_keep_each_prompt_words_doodles_together():
+    import uuid
+
+    from db.labels import Candidate
+    from services.labels import word_chunks
+
+    def doodles(word: str, n: int) -> list[Candidate]:
+        return [Candidate(id=uuid.uuid4(), word=word, bitmap=b"") for _ in range(n)]
+
+    cat, dog, big = doodles("cat", 3), doodles("dog", 4), doodles("owl", 9)
+    mixed = [cat[0], dog[0], cat[1], *dog[1:], cat[2], *big]
+    chunks = word_chunks(mixed, batch=8)
+    assert chunks == [cat + dog, big]  # whole words; a word above the batch is its own chunk
+    assert word_chunks([], batch=8) == []
