@@ -241,14 +241,21 @@ def _batches(items: Iterator[ImportedDrawing], size: int) -> Iterator[list[Impor
         yield batch
 
 
+def source_drawings(
+    source: str, *, word: str | None = None, limit: int | None = None
+) -> Iterator[ImportedDrawing]:
+    """The drawings one source (a file or URL, not a folder) imports, as it imports them."""
+    reader = _npy_drawings if _suffix(source) in (".npy", ".npy.gz") else _ndjson_drawings
+    return reader(source, word, limit)
+
+
 def import_source(
     s: Session, source: str, *, word: str | None = None, limit: int | None = None
 ) -> dict[str, tuple[int, int]]:
     """Import one source in the caller's transaction; word -> (seen, added)."""
-    reader = _npy_drawings if _suffix(source) in (".npy", ".npy.gz") else _ndjson_drawings
     counts: dict[str, tuple[int, int]] = {}
     actor = _actor(source)
-    for batch in _batches(reader(source, word, limit), BATCH):
+    for batch in _batches(source_drawings(source, word=word, limit=limit), BATCH):
         added = add_imports(s, batch, actor)
         for d in batch:
             seen, n = counts.get(d.word, (0, 0))

@@ -187,3 +187,46 @@ def test_bad_policies_are_refused(bad: dict) -> None:
 def test_mismatched_scores_are_refused() -> None:
     with pytest.raises(ValueError, match="mismatch"):
         PairedScores(["cup"], [True, False], [True])
+
+
+# The old words' test set of a default install's first cycle (scripts/gate_power.py
+# --default-install): the shipped sample's golden drawings and those the cycle's replay
+# sample leaves untrained, 1,932 drawings.
+DEFAULT_INSTALL = {
+    "apple": 200, "book": 200, "bowtie": 225, "candle": 225, "cloud": 200, "cup": 2,
+    "door": 3, "envelope": 5, "eyeglasses": 8, "guitar": 225, "hammer": 6, "hat": 8,
+    "ice cream": 3, "leaf": 4, "lightning": 4, "pants": 4, "scissors": 200, "star": 200,
+    "t-shirt": 10, "tree": 200,
+}  # fmt: skip
+
+
+def _simulated(seed: int, fall: float, churn: float = 0.013, top1: float = 0.95) -> PairedScores:
+    """Production right with `top1`; the candidate loses and gains `churn` / 2 of the
+    drawings each (the churn measured seed -> fine-tuned) and loses `fall` more."""
+    import random
+
+    rng = random.Random(seed)
+    lose, gain = (churn / 2 + fall) / top1, churn / 2 / (1 - top1)
+    words, cand, prod = [], [], []
+    for word, n in DEFAULT_INSTALL.items():
+        for _ in range(n):
+            right = rng.random() < top1
+            prod.append(right)
+            cand.append(rng.random() >= lose if right else rng.random() < gain)
+            words.append(word)
+    return PairedScores(words, cand, prod)
+
+
+def test_a_two_point_fall_on_a_default_installs_test_set_blocks():
+    scores = _simulated(seed=3, fall=0.02)
+    old = scores.pairs(set(DEFAULT_INSTALL))
+    assert old.n == 1932 and 0.017 < old.drop < 0.023, old
+    decision = _decide(scores, require_gain=False)
+    assert not decision.promote
+    assert "on 1932 drawings" in decision.reasons[0]  # the reasons state n
+
+
+def test_a_candidate_that_keeps_the_old_words_passes_on_a_default_installs_test_set():
+    decision = _decide(_simulated(seed=3, fall=0.0), require_gain=False)
+    assert decision.promote, decision.reasons
+    assert "on 1932 drawings" in decision.reasons[0]
