@@ -21,6 +21,7 @@ from schemathesis import Case, GenerationMode
 from api.openapi import openapi_document
 from core.settings import Settings
 from core.tasks import GUESS_QUEUE
+from db.labels import is_word
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
 from workers.guess import GuessRequest, guess_batch
 from workers.runtime import WorkerRuntime
@@ -105,6 +106,13 @@ def _text(value: Any, default: str) -> Any:
     return kept if kept and len(kept.lower()) <= 64 else default
 
 
+def _word(value: Any, default: str) -> Any:
+    """Stated in words: a label is a word (db.labels.is_word)."""
+    if not isinstance(value, str):
+        return value
+    return value if is_word(value) else default
+
+
 def _drawing(drawing: Any) -> Any:
     """Stated in words: one form for all strokes, rows of equal length, two distinct points."""
     if not (drawing and isinstance(drawing, list)):
@@ -133,9 +141,12 @@ def follow_rules_stated_in_words(case: Case, cursors: set[str] | None = None) ->
     if isinstance(body, dict):
         if "drawing" in body:
             body["drawing"] = _drawing(body["drawing"])
-        for key, default in (("word", "star"), ("label", "cat")):
-            if key in body:
-                body[key] = _text(body[key], default)
+        if "word" in body:
+            body["word"] = _text(body["word"], "star")
+        if "label" in body:
+            # Stated in words: a label is a word, and a known one unless proposed as new.
+            body["label"] = _word(body["label"], "cup")
+            body["new_word"] = True
         consent = body.get("consent")
         if isinstance(consent, dict):
             consent["version"] = _text(consent.get("version"), "2026-11")
@@ -145,11 +156,15 @@ def follow_rules_stated_in_words(case: Case, cursors: set[str] | None = None) ->
     if case.query:
         if case.query.get("after") not in (cursors or set()):
             case.query.pop("after", None)  # a cursor is only ever one the list made
-        for key, default in (("word", "star"), ("predicted", "star"), ("label", "cat")):
+        for key, default in (("word", "star"), ("predicted", "star")):
             if key in case.query:
                 case.query[key] = _text(case.query[key], default)
+        if "label" in case.query:
+            case.query["label"] = _word(case.query["label"], "cat")
         _in_order(case.query, "min_confidence", "max_confidence", float)
         _in_order(case.query, "since", "until", dt.datetime.fromisoformat)
+    if case.path_parameters and "word" in case.path_parameters:
+        case.path_parameters["word"] = _word(case.path_parameters["word"], "kiwi")
     return case
 
 
