@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.settings import Settings
 from db.datasets import Examples, replay_sample, split_examples
-from db.labels import Candidate
+from db.labels import Candidate, is_word
 from db.registry import Alias
 from flows.context import flow_context
 from ml.agreement import Agreement, agreements, conv_features, unit_rows, word_centres
@@ -70,6 +70,8 @@ def decide(
         return Decision(review=evidence.quality)
     if not word:
         return Decision()  # no prompt, no weak label: nothing to confirm
+    if not is_word(word):  # e.g. "?" from a client: never a class (db.labels' word rule)
+        return Decision(review=f"not_a_word: the prompt {word!r} is not a word")
     sees = f"sees {prediction.label!r} at {prediction.confidence:.0%}"
     if word in known_words:
         p_word = evidence.prompt_probability or 0.0

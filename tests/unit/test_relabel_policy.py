@@ -81,3 +81,10 @@ def test_thresholds_are_settings():
     assert decide("apple", guess("apple", 0.9), KNOWN, known(0.9), strict) == Decision()
     doubting = Settings(relabel_doubt_probability=0.5)
     assert decide("apple", guess("apple", 0.45), KNOWN, known(0.45), doubting).review
+
+
+def test_a_prompt_that_is_no_word_never_becomes_a_label():
+    decision = decide("?", guess("cup", 0.2), KNOWN, Evidence(agreement=AGREES), SETTINGS)
+    assert (
+        decision.label is None and decision.review is not None and "not a word" in decision.review
+    )
