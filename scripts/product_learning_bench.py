@@ -80,6 +80,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--junk", type=Path, help="ndjson of drawings also posted, as junk")
     parser.add_argument("--pg-server-url", default="postgresql://root@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--cycle-timeout", type=float, default=1800, help="seconds before a cycle is killed"
+    )
+    parser.add_argument(
+        "--product", type=Path, help="run this checkout of the product (e.g. a git worktree)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep each stack's logs")
     parser.add_argument(
         "--out", type=Path, default=REPO_ROOT / "var" / "bench" / "product_learning.json"
@@ -90,9 +96,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _commit() -> str:
+def _commit(checkout: Path) -> str:
     result = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+        ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True
     )
     return result.stdout.strip()
 
@@ -129,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                         junk,
                         args.pg_server_url,
                         args.redis_url,
+                        args.cycle_timeout,
                         args.keep,
+                        args.product,
                     )
                     result = run_once(plan)
                     results.append(result)
@@ -140,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     sums = summaries(rows) if rows else {}
     report = {
         "command": " ".join(["scripts/product_learning_bench.py", *(argv or sys.argv[1:])]),
-        "commit": _commit(),
+        "commit": _commit(args.product or REPO_ROOT),
+        "product": str(args.product or REPO_ROOT),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "services": args.services,
         "set_size": args.set_size,

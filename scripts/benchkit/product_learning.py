@@ -7,6 +7,8 @@ what the cycle learnt from what the gate let through."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,9 @@ class Plan:
     junk: list[str]  # ndjson lines posted as junk (with the set's words as prompts)
     pg_server_url: str
     redis_url: str
+    cycle_timeout: float = CYCLE_TIMEOUT_SECONDS
     keep: bool = False
+    product: Path | None = None
 
 
 def junk_posts(lines: list[str], words: list[str], run: str) -> list[Post]:
@@ -55,6 +59,18 @@ def _eval(stack: Stack, sources: list[Path], model: str, name: str) -> dict[str,
     return last_json(out)
 
 
+def _cycle(stack: Stack, timeout: float) -> tuple[dict[str, Any], float]:
+    """`doodle flows run flywheel`: its headline and wall time. One that outlives `timeout`
+    is killed and counts as a cycle that taught players nothing (production unchanged)."""
+    started = time.perf_counter()
+    try:
+        out, seconds = stack.run(["flows", "run", "flywheel"], "flows-run-flywheel", timeout)
+    except subprocess.TimeoutExpired:
+        waited = time.perf_counter() - started
+        return {"promoted": False, "error": f"killed: not done after {waited:.0f} s"}, waited
+    return last_json(out), seconds
+
+
 def run_once(plan: Plan) -> dict[str, Any]:
     run = f"s{plan.set_no}f{plan.fold}"
     split = fold_split(read_lines(plan.quickdraw, plan.words), plan.fold)
@@ -66,16 +82,16 @@ def run_once(plan: Plan) -> dict[str, Any]:
         "words": plan.words,
         "services": plan.services,
     }
-    with Stack(plan.services, plan.pg_server_url, plan.redis_url, keep=plan.keep) as stack:
+    stack_at = Stack(
+        plan.services, plan.pg_server_url, plan.redis_url, keep=plan.keep, product=plan.product
+    )
+    with stack_at as stack:
         result["stack_ready_seconds"] = stack.ready_seconds
         held_out = write_ndjson(stack.tmp / "held_out.ndjson", split.held_out)
         result["old_before"] = _eval(stack, plan.old_npy, "production", "eval-old-before")
         result["posting"] = post_all(stack.base_url, to_post)
         result["posting"]["junk"] = len(plan.junk)
-        out, seconds = stack.run(
-            ["flows", "run", "flywheel"], "flows-run-flywheel", CYCLE_TIMEOUT_SECONDS
-        )
-        cycle = last_json(out)
+        cycle, seconds = _cycle(stack, plan.cycle_timeout)
         result["cycle"] = cycle
         result["cycle_wall_seconds"] = round(seconds, 2)
         result["new_after"] = _eval(stack, [held_out], "production", "eval-new-after")

@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -84,7 +85,7 @@ class GuardedProcesses(Processes):
 
 
 def run_command(
-    argv: Sequence[str], env: Mapping[str, str], log: Path, timeout: float
+    argv: Sequence[str], env: Mapping[str, str], log: Path, timeout: float, cwd: Path = REPO_ROOT
 ) -> tuple[str, float]:
     """Run to the end in a session of its own; (stdout, wall seconds). stderr goes to `log`.
     Ctrl-C or a timeout kills its whole group."""
@@ -93,7 +94,7 @@ def run_command(
         proc = subprocess.Popen(
             list(argv),
             env=dict(env),
-            cwd=REPO_ROOT,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=err,
             stdin=subprocess.DEVNULL,
@@ -110,7 +111,7 @@ def run_command(
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise RuntimeError(f"{' '.join(argv[1:3])} failed ({proc.returncode}):\n{tail}")
+        raise RuntimeError(f"{' '.join(argv[-3:])} failed ({proc.returncode}):\n{tail}")
     return out.decode(errors="replace"), seconds
 
 
@@ -131,14 +132,18 @@ class Stack:
     pg_server_url: str = "postgresql://root@127.0.0.1:5432/test"
     redis_url: str = "redis://127.0.0.1:6379/13"
     keep: bool = False
+    # Another checkout of the product to run (e.g. a `git worktree` of an earlier commit),
+    # with this venv; None: this one, through the venv's `doodle`.
+    product: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     base_url: str = ""
-    doodle: list[str] = field(default_factory=doodle_command)
 
     def __post_init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="doodle-product-learning-"))
         self.home = self.tmp / "home"
-        self.procs = GuardedProcesses(self.tmp, cwd=REPO_ROOT)
+        self.cwd = self.product or REPO_ROOT
+        self.doodle = [sys.executable, "-m", "cli.main"] if self.product else doodle_command()
+        self.procs = GuardedProcesses(self.tmp, cwd=self.cwd)
         self.db_name: str | None = None
         self.ports: dict[str, int] = {}
 
@@ -160,6 +165,8 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.product is not None:
+            env["PYTHONPATH"] = str(self.product)
         if self.services == "servers":
             self.db_name = f"doodle_plbench_{uuid.uuid4().hex[:10]}"
             env["DATABASE_URL"] = create_database(self.pg_server_url, self.db_name)
@@ -200,7 +207,8 @@ class Stack:
 
     def run(self, args: Sequence[str], name: str, timeout: float = 600) -> tuple[str, float]:
         """`doodle ARGS` beside the running product, with its environment."""
-        return run_command([*self.doodle, *args], self.env, self.tmp / f"{name}.log", timeout)
+        argv = [*self.doodle, *args]
+        return run_command(argv, self.env, self.tmp / f"{name}.log", timeout, self.cwd)
 
     def stop(self, failed: bool = False) -> None:
         """Stop `doodle run` (it stops its children and servers), then whatever outlived it."""
