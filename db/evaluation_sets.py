@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import numpy as np
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from db.datasets import BITMAP_BYTES, GOLDEN_SOURCES, SIDE, Examples
 from db.labels import effective_label_query, may_train, with_consent_joins
@@ -51,7 +51,7 @@ def never_trained_examples(
 ) -> Examples:
     """Eligible drawings of `words` labelled by a reviewer or an import that none of
     `version_ids` nor any of their ancestors was trained on, by id (golden ones included:
-    the caller leaves out those it already has). One query."""
+    the caller leaves out those it already has). Two queries."""
     if not words:
         return Examples.empty()
     versions = sorted(lineage(s, version_ids))
@@ -67,20 +67,19 @@ def never_trained_examples(
         eff.c.source.in_(sorted(GOLDEN_SOURCES, key=str)),
         eff.c.label.in_(sorted(words)),
     )
+    rows = s.execute(stmt.order_by(Recognition.id)).all()
     if versions:
-        seen = aliased(Recognition)
-        stmt = stmt.where(
-            ~exists(
-                select(1)
-                .select_from(ModelVersionExample)
-                .join(seen, seen.id == ModelVersionExample.recognition_id)
-                .where(
-                    ModelVersionExample.model_version_id.in_(versions),
-                    seen.bitmap == Recognition.bitmap,
-                )
+        # Compared here, by a set of the trained drawings: as a correlated EXISTS on the
+        # bitmaps Postgres rescanned every trained row for each candidate (minutes).
+        trained = set(
+            s.scalars(
+                select(Recognition.bitmap)
+                .join(ModelVersionExample, ModelVersionExample.recognition_id == Recognition.id)
+                .where(ModelVersionExample.model_version_id.in_(versions))
+                .distinct()
             )
         )
-    rows = s.execute(stmt.order_by(Recognition.id)).all()
+        rows = [r for r in rows if r[3] not in trained]
     if not rows:
         return Examples.empty()
     blob = b"".join(r[3] for r in rows)

@@ -26,7 +26,7 @@ What makes 20 drawings of a new word enough (scripts/learning_bench.py measures 
   half-way back towards its drawings' mean features (`prototype_mix` 0.5);
 - the learning rate starts at 1e-3 and falls to 0 on a cosine; distillation weighs 0.5;
 - most of what the old words lose is drawings a new word wins: after training, each new word's
-  bias is lowered until it wins at most `max_theft` (0.15 %) of the old words' training
+  bias is lowered until it wins at most `max_theft` (0.05 %) of the old words' training
   drawings.
 With the defaults (12 epochs), on sets of five new words the defaults were not tuned on, one
 cycle on 20 drawings a word gives the new words about 73 % top-1 on their held-out drawings
@@ -102,7 +102,7 @@ class TrainConfig:
     # this share of their own training drawings (None: no calibration; new_rows_only always
     # uses CALIBRATION_THEFT). Most of what old words lose to a cycle is drawings a new word
     # wins, and training drawings are fitted better than others, hence the small share.
-    max_theft: float | None = 0.0015
+    max_theft: float | None = 0.0005
     threads: int | None = None  # torch threads while training (None: leave as is)
     # Anneal the learning rate to 0 over the epochs (cosine): a higher start (lr) learns the
     # new rows faster, the low end settles them without drifting the old words.
