@@ -220,10 +220,12 @@ class Split:
 
     def provisional_counts(self) -> Counter[str]:
         """Per word: how many of its test drawings are provisional."""
-        return Counter(
-            w
-            for w, source in zip(self.test.labels, self.test.sources, strict=True)
-            if LabelSource(source) in PROVISIONAL_SOURCES
+        return Counter(self.provisional().labels)
+
+    def provisional(self) -> Examples:
+        """The test drawings that are provisional (players' doodles of new words)."""
+        return self.test.take(
+            [i for i, s in enumerate(self.test.sources) if LabelSource(s) in PROVISIONAL_SOURCES]
         )
 
 

@@ -70,16 +70,19 @@ class Scored:
 
 
 @task(cache_policy=NO_CACHE)
-def score_on_test_set(version_ids: list[int]) -> Scored:
+def score_on_test_set(version_ids: list[int], words: list[str] | None = None) -> Scored:
     """Top-1, top-3, MAP@3, per-word figures and per-drawing hits of each version on the
-    test drawings (read once for all of them); each version's confusion matrix is stored."""
+    test drawings (of `words` only, if given; read once for all of them); each version's
+    confusion matrix is stored."""
     ctx = flow_context()
     loaded = {version_id: ctx.load_version(version_id) for version_id in version_ids}
     # The words every scored version knows (production's, for a candidate that adds words).
     shared = set.intersection(*(set(classes) for _, classes in loaded.values()))
     with ctx.sessions() as s:
         golden_and_provisional = evaluation_examples(
-            s, golden_fraction=ctx.settings.golden_fraction
+            s,
+            golden_fraction=ctx.settings.golden_fraction,
+            words=None if words is None else set(words),
         )
         unseen = never_trained_examples(s, version_ids=version_ids, words=shared)
     test, untrained = with_never_trained(golden_and_provisional, unseen)
@@ -249,23 +252,42 @@ def record_evaluation(
 
 @flow(name="evaluate-and-gate", log_prints=True)
 def evaluate_and_gate(
-    candidate_id: int, production_id: int, note: str = "", require_gain: bool = True
+    candidate_id: int,
+    production_id: int,
+    note: str = "",
+    require_gain: bool = True,
+    promote_on_pass: bool = True,
+    refit_of: int | None = None,
 ) -> dict[str, Any]:
-    """Score both on the test drawings; promote the candidate only if the gate says so.
+    """Score both on the test drawings; promote the candidate only if the gate says so
+    (and `promote_on_pass`: the caller may have a refit to try first).
 
     `production_id` is what the candidate must not fall behind: production, or its clean
     ancestor when production is being replaced after an erasure (`note` says so in the
     promotion's reason, and the caller passes `require_gain=False`: production goes
-    anyway, so a candidate no worse than the ancestor is enough)."""
+    anyway, so a candidate no worse than the ancestor is enough).
+
+    `refit_of`: the candidate is the refit of that (passed) candidate on its new words'
+    test drawings too. Those words were judged on that candidate; the refit is judged on
+    the old words only, and must be no worse there than production."""
     ctx = flow_context()
-    scored = score_on_test_set([candidate_id, production_id])
+    old_words = None
+    if refit_of is not None:
+        old_words = list(ctx.load_version(production_id)[1])
+        require_gain = False
+    scored = score_on_test_set([candidate_id, production_id], old_words)
     candidate, production = scored.reports[candidate_id], scored.reports[production_id]
     decision = decide(
         scored.paired(candidate_id, production_id),
         known_words=scored.classes[production_id],
-        candidate_words=scored.classes[candidate_id],
+        candidate_words=old_words or scored.classes[candidate_id],
         policy=gate_policy(ctx.settings, require_gain=require_gain),
     )
+    if refit_of is not None:
+        decision.reasons.append(
+            f"refit of v{refit_of}: its new words were judged on v{refit_of}, which did not "
+            "train on their test drawings"
+        )
     record_evaluation(
         candidate_id,
         candidate,
@@ -275,7 +297,7 @@ def evaluate_and_gate(
         scored.provisional,
         scored.never_trained,
     )
-    if decision.promote:
+    if decision.promote and promote_on_pass:
         reason = f"gate passed: {decision.reasons[0]}"
         promote(candidate_id, f"{reason}; {note}" if note else reason)
     try:
@@ -290,7 +312,7 @@ def evaluate_and_gate(
             decision,
             confusion_markdown(candidate["confusion_png"], png, candidate_id),
         ),
-        key="flywheel-report",
+        key="flywheel-report" if refit_of is None else "flywheel-refit-report",
         description="Candidate vs production on the same test drawings, and the gate's verdict",
     )
     get_run_logger().info(

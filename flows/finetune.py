@@ -32,6 +32,8 @@ class Candidate:
     new_words: list[str] = field(default_factory=list)
     examples: int = 0
     skipped: str | None = None
+    # The new words' provisional test drawings it was not trained on (a refit trains on them).
+    held_back: int = 0
 
 
 def select_training_set(
@@ -61,7 +63,9 @@ def _state_dict_bytes(model: torch.nn.Module) -> bytes:
 
 
 @task(cache_policy=NO_CACHE)
-def train_candidate(parent_id: int) -> Candidate:
+def train_candidate(parent_id: int, refit_of: int | None = None) -> Candidate:
+    """A candidate from `parent_id`; with `refit_of`, one trained on the new words'
+    provisional test drawings too (see `finetune`)."""
     ctx = flow_context()
     settings = ctx.settings
     log = get_run_logger()
@@ -69,13 +73,17 @@ def train_candidate(parent_id: int) -> Candidate:
     with ctx.sessions() as s:
         split = split_examples(s, golden_fraction=settings.golden_fraction)
         parent_manifest = registry.get_version(s, parent_id).dataset_manifest  # type: ignore[union-attr]
+    held_out = split.provisional_counts()
+    examples = split.training
+    if refit_of is not None:
+        examples, held_out = Examples.concat([split.training, split.provisional()]), Counter()
     train_set, new_words = select_training_set(
-        split.training,
+        examples,
         parent_classes,
         settings.new_word_min_examples,
         settings.replay_per_word,
         settings.train_seed,
-        held_out=split.provisional_counts(),
+        held_out=held_out,
     )
     manifest = train_set.manifest()
     if not len(train_set.labels):
@@ -105,24 +113,31 @@ def train_candidate(parent_id: int) -> Candidate:
         classes=result.classes,
         source=f"flow:finetune from v{parent_id}",
         actor="flow:finetune",
-        reason="fine-tuned",
+        reason="fine-tuned"
+        if refit_of is None
+        else f"refit of v{refit_of} on its new words' test drawings too",
         alias=Alias.CANDIDATE,
         parent_id=parent_id,
         metrics={"training": result.history[-1] if result.history else {}},
         dataset_manifest=manifest,
         trained_on=train_set.ids,
     )
-    return Candidate(version_id, parent_id, new_words, len(train_set.labels))
+    held_back = sum(n for w, n in held_out.items() if w in new_words)
+    return Candidate(version_id, parent_id, new_words, len(train_set.labels), held_back=held_back)
 
 
 @flow(name="finetune", log_prints=True)
-def finetune(parent_id: int | None = None) -> Candidate:
+def finetune(parent_id: int | None = None, refit_of: int | None = None) -> Candidate:
     """Fine-tune `parent_id` (by default production, or its nearest ancestor not trained
-    on erased doodles) into a `candidate` version."""
+    on erased doodles) into a `candidate` version.
+
+    `refit_of`: the candidate the gate passed; the refit is trained the same way on every
+    drawing, the new words' provisional test drawings included (their figures come from
+    the candidate that did not see them: an estimate of the same training on fewer)."""
     if parent_id is None:
         ctx = flow_context()
         production_id = ctx.alias_version(Alias.PRODUCTION)
         if production_id is None:
             raise RuntimeError("no production model to start from")
         parent_id = lineage.clean_start(ctx.sessions, production_id).base_id
-    return train_candidate(parent_id)
+    return train_candidate(parent_id, refit_of)

@@ -186,7 +186,20 @@ def test_a_new_word_is_gated_on_its_provisional_set_and_promoted_without_a_revie
     assert f"| {NEW_WORD} | new | 0 + {len(held)} + 0 |" in report_md
     assert "Wilson 95%" in report_md and "p < 0.05" in report_md
     assert "](data:image/png;base64," in report_md
-    assert flow_context.alias_version(Alias.PRODUCTION) == candidate_id
+
+    # Gated, the candidate is refit on every drawing, the held-back ones too; the refit is
+    # judged on the old words and serves.
+    refit_id = report["refit"]["promoted_version"]
+    assert refit_id != candidate_id
+    assert flow_context.alias_version(Alias.PRODUCTION) == refit_id
+    with db_session_factory() as s:
+        refit = s.get(ModelVersion, refit_id)
+        assert refit.parent_id == candidate.parent_id
+        assert refit.dataset_manifest["words"][NEW_WORD]["count"] == trained_on + len(held)
+        refit_gate = refit.metrics["gate"]
+    assert refit_gate["promote"] is True
+    assert NEW_WORD not in refit_gate["words"]  # judged on the candidate, which had not seen them
+    assert f"refit of v{candidate_id}" in " ".join(refit_gate["reasons"])
 
     # The same candidate against a bar just above what it reached: the new word blocks.
     # (At 100% no bar is above it: then the highest bar must let it pass.)
