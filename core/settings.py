@@ -226,7 +226,7 @@ class Settings:
     min_ink_fraction: float = env("DOODLE_MIN_INK_FRACTION", _float, 0.01)
     max_ink_fraction: float = env("DOODLE_MAX_INK_FRACTION", _float, 0.6)
     # Training and the promotion gate.
-    new_word_min_examples: int = env("DOODLE_NEW_WORD_MIN_EXAMPLES", _int, 15)
+    new_word_min_examples: int = env("DOODLE_NEW_WORD_MIN_EXAMPLES", _int, 12)
     golden_fraction: float = env("DOODLE_GOLDEN_FRACTION", _float, 0.2)
     replay_per_word: int = env("DOODLE_REPLAY_PER_WORD", _int, 200)
     train_epochs: int = env("DOODLE_TRAIN_EPOCHS", _int, 12)

@@ -157,7 +157,8 @@ class Judge:
         before = self.accepted.take([j for j, w in enumerate(self.accepted.labels) if w in words])
         group_words = [chunk[i].word for i in fresh] + before.labels
         features = conv_features(self.model, np.concatenate([bitmaps[fresh], before.bitmaps]))
-        origin = self.origin if self.origin is not None else features.mean(0)
+        # Without known words' drawings, uncentred: a lone word's own mean would be its centre.
+        origin = self.origin if self.origin is not None else np.zeros(features.shape[1])
         directions = unit_rows(features, origin)
         sizes = Counter(group_words)
         judged = [
