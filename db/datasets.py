@@ -164,7 +164,8 @@ def _eligible(s: Session, words: set[str] | None) -> list[tuple[uuid.UUID, str, 
     return [(r[0], r[1], r[2], r[3]) for r in s.execute(stmt)]
 
 
-def _build(rows: list[tuple[uuid.UUID, str, str, bytes]]) -> Examples:
+def build_examples(rows: Sequence[tuple[uuid.UUID, str, str, bytes]]) -> Examples:
+    """Examples from (id, label, source, bitmap) rows, as the queries here return them."""
     if not rows:
         return Examples.empty()
     blob = b"".join(r[3] for r in rows)
@@ -234,8 +235,8 @@ def split_examples(s: Session, *, golden_fraction: float, words: set[str] | None
     rows = _eligible(s, words)
     held = _held_out(rows, golden_fraction)
     return Split(
-        training=_build([r for r, h in zip(rows, held, strict=True) if not h]),
-        test=_build([r for r, h in zip(rows, held, strict=True) if h]),
+        training=build_examples([r for r, h in zip(rows, held, strict=True) if not h]),
+        test=build_examples([r for r, h in zip(rows, held, strict=True) if h]),
     )
 
 
@@ -258,7 +259,7 @@ def golden_examples(
 ) -> Examples:
     """The golden set: eligible reviewed or imported drawings with `is_golden`, by id."""
     rows = _eligible(s, words)
-    return _build([r for r in rows if _golden(r, golden_fraction)])
+    return build_examples([r for r in rows if _golden(r, golden_fraction)])
 
 
 def expired_game_doodles(s: Session, before: dt.datetime, limit: int) -> list[uuid.UUID]:

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.datasets import BITMAP_BYTES, GOLDEN_SOURCES, SIDE, Examples
+from db.datasets import GOLDEN_SOURCES, Examples, build_examples
 from db.labels import effective_label_query, may_train, with_consent_joins
 from db.lineage import version_tree
-from db.models import LabelSource, ModelVersionExample, Recognition, RecognitionStatus
+from db.models import ModelVersionExample, Recognition, RecognitionStatus
 
 
 def lineage(s: Session, version_ids: Collection[int]) -> set[int]:
@@ -80,18 +79,7 @@ def never_trained_examples(
             )
         )
         rows = [r for r in rows if r[3] not in trained]
-    if not rows:
-        return Examples.empty()
-    blob = b"".join(r[3] for r in rows)
-    if len(blob) != BITMAP_BYTES * len(rows):
-        bad = next(r[0] for r in rows if len(r[3]) != BITMAP_BYTES)
-        raise ValueError(f"recognition {bad}: bitmap is not {BITMAP_BYTES} bytes")
-    return Examples(
-        ids=[r[0] for r in rows],
-        bitmaps=np.frombuffer(blob, dtype=np.uint8).reshape(len(rows), SIDE, SIDE),
-        labels=[r[1] for r in rows],
-        sources=[LabelSource(r[2]).value for r in rows],
-    )
+    return build_examples([(r[0], r[1], r[2], r[3]) for r in rows])
 
 
 def with_never_trained(test: Examples, extra: Examples) -> tuple[Examples, list[bool]]:

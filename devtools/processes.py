@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +24,9 @@ STOP_GRACE_SECONDS = 20.0
 
 class Processes:
     """`cwd`: where they start unless `start` says otherwise (None: ours)."""
+
+    # Run in each child before it execs (None: nothing).
+    preexec: Callable[[], None] | None = None
 
     def __init__(self, log_dir: Path, cwd: Path | None = None) -> None:
         self.log_dir = log_dir
@@ -48,6 +51,7 @@ class Processes:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=self.preexec,
         )
         self.procs[name] = proc
         return proc

@@ -61,27 +61,7 @@ def _die_with_parent() -> None:
 class GuardedProcesses(Processes):
     """devtools.processes.Processes whose children die with this process."""
 
-    def start(
-        self,
-        name: str,
-        argv: Sequence[str],
-        env: Mapping[str, str],
-        cwd: Path | None = None,
-    ) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        self._logs[name] = log
-        proc = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            cwd=cwd or self.cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        self.procs[name] = proc
-        return proc
+    preexec = staticmethod(_die_with_parent)
 
 
 def run_command(
