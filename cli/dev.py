@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 SEED_WEIGHTS = PROJECT_ROOT / "ml" / "seed" / "quickdraw20_state_dict.pt"
 SEED_CLASSES = PROJECT_ROOT / "ml" / "seed" / "classes.json"
 SAMPLE_DATA = PROJECT_ROOT / "data" / "quickdraw" / "simplified"
-# Google's bitmaps of 9 of the words, rows 0-399 (its manifest.json skips the rows that
+# Google's bitmaps of 9 of the words, up to 900 rows each (its manifest.json skips the rows that
 # repeat SAMPLE_DATA's drawings): the evidence the promotion gate needs (README, The gate).
 SAMPLE_BITMAPS = PROJECT_ROOT / "data" / "quickdraw" / "bitmaps"
 DEV_KEY_FILE = "dev-client-key"

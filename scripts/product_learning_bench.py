@@ -15,7 +15,8 @@ Each repetition (a set of new words x a fold) runs on a fresh product, stopped a
   (benchkit/product_learning_data.py ALIKE_PAIRS).
 - Each word's 25 drawings: 20 posted by simulated players (4 each), 5 held out; fold k holds
   out the k-th block of 5 (`--folds K` runs folds 0..K-1).
-- Old words: Google's bitmaps of 9 of the 20 starting words, rows 400-499 (never imported),
+- Old words: Google's bitmaps of 9 of the 20 starting words, each file's last 100 rows
+  (never shipped nor imported),
   scored before the cycle and after.
 
 Writes var/bench/product_learning.json and prints a markdown table.

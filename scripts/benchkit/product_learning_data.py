@@ -7,8 +7,8 @@ Pure (no I/O) apart from `read_lines`, `write_ndjson` and `write_old_word_rows`.
   order: set k here is its set k), or sets of 10 built around pairs of words alike in shape.
 - Folds: each new word's 25 drawings in 5 contiguous blocks (`learning_data.fold_mask`); a fold
   posts the other 20 and tests on its 5, never posted.
-- Old words: Google's bitmaps (9 of the 20 words) from row `OLD_FIRST_ROW` on: a default
-  install may import rows 0-399, so those are never test drawings.
+- Old words: the last `OLD_ROWS_PER_WORD` rows of Google's bitmaps (9 of the 20 words): the
+  shipped sample a default install imports never holds them (data/README.md).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from ml.datasets import read_bitmaps
 
 WORDS_SEED = 2026  # scripts/learning_bench.py's: the same sets of 5
 FOLD_COUNT = 5  # 25 drawings a word: 20 posted, 5 tested
-OLD_FIRST_ROW = 400
 OLD_ROWS_PER_WORD = 100
 DRAWINGS_PER_PLAYER = 4
 
@@ -126,9 +125,10 @@ def recognition_body(post: Post) -> dict[str, Any]:
     }
 
 
-def old_rows(total: int, first: int = OLD_FIRST_ROW, cap: int = OLD_ROWS_PER_WORD) -> range:
-    """The rows of a .npy file of `total` rows that are old words' test drawings."""
-    return range(min(first, total), min(first + cap, total))
+def old_rows(total: int, count: int = OLD_ROWS_PER_WORD) -> range:
+    """The rows of a .npy file of `total` rows that are old words' test drawings: its last
+    `count`, which the shipped sample leaves out."""
+    return range(max(0, total - count), total)
 
 
 # --------------------------------------------------------------------------- files

@@ -19,9 +19,9 @@ from ml.network import seed_classes
 from services.connections import Connections
 
 _STARTS = json.loads((SAMPLE_BITMAPS / "manifest.json").read_text())["words"]
-# 25 simplified drawings a word, and each bitmap file's 400 rows from its start row on.
+# 25 simplified drawings a word, and each bitmap file's rows from its start row on.
 SAMPLE_DRAWINGS = 25 * len(list(SAMPLE_DATA.glob("*.ndjson"))) + sum(
-    400 - entry["start"] for entry in _STARTS.values()
+    entry["rows"] - entry["start"] for entry in _STARTS.values()
 )
 
 

@@ -15,7 +15,6 @@ from benchkit.learning_data import new_word_sets  # noqa: E402
 from benchkit.product_learning import junk_posts  # noqa: E402
 from benchkit.product_learning_data import (  # noqa: E402
     ALIKE_PAIRS,
-    OLD_FIRST_ROW,
     PAIRS_PER_SET,
     WORDS_SEED,
     alike_word_sets,
@@ -100,10 +99,10 @@ def test_junk_gets_the_sets_words_as_prompts_and_players_of_its_own() -> None:
     assert len({p.player for p in junk}) == 3
 
 
-def test_old_words_test_rows_start_at_400_and_stop_at_100() -> None:
-    assert old_rows(1000) == range(OLD_FIRST_ROW, OLD_FIRST_ROW + 100)
-    assert old_rows(496) == range(400, 496)
-    assert len(old_rows(300)) == 0
+def test_old_words_test_rows_are_each_files_last_100_which_no_install_imports() -> None:
+    assert old_rows(1000) == range(900, 1000)
+    assert old_rows(496) == range(396, 496)
+    assert old_rows(60) == range(0, 60)
 
 
 def _repetition(set_no: int, promoted: bool, new: float, old_after: float) -> dict[str, object]:
