@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -43,14 +44,18 @@ def select_training_set(
     replay_per_word: int,
     seed: int,
     held_out: Counter[str] | None = None,
+    leave_out: Collection[str] = (),
 ) -> tuple[Examples, list[str]]:
-    """Old words: a per-word replay sample. New words: all, once they have enough.
+    """Old words: a per-word replay sample. New words: all, once they have enough, but
+    those in `leave_out`.
 
     `held_out` counts each word's provisional test drawings (db.datasets): they count
     towards a new word's minimum though training never sees them."""
     counts = Counter(examples.labels) + (held_out or Counter())
     known = set(parent_classes)
-    new_words = sorted(w for w, n in counts.items() if w not in known and n >= min_examples)
+    new_words = sorted(
+        w for w, n in counts.items() if w not in known and w not in leave_out and n >= min_examples
+    )
     old = examples.take([i for i, w in enumerate(examples.labels) if w in known])
     fresh = examples.take([i for i, w in enumerate(examples.labels) if w in new_words])
     return Examples.concat([replay_sample(old, replay_per_word, seed), fresh]), new_words
@@ -63,9 +68,11 @@ def _state_dict_bytes(model: torch.nn.Module) -> bytes:
 
 
 @task(cache_policy=NO_CACHE)
-def train_candidate(parent_id: int, refit_of: int | None = None) -> Candidate:
+def train_candidate(
+    parent_id: int, refit_of: int | None = None, leave_out: list[str] | None = None
+) -> Candidate:
     """A candidate from `parent_id`; with `refit_of`, one trained on the new words'
-    provisional test drawings too (see `finetune`)."""
+    provisional test drawings too; without the new words in `leave_out` (see `finetune`)."""
     ctx = flow_context()
     settings = ctx.settings
     log = get_run_logger()
@@ -84,6 +91,7 @@ def train_candidate(parent_id: int, refit_of: int | None = None) -> Candidate:
         settings.replay_per_word,
         settings.train_seed,
         held_out=held_out,
+        leave_out=leave_out or (),
     )
     manifest = train_set.manifest()
     if not len(train_set.labels):
@@ -127,17 +135,22 @@ def train_candidate(parent_id: int, refit_of: int | None = None) -> Candidate:
 
 
 @flow(name="finetune", log_prints=True)
-def finetune(parent_id: int | None = None, refit_of: int | None = None) -> Candidate:
+def finetune(
+    parent_id: int | None = None,
+    refit_of: int | None = None,
+    leave_out: list[str] | None = None,
+) -> Candidate:
     """Fine-tune `parent_id` (by default production, or its nearest ancestor not trained
     on erased doodles) into a `candidate` version.
 
     `refit_of`: the candidate the gate passed; the refit is trained the same way on every
     drawing, the new words' provisional test drawings included (their figures come from
-    the candidate that did not see them: an estimate of the same training on fewer)."""
+    the candidate that did not see them: an estimate of the same training on fewer).
+    `leave_out`: new words not to learn this time (the gate found them not learnt)."""
     if parent_id is None:
         ctx = flow_context()
         production_id = ctx.alias_version(Alias.PRODUCTION)
         if production_id is None:
             raise RuntimeError("no production model to start from")
         parent_id = lineage.clean_start(ctx.sessions, production_id).base_id
-    return train_candidate(parent_id, refit_of)
+    return train_candidate(parent_id, refit_of, leave_out)

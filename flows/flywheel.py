@@ -98,8 +98,40 @@ def flywheel(requested_by: str = "cli", reason: str = "") -> dict[str, Any]:
         return _run_cycle(held.id, production_id, start)
 
 
+def _gate(candidate: Candidate, start: lineage.CleanStart) -> dict[str, Any]:
+    """Gate the candidate; promote it at once unless a refit may replace it."""
+    assert candidate.version_id is not None
+    # After an erasure the bar is the clean ancestor: production may not serve on.
+    # Production goes anyway after an erasure: no worse than the ancestor is enough.
+    return evaluate_and_gate(
+        candidate.version_id,
+        start.base_id,
+        start.note() if start.replaces else "",
+        require_gain=not start.replaces,
+        promote_on_pass=not candidate.held_back,
+    )
+
+
+def _unlearnt_words(outcome: dict[str, Any], candidate: Candidate) -> list[str]:
+    """The new words that alone kept a candidate out (the old words held, other new words
+    passed): a candidate without them may pass."""
+    if outcome["promoted"]:
+        return []
+    gate = outcome["gate"]
+    words = gate["words"]
+    if gate["overall"]["p_worse"] < flow_context().settings.gate_alpha or any(
+        entry["blocking"] for entry in words.values() if entry["kind"] == "old"
+    ):
+        return []
+    failing = sorted(w for w, e in words.items() if e["kind"] == "new" and e["blocking"])
+    return failing if set(candidate.new_words) - set(failing) else []
+
+
 def _refit(
-    candidate: Candidate, start: lineage.CleanStart, outcome: dict[str, Any]
+    candidate: Candidate,
+    start: lineage.CleanStart,
+    outcome: dict[str, Any],
+    left_out: list[str],
 ) -> dict[str, Any]:
     """The gate passed `candidate`, trained without its new words' provisional test
     drawings: a refit on every drawing replaces it when it is no worse on the old words
@@ -107,7 +139,7 @@ def _refit(
     fifth of what it learns from."""
     assert candidate.version_id is not None
     note = start.note() if start.replaces else ""
-    refit = finetune(start.base_id, refit_of=candidate.version_id)
+    refit = finetune(start.base_id, refit_of=candidate.version_id, leave_out=left_out)
     if refit.version_id is not None:
         checked = evaluate_and_gate(
             refit.version_id, start.base_id, note, refit_of=candidate.version_id
@@ -162,20 +194,28 @@ def _run_cycle(run_id: int, production_id: int, start: lineage.CleanStart) -> di
 
         started = time.perf_counter()
         _stage(run_id, "evaluate")
-        # After an erasure the bar is the clean ancestor: production may not serve on.
-        # Production goes anyway after an erasure: no worse than the ancestor is enough.
-        outcome = evaluate_and_gate(
-            candidate.version_id,
-            start.base_id,
-            start.note() if start.replaces else "",
-            require_gain=not start.replaces,
-            promote_on_pass=not candidate.held_back,
-        )
+        outcome = _gate(candidate, start)
         timings["evaluate_s"] = round(time.perf_counter() - started, 2)
+        left_out = _unlearnt_words(outcome, candidate)
+        if left_out:
+            # One word not learnt blocks the others: try again without it (next cycle, with
+            # more drawings or a reviewer's, it may make it).
+            started = time.perf_counter()
+            _stage(run_id, "finetune")
+            retry = finetune(start.base_id, leave_out=left_out)
+            if retry.version_id is not None:
+                report["left_out"] = {
+                    "words": left_out,
+                    "first_candidate": candidate.version_id,
+                    "reasons": outcome["reasons"],
+                }
+                report.update(candidate_version=retry.version_id, new_words=retry.new_words)
+                candidate, outcome = retry, _gate(retry, start)
+            timings["retry_s"] = round(time.perf_counter() - started, 2)
         if outcome["promoted"] and candidate.held_back:
             started = time.perf_counter()
             _stage(run_id, "refit")
-            refit = _refit(candidate, start, outcome)
+            refit = _refit(candidate, start, outcome, left_out)
             timings["refit_s"] = round(time.perf_counter() - started, 2)
             report["refit"] = refit
             candidate.version_id = refit["promoted_version"]
