@@ -112,19 +112,19 @@ def _gate(candidate: Candidate, start: lineage.CleanStart) -> dict[str, Any]:
     )
 
 
-def _unlearnt_words(outcome: dict[str, Any], candidate: Candidate) -> list[str]:
+def unlearnt_words(outcome: dict[str, Any], new_words: list[str], alpha: float) -> list[str]:
     """The new words that alone kept a candidate out (the old words held, other new words
     passed): a candidate without them may pass."""
     if outcome["promoted"]:
         return []
     gate = outcome["gate"]
     words = gate["words"]
-    if gate["overall"]["p_worse"] < flow_context().settings.gate_alpha or any(
+    if gate["overall"]["p_worse"] < alpha or any(
         entry["blocking"] for entry in words.values() if entry["kind"] == "old"
     ):
         return []
     failing = sorted(w for w, e in words.items() if e["kind"] == "new" and e["blocking"])
-    return failing if set(candidate.new_words) - set(failing) else []
+    return failing if set(new_words) - set(failing) else []
 
 
 def _refit(
@@ -196,7 +196,7 @@ def _run_cycle(run_id: int, production_id: int, start: lineage.CleanStart) -> di
         _stage(run_id, "evaluate")
         outcome = _gate(candidate, start)
         timings["evaluate_s"] = round(time.perf_counter() - started, 2)
-        left_out = _unlearnt_words(outcome, candidate)
+        left_out = unlearnt_words(outcome, candidate.new_words, flow_context().settings.gate_alpha)
         if left_out:
             # One word not learnt blocks the others: try again without it (next cycle, with
             # more drawings or a reviewer's, it may make it).

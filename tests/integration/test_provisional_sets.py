@@ -214,36 +214,3 @@ def test_a_new_word_is_gated_on_its_provisional_set_and_promoted_without_a_revie
     assert outcome["gate"]["words"][NEW_WORD]["blocking"] is blocked
     together = [r for r in outcome["reasons"] if r.startswith("new words together")]
     assert len(together) == int(blocked)
-
-
-def test_a_new_word_not_learnt_is_left_out_and_the_others_are_promoted(
-    flow_context, db_session_factory, shared_data, seed_version, monkeypatch
-):
-    """Two new words: "eye", drawn by its players, and "blob", whose players each drew
-    something else (a drawing of 25 other words): "blob" cannot be learnt and blocks the
-    candidate alone; the cycle tries again without it and promotes "eye"."""
-    monkeypatch.setattr(
-        flow_context,
-        "settings",
-        dataclasses.replace(flow_context.settings, new_word_min_top1=0.6, relabel_outlier_fence=9),
-    )
-    import_sources(db_session_factory, [str(PROJECT_ROOT / "data" / "quickdraw" / "simplified")])
-    _post_new_word(db_session_factory, shared_data)
-    folder = shared_data / "quickdraw" / "simplified"
-    others = sorted(p for p in folder.glob("*.ndjson") if p.stem not in {"eye", "blob"})[:POSTED]
-    with db_session_factory.begin() as s:
-        for k, path in enumerate(others):
-            drawing = json.loads(path.read_text().splitlines()[0])["drawing"]
-            rid = game_doodle(s, player=f"blob-{k}", word="blob")
-            bitmap = rasterize(drawing).tobytes()
-            s.execute(update(Recognition).where(Recognition.id == rid).values(bitmap=bitmap))
-
-    report = flywheel()
-
-    assert report["left_out"]["words"] == ["blob"], report
-    assert report["new_words"] == [NEW_WORD]
-    assert report["promoted"] is True
-    production = flow_context.alias_version(Alias.PRODUCTION)
-    with db_session_factory() as s:
-        classes = s.get(ModelVersion, production).classes
-    assert NEW_WORD in classes and "blob" not in classes
