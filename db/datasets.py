@@ -142,7 +142,7 @@ class Examples:
         }
 
 
-def _eligible(s: Session, words: set[str] | None) -> list[tuple[uuid.UUID, str, str, bytes]]:
+def eligible_rows(s: Session, words: set[str] | None) -> list[tuple[uuid.UUID, str, str, bytes]]:
     """(id, label, source, bitmap) of every eligible drawing, ordered by id."""
     eff = effective_label_query().subquery("eff")
     stmt = (
@@ -232,7 +232,7 @@ class Split:
 
 def split_examples(s: Session, *, golden_fraction: float, words: set[str] | None = None) -> Split:
     """Every eligible drawing (of `words` only, if given), training or test, by id."""
-    rows = _eligible(s, words)
+    rows = eligible_rows(s, words)
     held = _held_out(rows, golden_fraction)
     return Split(
         training=build_examples([r for r, h in zip(rows, held, strict=True) if not h]),
@@ -258,7 +258,7 @@ def golden_examples(
     s: Session, *, golden_fraction: float, words: set[str] | None = None
 ) -> Examples:
     """The golden set: eligible reviewed or imported drawings with `is_golden`, by id."""
-    rows = _eligible(s, words)
+    rows = eligible_rows(s, words)
     return build_examples([r for r in rows if _golden(r, golden_fraction)])
 
 
