@@ -9,7 +9,7 @@ answer: the API to its 4xx errors, the CLI to click's.
 `services.registry` (promote, roll back, list) and `services.labels` (review decisions,
 relabelling) never import the model code, so the API may call them (an import-linter
 contract checks it). `services.artifacts` (store and load weights), `services.models`
-(import a version) and `services.evaluation` (score drawings) import `ml` and torch;
+(import a version) import `ml` and torch;
 `services.datasets` (import Quick, Draw! drawings) imports `ml`'s readers and rasteriser,
 which need numpy and Pillow but not torch.
 """
