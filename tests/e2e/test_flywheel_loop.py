@@ -37,8 +37,13 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @pytest.fixture
 def flow_settings(settings: Settings) -> Settings:
     # 20 doodles a word, of which each word's provisional test set holds back about a
-    # fifth (at least 5): ask for 12. The gate is the default one (paired evidence).
-    return dataclasses.replace(settings, new_word_min_examples=12)
+    # fifth (at least 5). The gate is the default one (paired evidence) but for its
+    # tolerances: with a default install's ~2,800 old-word test drawings it sees the
+    # 1.5-point fall a cycle costs today (README, learning through the product) and at
+    # times blocks the candidate; this test is of the loop, and checks the old words below.
+    return dataclasses.replace(
+        settings, new_word_min_examples=12, gate_max_overall_drop=0.02, gate_max_word_drop=0.05
+    )
 
 
 def _ndjson(path: Path) -> list[dict]:
