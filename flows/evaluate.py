@@ -273,7 +273,8 @@ def evaluate_and_gate(
     ctx = flow_context()
     old_words = None
     if refit_of is not None:
-        old_words = list(ctx.load_version(production_id)[1])
+        # Production's words, from the registry: its weights load once, when scored.
+        old_words = registry.describe_version(ctx.sessions, production_id).classes
         require_gain = False
     scored = score_on_test_set([candidate_id, production_id], old_words)
     candidate, production = scored.reports[candidate_id], scored.reports[production_id]

@@ -212,13 +212,14 @@ def _run_cycle(run_id: int, production_id: int, start: lineage.CleanStart) -> di
                 report.update(candidate_version=retry.version_id, new_words=retry.new_words)
                 candidate, outcome = retry, _gate(retry, start)
             timings["retry_s"] = round(time.perf_counter() - started, 2)
+        # The version the cycle ends with: the gated candidate, or the refit that replaced it.
+        final_id = candidate.version_id
         if outcome["promoted"] and candidate.held_back:
             started = time.perf_counter()
             _stage(run_id, "refit")
-            refit = _refit(candidate, start, outcome, left_out)
+            report["refit"] = _refit(candidate, start, outcome, left_out)
             timings["refit_s"] = round(time.perf_counter() - started, 2)
-            report["refit"] = refit
-            candidate.version_id = refit["promoted_version"]
+            final_id = report["refit"]["promoted_version"]
         report.update(
             promoted=outcome["promoted"],
             reasons=outcome["reasons"],
@@ -237,15 +238,11 @@ def _run_cycle(run_id: int, production_id: int, start: lineage.CleanStart) -> di
             timings=timings,
         )
         if start.replaces:
-            report["erasure"] = replace_tainted_production(
-                start, candidate.version_id, outcome["promoted"]
-            )
+            report["erasure"] = replace_tainted_production(start, final_id, outcome["promoted"])
         report["weights_deleted"] = delete_tainted_weights()
     except Exception as exc:
         report.update(promoted=False, error=str(exc)[:500], timings=timings)
         _finish_run(run_id, "failed", report, report.get("candidate_version"))
         raise
-    _finish_run(
-        run_id, "promoted" if report["promoted"] else "rejected", report, candidate.version_id
-    )
+    _finish_run(run_id, "promoted" if report["promoted"] else "rejected", report, final_id)
     return report
