@@ -45,7 +45,10 @@ def _log_in(page: Page, base: str, token: str) -> None:
     expect(page).to_have_url(re.compile(r"/admin/login"))
     page.locator("#token").fill(token)
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(r"/admin/doodles$"))
+    # Anchored at the origin: the login page's own URL ends with "?next=/admin/doodles", so
+    # an unanchored pattern passes before the login's redirect lands, and the test's next
+    # navigation then races it (net::ERR_ABORTED).
+    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/admin/doodles$"))
 
 
 def _focused_id(page: Page) -> str | None:
