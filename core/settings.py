@@ -265,6 +265,9 @@ class Settings:
     receipt_key: str | None = env("DOODLE_RECEIPT_KEY", _text, None)
     retention_days: int = env("DOODLE_RETENTION_DAYS", _int, 365)
     retention_cron: str = env("DOODLE_RETENTION_CRON", _text, "30 3 * * *")
+    # How long a client's Idempotency-Key answers for its first request (after that the key
+    # may make something new; the retention flow prunes it).
+    idempotency_ttl_hours: float = env("DOODLE_IDEMPOTENCY_TTL_HOURS", _float, 24.0)
     erased_weights_history: int = env("DOODLE_ERASED_WEIGHTS_HISTORY", _int, 3)
     # The admin page's (/admin) login sessions: the key that signs their cookie (None: a
     # random key kept in home/session.key) and how long one lasts without a new login.
