@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # One key per live worker process, `doodle:worker:<host>:<pid>`, expiring after 3 missed beats.
 HEARTBEAT_PREFIX = "doodle:worker:"
+# One key per live batch consumer, `doodle:consumer:<queue>:<host>:<pid>`, refreshed by the
+# consumer's own loop (workers.consumer), so /readyz can name a queue nobody takes.
+CONSUMER_PREFIX = "doodle:consumer:"
 HEARTBEAT_MISSES = 3
 
 

@@ -252,11 +252,12 @@ class Settings:
     prefect_port: int = env("DOODLE_PREFECT_PORT", _int, 4200)
     # Metrics (api/metrics.py): the folder the processes' counters share (None: home/metrics),
     # an optional bearer token /metrics asks for, and worker heartbeats: a worker counts as
-    # alive for three beats after its last; /readyz is 503 with fewer alive than asked.
+    # alive for three beats after its last. /readyz is 503 while fewer live workers than
+    # ready_min_workers consume recognitions, or guesses (0: ready without any worker).
     metrics_dir: Path | None = env("DOODLE_METRICS_DIR", Path, None)  # noqa: RUF009
     metrics_token: str | None = env("DOODLE_METRICS_TOKEN", _text, None)
     worker_heartbeat_seconds: float = env("DOODLE_WORKER_HEARTBEAT_SECONDS", _float, 5.0)
-    ready_min_workers: int = env("DOODLE_READY_MIN_WORKERS", _int, 0)
+    ready_min_workers: int = env("DOODLE_READY_MIN_WORKERS", _int, 1)
     # Players' rights. Erasure receipts name a player by a keyed hash of the id, with this
     # key (None: a random key kept in home/receipt.key). Stored doodles older than the
     # retention are deleted by a scheduled flow (0: kept until erased). Weights of versions

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from celery import bootsteps
@@ -45,8 +45,25 @@ def pop_batch(client: redis.Redis, queue: str, size: int) -> list[bytes]:
     return [popped[1], *(rest or [])]
 
 
+class Liveness(Protocol):
+    """What the consumer tells the API about itself (workers.metrics.ConsumerBeat)."""
+
+    def beat(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Silent:
+    def beat(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 class BatchConsumer:
-    """A thread that pops batches off `queue` and hands each to `handle` until stopped."""
+    """A thread that pops batches off `queue` and hands each to `handle` until stopped.
+    Each turn of its loop beats `liveness`: only a consumer that turns counts as alive."""
 
     def __init__(
         self,
@@ -55,12 +72,14 @@ class BatchConsumer:
         size: int,
         handle: Callable[[list[bytes]], None],
         on_broker_error: Callable[[BaseException], None],
+        liveness: Liveness | None = None,
     ) -> None:
         self._client = client
         self._queue = queue
         self._size = size
         self._handle = handle
         self._on_broker_error = on_broker_error
+        self._liveness = liveness or _Silent()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"consume-{queue}", daemon=True)
 
@@ -75,7 +94,14 @@ class BatchConsumer:
             log.warning("the %s consumer did not stop within %.0fs", self._queue, timeout)
 
     def _run(self) -> None:
+        try:
+            self._consume()
+        finally:
+            self._liveness.stop()
+
+    def _consume(self) -> None:
         while not self._stop.is_set():
+            self._liveness.beat()
             try:
                 batch = pop_batch(self._client, self._queue, self._size)
             except RedisError as exc:

@@ -3,7 +3,8 @@ heartbeat that tells the API this process is alive and which model version it se
 
 The histograms go to prometheus_client's multiprocess files (see core.metrics); the API's
 `/metrics` merges them. The heartbeat is a Redis key per process that expires after three
-missed beats, so a killed worker stops counting on its own.
+missed beats, so a killed worker stops counting on its own. A batch consumer beats too, from
+its own loop (`ConsumerBeat`): `/readyz` wants one alive on each batch queue.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import logging
 import os
 import socket
 import threading
+import time
 
 import redis
 from prometheus_client import Histogram
 from redis.exceptions import RedisError
 
-from core.metrics import HEARTBEAT_PREFIX, heartbeat_ttl_ms
+from core.metrics import CONSUMER_PREFIX, HEARTBEAT_MISSES, HEARTBEAT_PREFIX, heartbeat_ttl_ms
 from core.settings import Settings
+from workers.consumer import BLOCK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +107,38 @@ def started_heartbeat(settings: Settings) -> Heartbeat:
     heartbeat = Heartbeat(settings)
     heartbeat.start()
     return heartbeat
+
+
+def consumer_ttl_ms(settings: Settings) -> int:
+    """Three beats, and never less than three turns of an idle consumer's loop (each
+    waits up to BLOCK_SECONDS for a message): a short beat must not make it flap."""
+    return max(heartbeat_ttl_ms(settings), int(BLOCK_SECONDS * HEARTBEAT_MISSES * 1000))
+
+
+class ConsumerBeat:
+    """Says that this process takes `queue` off the broker: `doodle:consumer:<queue>:<host>:<pid>`,
+    refreshed at most every `worker_heartbeat_seconds` by the consumer's loop itself (not a
+    thread of its own), so a consumer that died or stopped turning stops counting once the key
+    expires (consumer_ttl_ms)."""
+
+    def __init__(self, client: redis.Redis, queue: str, settings: Settings) -> None:
+        self.key = f"{CONSUMER_PREFIX}{queue}:{socket.gethostname()}:{os.getpid()}"
+        self._client = client
+        self._interval = settings.worker_heartbeat_seconds
+        self._ttl_ms = consumer_ttl_ms(settings)
+        self._next = 0.0
+
+    def beat(self) -> None:
+        """Refresh the key if a beat is due; one cheap clock read otherwise."""
+        now = time.monotonic()
+        if now < self._next:
+            return
+        # Due again in an interval even if this one fails: an outage costs one try a beat.
+        self._next = now + self._interval
+        with contextlib.suppress(RedisError):  # the pop that follows meets it and reports it
+            self._client.set(self.key, "1", px=self._ttl_ms)
+
+    def stop(self) -> None:
+        """A consumer that stops says so at once (no wait for the key to expire)."""
+        with contextlib.suppress(RedisError):
+            self._client.delete(self.key)

@@ -34,7 +34,7 @@ from services.erasure import work_erasure
 from workers.celery_app import make_celery
 from workers.consumer import BatchConsumer, consumer_step
 from workers.guess import guess_batch, guess_requests
-from workers.metrics import Heartbeat, started_heartbeat
+from workers.metrics import ConsumerBeat, Heartbeat, started_heartbeat
 from workers.model_cache import NoModel
 from workers.per_process import PerProcess
 from workers.recognize import recognition_ids, recognize_batch, sweep
@@ -142,6 +142,7 @@ def make_worker_app(settings: Settings, batch_queues: Collection[str] = ()) -> C
                 settings.batch_size,
                 lambda batch: handle(batch, backoff),
                 lambda exc: backoff.failed(f"taking {queue} off the queue", exc),
+                ConsumerBeat(runtime.redis, queue, settings),  # /readyz counts it
             )
 
         return make

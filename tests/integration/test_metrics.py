@@ -181,25 +181,38 @@ def test_metrics_token(settings, seed_version):
 
 
 @pytest.fixture
-def strict_client(settings, seed_version):
-    """An API that is ready only with a worker alive (DOODLE_READY_MIN_WORKERS=1)."""
+def relaxed_client(settings, seed_version):
+    """An API that is ready without workers (DOODLE_READY_MIN_WORKERS=0)."""
     from api import create_app
 
-    app = create_app(replace(settings, ready_min_workers=1, worker_heartbeat_seconds=0.2))
+    app = create_app(replace(settings, ready_min_workers=0))
     yield app.test_client()
     app.extensions["doodle"].close()
 
 
-def test_readiness_reports_workers_and_can_require_one(
-    client, strict_client, settings, redis_client, seed_version
+@pytest.fixture
+def strict_client(settings, seed_version):
+    """An API that is ready only with live workers (the default, DOODLE_READY_MIN_WORKERS=1)."""
+    from api import create_app
+
+    app = create_app(replace(settings, worker_heartbeat_seconds=0.2))
+    yield app.test_client()
+    app.extensions["doodle"].close()
+
+
+def test_readiness_reports_workers_alive(
+    relaxed_client, strict_client, settings, redis_client, seed_version
 ):
-    relaxed = client.get("/readyz")
+    """Worker processes by their heartbeats; the queues they consume: test_readiness.py."""
+    relaxed = relaxed_client.get("/readyz")
     assert relaxed.status_code == 200
-    assert relaxed.get_json()["checks"]["workers"] == {"ok": True, "alive": 0, "required": 0}
+    workers = relaxed.get_json()["checks"]["workers"]
+    assert (workers["ok"], workers["alive"], workers["required"]) == (True, 0, 0)
 
     response = strict_client.get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["checks"]["workers"] == {"ok": False, "alive": 0, "required": 1}
+    workers = response.get_json()["checks"]["workers"]
+    assert (workers["ok"], workers["alive"], workers["required"]) == (False, 0, 1)
 
     observe_batch("recognize", 1, 0.001, 0.002, seed_version)  # what the worker answers with
     heartbeat = Heartbeat(replace(settings, worker_heartbeat_seconds=0.2))
@@ -210,8 +223,9 @@ def test_readiness_reports_workers_and_can_require_one(
             time.sleep(0.02)
         assert json.loads(redis_client.get(heartbeat.key)) == {"model_version": seed_version}
         assert 0 < redis_client.pttl(heartbeat.key) <= 600  # three beats of 0.2 s
+        # A process heartbeat alone takes no queue: still not ready, but counted.
         response = strict_client.get("/readyz")
-        assert response.status_code == 200, response.get_json()
+        assert response.status_code == 503, response.get_json()
         assert response.get_json()["checks"]["workers"]["alive"] == 1
         assert value(scrape(strict_client), "doodle_workers_alive") == 1
         assert (
@@ -226,4 +240,4 @@ def test_readiness_reports_workers_and_can_require_one(
         heartbeat.stop()
     # A graceful stop takes the key away at once; a killed worker's expires (e2e test).
     assert not redis_client.exists(heartbeat.key)
-    assert strict_client.get("/readyz").status_code == 503
+    assert strict_client.get("/readyz").get_json()["checks"]["workers"]["alive"] == 0

@@ -45,7 +45,8 @@ def _app_behind(settings: Settings, field: str) -> Iterator[tuple[FlaskClient, T
     from api.resources import EXTENSION
 
     with TcpProxy(getattr(settings, field)) as proxy:
-        app = create_app(dataclasses.replace(settings, **{field: proxy.url}))
+        # No worker runs here: readiness judges the dependencies alone (ready_min_workers=0).
+        app = create_app(dataclasses.replace(settings, ready_min_workers=0, **{field: proxy.url}))
         try:
             yield app.test_client(), proxy
         finally:

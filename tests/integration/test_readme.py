@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -108,6 +109,14 @@ def test_the_eval_example_prints_what_the_readme_shows(settings: Settings, seed_
 
 
 @pytest.mark.parametrize("path", ["/readyz", "/healthz", "/v1/words"])
-def test_the_service_routes_it_names_answer(client, seed_version, path):
-    response = client.get(path, headers=HEADERS)
+def test_the_service_routes_it_names_answer(settings, seed_version, path):
+    from api import create_app
+
+    # No worker runs in this process: readiness judges the dependencies alone here (with
+    # workers: tests/integration/test_readiness.py).
+    app = create_app(replace(settings, ready_min_workers=0))
+    try:
+        response = app.test_client().get(path, headers=HEADERS)
+    finally:
+        app.extensions["doodle"].close()
     assert response.status_code == 200, response.get_data(as_text=True)
