@@ -18,6 +18,7 @@ from api.contract.requests import (
     ReviewDecision,
     ReviewListQuery,
 )
+from api.png_limits import refuse_costly_png
 from core.settings import Settings
 from core.tasks import result_document
 from db.models import InputFormat, Recognition, RecognitionStatus
@@ -63,6 +64,7 @@ def parse_png_recognition(data: bytes, args: dict[str, str], client_key_id: str)
     """A PNG body, as the seed's mobile client sent; `word` and `player_id` come in the query."""
     query = _PNG_QUERY.python(args)
     validate_png(data)
+    refuse_costly_png(data)
     return NewRecognition(
         input_format=InputFormat.png,
         payload_png=data,

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from core.png import DEFAULT_MAX_BIT_DEPTH as DEFAULT_PNG_MAX_BIT_DEPTH
+from core.png import DEFAULT_MAX_PIXELS as DEFAULT_PNG_MAX_PIXELS
 from core.rates import Rate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +172,10 @@ class Settings:
     max_body_bytes: int = env("DOODLE_MAX_BODY_BYTES", _int, 1_000_000)
     max_strokes: int = env("DOODLE_MAX_STROKES", _int, 200)
     max_points: int = env("DOODLE_MAX_POINTS", _int, 20_000)
+    # PNG bodies: refused from their header, by the API and the worker, beyond these decoded
+    # pixels (width x height) or bits a sample (core.png).
+    png_max_pixels: int = env("DOODLE_PNG_MAX_PIXELS", _int, DEFAULT_PNG_MAX_PIXELS)
+    png_max_bit_depth: int = env("DOODLE_PNG_MAX_BIT_DEPTH", _int, DEFAULT_PNG_MAX_BIT_DEPTH)
     # Not from the environment: fixed parts of the API's published contract (the OpenAPI
     # document states them).
     max_coordinate: float = 100_000.0

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from core.drawings import CANVAS, LINE_WIDTH, SOURCE_SIDE
+from core.png import PngLimits, check_png
 from core.settings import MAX_PNG_SIDE
 
 # Drawings per vectorised pass of rasterize_batch: 32 to 128 measured fastest (the temporary
@@ -159,20 +160,49 @@ def rasterize_batch(drawings: Iterable[Drawing], size: int = 28) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def _open_png(data: bytes) -> Image.Image:
+# Images longer than this a side are box-reduced right after decoding, to about
+# _REDUCED_SIDE, before anything else is made of them: the float copies of a 2048 px canvas
+# took 140 MB and 120 ms (scripts/png_cost.py); the ink box still spans hundreds of pixels
+# for 28. Smaller images are untouched, so what they give is exactly as before.
+_REDUCE_ABOVE = 1024
+_REDUCED_SIDE = 512
+
+
+def _open_png(data: bytes, limits: PngLimits) -> Image.Image:
+    """The decoded image, reduced if large; ValueError (a plain reason) for what is not a
+    PNG worth decoding. The header is checked before PIL sees the data (rows queued before
+    the API checked it too, or under other limits)."""
+    header = check_png(data, limits)
+    if max(header.width, header.height) > MAX_PNG_SIDE:
+        raise ValueError(
+            f"image too large: {header.width}x{header.height} (max {MAX_PNG_SIDE} a side)"
+        )
     try:
-        image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError("not a decodable PNG image") from exc
-    if image.format != "PNG":
-        raise ValueError(f"expected a PNG image, got {image.format}")
-    width, height = image.size
-    if width > MAX_PNG_SIDE or height > MAX_PNG_SIDE:
-        raise ValueError(f"image too large: {width}x{height} (max {MAX_PNG_SIDE} a side)")
-    try:
+        image: Image.Image = Image.open(io.BytesIO(data), formats=["PNG"])
         image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ValueError("PNG image is corrupt or truncated") from exc
+        if image.mode.startswith("I"):
+            # 16-bit grey (when the limits allow it): PIL's own conversions clip at 255.
+            samples = np.asarray(image, dtype=np.uint32) >> (header.bit_depth - 8)
+            image = Image.fromarray(samples.astype(np.uint8), "L")
+        if max(image.size) > _REDUCE_ABOVE:
+            # reduce() averages samples: palette indices and 1-bit need converting first.
+            mode = (
+                "RGBA"
+                if image.mode in ("P", "PA", "LA", "1") or "transparency" in image.info
+                else image.mode
+            )
+            if image.mode != mode:
+                image = image.convert(mode)
+            image = image.reduce(max(image.size) // _REDUCED_SIDE)
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as exc:
+        # PIL's messages quote Python objects; the reason says what is wrong instead.
+        raise ValueError("corrupt PNG: its image data does not decode") from exc
     return image
 
 
@@ -192,14 +222,15 @@ def _ink(image: Image.Image) -> np.ndarray:
     return np.clip(np.abs(gray - background) / contrast, 0.0, 1.0)
 
 
-def bitmap_from_png(data: bytes) -> np.ndarray:
+def bitmap_from_png(data: bytes, limits: PngLimits | None = None) -> np.ndarray:
     """A doodle PNG -> (28, 28) uint8 white ink on black, laid out like `rasterize`.
 
     Finds the ink's bounding box and places it as `rasterize` places a drawing's inked box
-    (centred, longest side (255 + line width) / canvas of the output). Raises ValueError on
-    undecodable data, non-PNG images, images over 4096 px a side, or images with no ink.
+    (centred, longest side (255 + line width) / canvas of the output). Raises ValueError
+    with a plain reason on non-PNG, truncated or corrupt data, images over `limits` (the
+    defaults of core.png if None) or 4096 px a side, or images with no ink.
     """
-    ink = _ink(_open_png(data))
+    ink = _ink(_open_png(data, limits or PngLimits()))
     rows = np.flatnonzero((ink > _INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > _INK_THRESHOLD).any(axis=0))
     if not len(rows):

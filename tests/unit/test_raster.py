@@ -139,7 +139,7 @@ def test_png_polarity_and_modes_do_not_matter() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"not an image", "decodable"),
+        (b"not an image", "not a PNG"),
         (_png(np.full((50, 50), 255, dtype=np.uint8)), "no ink"),
         (_png(np.zeros((5000, 10), dtype=np.uint8)), "too large"),
     ],
