@@ -35,6 +35,7 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     rs.PlayerConsent,
     rs.PlayerExport,
     rs.PlayerSecret,
+    rs.NewPlayer,
     rs.Erasure,
     dc.DoodlePage,
     dc.DecisionsResult,
@@ -49,6 +50,7 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     rq.GuessRequest,
     rq.MoveRequest,
     rq.Consent,
+    rq.PlayerRequest,
     dc.LabelDoodles,
     dc.DecideDoodles,
     cy.CycleRequest,
@@ -131,8 +133,8 @@ def _cached(settings: Settings, routes: frozenset[str] | None) -> dict[str, Any]
                     "type": "apiKey",
                     "in": "header",
                     "name": "X-Player-Secret",
-                    "description": "the secret issued with the player's first recognition "
-                    "(player_secret), or a new one from POST /v1/admin/players/{id}/secret",
+                    "description": "the player_secret POST /v1/players issued with the "
+                    "player's id, or a new one from POST /v1/admin/players/{id}/secret",
                 },
             },
         },

@@ -458,3 +458,36 @@ class AuditLog(Base):
     subject: Mapped[str] = mapped_column(String(128), default="")
     details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key and what its first request made (a recognition or a
+    player): a retry with the same key answers for that instead of recording again.
+
+    Written in the same statement as the row it names (db.recognitions, db.players), so
+    no crash leaves one without the other; it goes with that row (erasure, retention) and
+    once older than DOODLE_IDEMPOTENCY_TTL_HOURS (flows.retention prunes it)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        CheckConstraint("(recognition_id IS NULL) <> (player_id IS NULL)", name="one_target"),
+    )
+
+    # Keys are scoped per client key (its id, api.auth.key_id).
+    client_key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # sha256 of the request (operation, content type, query, body): a reuse with another
+    # request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recognition_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("recognitions.id", ondelete="CASCADE"), index=True
+    )
+    player_id: Mapped[str | None] = mapped_column(
+        ForeignKey("players.id", ondelete="CASCADE"), index=True
+    )
+    # A new player's secret is derived from this and the server's key, so a retry can hand
+    # the same secret back without it being stored (db.players.derived_secret).
+    nonce: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now(), index=True
+    )

@@ -1,5 +1,6 @@
-"""Players' own data: their secret, their consent grants, the audit of admins acting for
-them, and the queries an export streams.
+"""Players' own data: who they are (an id the server issues, and the hash of their
+secret), their consent grants, the audit of admins acting for them, and the queries an
+export streams.
 
 Every function takes a Session (or Connection) and never commits; the caller owns the
 transaction.
@@ -9,15 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, Row, func, select, update
+from sqlalchemy import Executable, Row, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from db.idempotency import KeyClaim, KeyTaken, claim_cte, claim_params
 from db.models import (
     AuditLog,
     Consent,
@@ -47,6 +50,86 @@ def issue_secret() -> IssuedSecret:
     return IssuedSecret(secret, hash_secret(secret))
 
 
+def new_player_id() -> str:
+    """An id nobody can guess (128 random bits), so knowing one proves nothing and nobody
+    can take another's before them."""
+    return "p_" + secrets.token_urlsafe(16)
+
+
+# One round trip: the Idempotency-Key (if any; only when free or expired), the player
+# with the hash of their secret, and their first consent grant (if any).
+_CREATE_PLAYER = text(
+    """
+WITH {KEYED},
+player AS (
+    INSERT INTO players (id, secret_hash)
+    SELECT CAST(:id AS varchar), CAST(:secret_hash AS varchar)
+    WHERE CAST(:idem_key AS varchar) IS NULL OR EXISTS (SELECT 1 FROM keyed)
+    RETURNING id
+),
+granted AS (
+    INSERT INTO consents (player_id, version, store, train)
+    SELECT id, CAST(:version AS varchar), CAST(:store AS boolean), CAST(:train AS boolean)
+    FROM player
+    WHERE CAST(:version AS varchar) IS NOT NULL
+)
+SELECT EXISTS (SELECT 1 FROM player) AS created
+""".replace(
+        "{KEYED}",
+        claim_cte("(SELECT 1) AS one", "player_id, nonce", "CAST(:id AS varchar), :nonce"),
+    )
+)
+
+
+def insert_player(
+    conn: Connection | Session,
+    player_id: str,
+    secret_hash: str,
+    *,
+    consent: tuple[str, bool, bool] | None = None,
+    client_key_id: str | None = None,
+    claim: KeyClaim | None = None,
+    nonce: str | None = None,
+) -> None:
+    """A new player with the hash of their secret and, if given, their first consent
+    grant (version, store, train); `claim`'s key (with `nonce`) names them. Raises
+    KeyTaken (nothing written); an id in use is an IntegrityError."""
+    version, store, train = consent if consent else (None, None, None)
+    row = conn.execute(
+        _CREATE_PLAYER,
+        {
+            "id": player_id,
+            "secret_hash": secret_hash,
+            "version": version,
+            "store": store,
+            "train": train,
+            "client_key_id": client_key_id,
+            "nonce": nonce,
+            **claim_params(claim),
+        },
+    ).one()
+    if not row.created:
+        raise KeyTaken()
+
+
+@dataclass(frozen=True)
+class NewPlayer:
+    id: str
+    secret: str
+
+
+def create_player(
+    conn: Connection | Session,
+    player_id: str | None = None,
+    consent: tuple[str, bool, bool] | None = None,
+) -> NewPlayer:
+    """A player (tests and tools: the id may be chosen) and their secret."""
+    issued = issue_secret()
+    player = NewPlayer(player_id or new_player_id(), issued.secret)
+    insert_player(conn, player.id, issued.hash, consent=consent)
+    return player
+
+
 @dataclass(frozen=True)
 class KnownPlayer:
     id: str
@@ -61,6 +144,14 @@ def find_player(conn: Connection | Session, player_id: str) -> KnownPlayer | Non
         )
     ).first()
     return KnownPlayer(row.id, row.secret_hash) if row else None
+
+
+def player_secret_matches(conn: Connection | Session, player_id: str, secret: str | None) -> bool:
+    """Is `secret` the secret of `player_id` (known, not erased)? Compared in constant time."""
+    known = find_player(conn, player_id)
+    if not secret or known is None or known.secret_hash is None:
+        return False
+    return hmac.compare_digest(hash_secret(secret).encode(), known.secret_hash.encode())
 
 
 def audit(s: Session, *, actor: str, action: str, subject: str, details: dict) -> None:

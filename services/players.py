@@ -26,6 +26,7 @@ from core.kept_secrets import kept_secret
 from core.settings import Settings
 from core.storage import ObjectNotFound, ObjectStorage, StorageError
 from db import players as db
+from db.idempotency import KeyClaim, StoredKey
 from db.models import Consent
 from services.errors import InvalidConsent, UnknownPlayer
 
@@ -87,6 +88,50 @@ def reissue_secret(
             raise UnknownPlayer(f"no player {player_id!r}")
         _audit(s, settings, actor, "player.secret.reissue", player_id, {})
     return issued.secret
+
+
+# -- new players ------------------------------------------------------------------------
+
+
+def _derived_secret(settings: Settings, nonce: str) -> str:
+    """The secret of a player made under an Idempotency-Key: the server's key and a random
+    nonce kept with the key give it back to a retry, and nothing stores it (the nonce
+    alone tells nothing; once the key is pruned, nothing can make it again)."""
+    mac = hmac.new(receipt_key(settings), b"player-secret:" + nonce.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def register_player(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    client_key_id: str,
+    consent: tuple[str, bool, bool] | None = None,
+    claim: KeyClaim | None = None,
+) -> db.NewPlayer:
+    """A new player, with an id the server chose, their secret (shown once) and their
+    first consent grant (version, store, train) if given. Raises KeyTaken: `claim`'s key
+    made something already (nothing was written)."""
+    nonce = secrets.token_urlsafe(32) if claim else None
+    secret = _derived_secret(settings, nonce) if nonce else secrets.token_urlsafe(32)
+    player = db.NewPlayer(db.new_player_id(), secret)
+    with sessions.begin() as s:
+        db.insert_player(
+            s,
+            player.id,
+            db.hash_secret(secret),
+            consent=consent,
+            client_key_id=client_key_id,
+            claim=claim,
+            nonce=nonce,
+        )
+    return player
+
+
+def replayed_player(settings: Settings, stored: StoredKey) -> db.NewPlayer:
+    """The player an Idempotency-Key made, with the secret its first answer gave."""
+    assert stored.player_id is not None and stored.nonce is not None
+    return db.NewPlayer(stored.player_id, _derived_secret(settings, stored.nonce))
 
 
 # -- consent (Art. 7) -------------------------------------------------------------------

@@ -18,6 +18,8 @@ from api.contract import limits
 from api.contract import requests as rq
 from api.contract import responses as rs
 from api.contract import words as wd
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.idempotency import KEY_PATTERN, MAX_KEY_LENGTH, REPLAYED
 from core.settings import Settings
 
 REF = "#/components/schemas/{model}"
@@ -129,8 +131,40 @@ ALIAS = _path("alias", {"type": "string", "minLength": 1, "maxLength": limits.AL
 PLAYER_ID = _path(
     "player_id",
     {"type": "string", "minLength": 1, "maxLength": 64},
-    "the game's id of the player",
+    "the player's id, as POST /v1/players issued it",
 )
+IDEMPOTENCY_KEY = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "description": "a key the client makes for this request (a UUID, say), sent again "
+    "with each retry of it: a retry answers for what the first request made (the same "
+    "id), and records nothing twice. Scoped per client key; a key answers for "
+    "DOODLE_IDEMPOTENCY_TTL_HOURS (default 24) and is then free again. The same key with "
+    "another request is a 422.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": KEY_PATTERN,
+    },
+}
+PLAYER_SECRET = {
+    "name": "X-Player-Secret",
+    "in": "header",
+    "description": "the secret POST /v1/players issued with the player_id; needed when the "
+    "recognition names a player_id, else ignored",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+}
+REPLAYED_HEADER = {
+    REPLAYED: {
+        "description": "true: the answer of a retry (same Idempotency-Key); nothing new "
+        "was recorded",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+KEY_REUSED = "this Idempotency-Key was used for a different request (`details.reason`: key_reused)"
+KEY_RACE = "the Idempotency-Key expired or was freed while this request used it; send it again"
+BAD_KEY = "an Idempotency-Key that is not 1 to 255 printable ASCII characters"
 CLIENT_401 = "missing or unknown API key"
 PLAYER_401 = (
     "no X-Player-Secret nor admin token (a client key is not enough), or an unknown admin token"
@@ -171,14 +205,26 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 {
                     200: ("finished within the Prefer: wait time", rs.Recognition),
                     202: ("accepted; poll the Location", rs.Recognition),
-                    400: BAD_JSON,
-                    401: CLIENT_401,
+                    400: f"{BAD_JSON}; or {BAD_KEY}",
+                    401: f"{CLIENT_401}; or a player_id without that player's X-Player-Secret "
+                    "(the same answer for an unknown id and a wrong secret; WWW-Authenticate "
+                    "names X-Player-Secret): nothing was recorded",
+                    409: KEY_RACE,
                     413: TOO_LARGE,
                     415: "neither JSON nor PNG",
+                    422: KEY_REUSED,
                     503: "a backing service is unavailable; nothing was recorded",
                 },
                 security=API_KEY,
+                description="A doodle may name its player (player_id, issued by POST "
+                "/v1/players) only with the player's secret in X-Player-Secret; a consent "
+                "block needs the player and replaces the consent in force when it differs. "
+                "A recognition never creates a player. A retry with the same Idempotency-Key "
+                f"answers with the recognition the first request made, as it is now ({REPLAYED}: "
+                "true; 200 once finished, else 202).",
                 parameters=[
+                    IDEMPOTENCY_KEY,
+                    PLAYER_SECRET,
                     {
                         "name": "Prefer",
                         "in": "header",
@@ -210,10 +256,12 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                     }
                 ),
                 headers={
+                    200: REPLAYED_HEADER,
                     202: {
                         "Location": {"schema": {"type": "string"}},
                         "Retry-After": RETRY_AFTER["Retry-After"],
-                    }
+                        **REPLAYED_HEADER,
+                    },
                 },
                 links={200: {"read": READ_RECOGNITION}, 202: {"read": READ_RECOGNITION}},
             )
@@ -500,6 +548,33 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 body=_body(_json(wd.WordDecision)),
             )
         },
+        "/v1/players": {
+            "post": Op(
+                "createPlayer",
+                "A new player: an id the server chooses, and the player's secret (shown once)",
+                {
+                    201: ("the player's id and secret", rs.NewPlayer),
+                    400: f"invalid body (the consent's rules, as PUT consent); or {BAD_KEY}",
+                    401: CLIENT_401,
+                    409: KEY_RACE,
+                    413: TOO_LARGE,
+                    415: "a body that is not JSON",
+                    422: KEY_REUSED,
+                    503: "a backing service is unavailable; nothing was recorded",
+                },
+                security=API_KEY,
+                description="The game asks once per player and keeps both: recognitions name "
+                "the player with player_id and X-Player-Secret, and the player's own routes "
+                "(/v1/players/{player_id}/…) take the secret. The id is unguessable, so no "
+                "one can take a player's id before them; the answer says nothing about other "
+                "ids. The body may carry the first consent grant, or be left out. A retry "
+                "with the same Idempotency-Key answers with the same id and secret "
+                f"({REPLAYED}: true) and makes no second player.",
+                parameters=[IDEMPOTENCY_KEY],
+                body=_body(_json(rq.PlayerRequest), required=False),
+                headers={201: {"Cache-Control": {"schema": {"type": "string"}}, **REPLAYED_HEADER}},
+            )
+        },
         "/v1/players/{player_id}/consent": {
             "get": Op(
                 "readConsent",
@@ -527,7 +602,8 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 security=PLAYER,
                 description="Art. 7: which version of the consent text, which scopes, when. "
                 "Scopes narrower than before apply to the player's earlier doodles too: "
-                "without `train` none of them is trained on any more.",
+                "without `train` none of them is trained on any more. Idempotent by nature "
+                "(a retry sends the same grant, which changes nothing): no Idempotency-Key.",
                 parameters=[PLAYER_ID],
                 body=_body(_json(rq.Consent)),
             ),
@@ -543,7 +619,8 @@ def operations(settings: Settings) -> dict[str, dict[str, Op]]:
                 security=PLAYER,
                 description="Doodles still queued are not kept; the next relabel and "
                 "fine-tune leave out the player's earlier doodles. Stored doodles stay until "
-                "the player is erased (DELETE /v1/players/{player_id}).",
+                "the player is erased (DELETE /v1/players/{player_id}). Idempotent by nature: "
+                "withdrawing again changes nothing.",
                 parameters=[PLAYER_ID],
             ),
         },

@@ -63,7 +63,11 @@ Word = Annotated[
 PlayerId = Annotated[
     str,
     StringConstraints(pattern=limits.PLAYER_ID_PATTERN),
-    Field(description="The game's pseudonymous id of the player.", examples=["player-42"]),
+    Field(
+        description="The id POST /v1/players issued. The request must carry the player's "
+        "secret (X-Player-Secret header), else 401.",
+        examples=["p_0XqzM2JwHcP8y5Qx4u6v1A"],
+    ),
 ]
 ConsentVersion = Annotated[
     str,
@@ -96,7 +100,9 @@ class RecognitionRequest(Body):
     word: Word | None = None
     player_id: PlayerId | None = None
     consent: Consent | None = Field(
-        default=None, description="Without it nothing is kept. Needs a player_id."
+        default=None,
+        description="Without it the consent in force is used (none: nothing is kept). "
+        "Needs a player_id, and then replaces the consent in force when it differs.",
     )
 
     @model_validator(mode="after")
@@ -108,6 +114,16 @@ class RecognitionRequest(Body):
                 {"field": "player_id"},
             )
         return self
+
+
+class PlayerRequest(Body):
+    """A new player (POST /v1/players); the body may be left out."""
+
+    consent: Consent | None = Field(
+        default=None,
+        description="The player's first consent grant, as PUT /v1/players/{id}/consent "
+        "takes it; without it nothing of theirs is kept until they grant one.",
+    )
 
 
 class GuessRequest(Body):

@@ -51,12 +51,6 @@ class Recognition(Answer):
         "storage just after the answer"
     )
     error: str | None = Field(default=None, description="why it failed (failed only)")
-    player_secret: str | None = Field(
-        default=None,
-        description="only in the answer to the POST that made the player (its player_id "
-        "was new): the secret that proves who they are to /v1/players/<id>/… "
-        "(X-Player-Secret). Shown once; the API keeps only its hash",
-    )
 
 
 class LiveGuesses(Answer):
@@ -181,6 +175,15 @@ class PlayerExport(Answer):
     )
     model_versions_trained_on: list[dict[str, Any]] = Field(
         description="model_version, recognition_id: which versions were trained on which doodle"
+    )
+
+
+class NewPlayer(Answer):
+    player_id: str = Field(description="the player's id, chosen by the server (unguessable)")
+    player_secret: str = Field(
+        description="the secret that proves a request is the player's (X-Player-Secret): "
+        "with recognitions naming them, and on /v1/players/{player_id}/…. Shown once "
+        "(again only to a retry with the same Idempotency-Key); the API keeps only its hash"
     )
 
 
