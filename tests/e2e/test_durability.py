@@ -51,7 +51,8 @@ def _post_all(base_url: str, bodies: list[dict], wait: float = 0) -> list[reques
 def test_a_worker_killed_mid_batch_loses_nothing_and_is_replaced_fast(
     stack, sample_drawings, db_session_factory
 ):
-    stack.start_api()
+    # Accepted before any worker runs: an API ready without workers (the default waits).
+    stack.start_api(DOODLE_READY_MIN_WORKERS="0")
     drawings = [d["drawing"] for ds in sample_drawings.values() for d in ds][:300]
     bodies = [
         {"drawing": d, "player_id": f"p{i % 7}", "consent": KEEP} for i, d in enumerate(drawings)
@@ -107,9 +108,10 @@ def test_object_storage_down_answers_all_and_writes_later(
 ):
     with TcpProxy(settings.object_store_url) as proxy:
         stack.settings = settings.with_services(storage_url=proxy.url)
-        stack.start_api()
+        # Workers first: the API is ready once a live worker consumes each batch queue.
         stack.start_worker("worker", "--beat", DOODLE_STORAGE_RETRY_SECONDS="1")
         stack.wait_worker_ready("worker")
+        stack.start_api()
         # Warm: the model is loaded (from storage) before storage goes away.
         first = _post_all(stack.base_url, [{"drawing": sample_drawings["star"][0]["drawing"]}], 10)
         assert first[0].status_code == 200, first[0].text

@@ -21,9 +21,10 @@ def _lines(text: str) -> list[dict]:
 
 
 def test_logs_hold_no_secret_player_id_or_strokes(stack, sample_drawings, settings):
-    stack.start_api(**JSON_LOGS)
+    # The worker first: the API is ready once a live worker consumes each batch queue.
     stack.start_worker("worker", **JSON_LOGS)
     stack.wait_worker_ready("worker")
+    stack.start_api(**JSON_LOGS)
     url = stack.base_url
     drawing = sample_drawings["star"][0]["drawing"]
     headers = {"X-API-Key": CLIENT_KEY, "Prefer": "wait=10"}

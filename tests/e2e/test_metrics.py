@@ -44,15 +44,20 @@ def _recognise(stack: Stack, drawing: list) -> dict:
 
 
 def test_metrics_across_gunicorn_and_celery_and_workers_alive(
-    stack: Stack, seed_version: int, sample_drawings, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, seed_version: int, sample_drawings
 ):
     stack.start_worker(DOODLE_WORKER_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS)
     stack.wait_worker_ready()
-    # Ready only with a worker alive: start_api waits for /readyz to answer 200.
-    monkeypatch.setenv("DOODLE_READY_MIN_WORKERS", "1")
+    # Ready only with a live worker on each batch queue (the default; this worker takes
+    # them all): start_api waits for /readyz to answer 200.
     stack.start_api()
     ready = requests.get(f"{stack.base_url}/readyz", timeout=5).json()
-    assert ready["checks"]["workers"] == {"ok": True, "alive": 1, "required": 1}
+    assert ready["checks"]["workers"] == {
+        "ok": True,
+        "alive": 1,
+        "required": 1,
+        "queues": {"recognitions": 1, "guesses": 1},
+    }
 
     drawings = [d["drawing"] for word in ("cup", "hat") for d in sample_drawings[word][:4]]
     assert len(drawings) == DOODLES
@@ -96,7 +101,12 @@ def test_metrics_across_gunicorn_and_celery_and_workers_alive(
         "readiness fails with no worker alive",
     )
     ready = requests.get(f"{stack.base_url}/readyz", timeout=5).json()
-    assert ready["checks"]["workers"] == {"ok": False, "alive": 0, "required": 1}
+    workers = ready["checks"]["workers"]
+    assert (workers["ok"], workers["alive"], workers["queues"]) == (
+        False,
+        0,
+        {"recognitions": 0, "guesses": 0},
+    )
     samples = _scrape(stack)
     assert value(samples, "doodle_workers_alive") == 0
     # What the dead worker counted is still counted.

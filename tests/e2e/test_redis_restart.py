@@ -105,12 +105,12 @@ def test_the_worker_survives_redis_restarts_under_load(
     url, _ = server.up()
     try:
         stack.settings = settings.with_services(redis_url=url)
-        stack.start_api()
         stack.start_worker("worker", "--queues", "recognitions,maintenance", **FAST_SWEEPER)
         stack.start_worker("guesser", "--queues", "guesses", "--pool", "solo")
         stack.start("beat", "beat", **FAST_SWEEPER)
         stack.wait_worker_ready("worker")
         stack.wait_worker_ready("guesser")
+        stack.start_api()  # ready once both batch queues have a live worker
         worker = stack.procs["worker"]
         drawings = [d["drawing"] for ds in sample_drawings.values() for d in ds[:3]]
 
