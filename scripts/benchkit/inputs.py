@@ -43,14 +43,20 @@ def _dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def request_bodies(drawings: Sequence[tuple[str, Drawing]], players: int = 100) -> list[bytes]:
-    """The same recognition body for both systems (the baseline ignores what it does not need)."""
+def request_bodies(
+    drawings: Sequence[tuple[str, Drawing]], players: int = 100, player_id: str | None = None
+) -> list[bytes]:
+    """The same recognition body for both systems (the baseline ignores what it does not need).
+
+    `player_id`: the one player every doodle names (the product issued it; its secret goes
+    in a header). Without it, `players` made-up ids, which only a product from before
+    server-issued ids takes."""
     return [
         _dumps(
             {
                 "drawing": drawing,
                 "word": word,
-                "player_id": f"bench-player-{i % players}",
+                "player_id": player_id or f"bench-player-{i % players}",
                 "consent": {"store": True, "train": True, "version": "v1"},
             }
         )

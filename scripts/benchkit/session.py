@@ -82,6 +82,8 @@ class Session:
                 systems[name] = start_product(
                     self.procs, self.args, self.storage_url, self.tmp / "home", self.stack
                 )
+                if systems[name].player_id:  # the doodles name the player it issued
+                    self.bodies = request_bodies(self.drawings, player_id=systems[name].player_id)
             else:
                 raise ValueError(f"unknown system {name!r}")
         return systems

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
+import json
 import os
 import shlex
 import sys
@@ -34,6 +36,9 @@ class System:
     groups: dict[str, int]  # component name -> process group id
     db_url: str | None = None  # the product's database and Redis (burst samples them)
     redis_url: str | None = None
+    # The player the product's recognitions name (its secret is in the target's headers);
+    # None: a product from before server-issued ids, which takes any player_id.
+    player_id: str | None = None
 
 
 def start_baseline(procs: Processes, args: argparse.Namespace, storage_url: str) -> System:
@@ -168,17 +173,15 @@ def start_product(
     took = wait_ready(procs, ["api", *workers, "guesser"], port, "/readyz")
     extra = f", worker args {args.worker_args!r}" if args.worker_args else ""
     print(f"product ready on :{port} in {took:.1f}s ({services}{extra})", flush=True)
-    target = Target(
-        "product",
-        "127.0.0.1",
-        port,
-        "/v1/recognitions",
-        {
-            "Content-Type": "application/json",
-            "X-API-Key": CLIENT_KEY,
-            "Prefer": f"wait={args.wait}",
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "X-API-Key": CLIENT_KEY,
+        "Prefer": f"wait={args.wait}",
+    }
+    player = bench_player(port)
+    if player is not None:
+        headers["X-Player-Secret"] = player[1]
+    target = Target("product", "127.0.0.1", port, "/v1/recognitions", headers)
     return System(
         "product",
         target,
@@ -189,4 +192,31 @@ def start_product(
         },
         db_url=db_url,
         redis_url=redis_url,
+        player_id=player[0] if player else None,
     )
+
+
+BENCH_CONSENT = {"store": True, "train": True, "version": "v1"}
+
+
+def bench_player(port: int) -> tuple[str, str] | None:
+    """The player the bench's doodles name, as a game gets one (POST /v1/players, with the
+    consent the doodles carry): (id, secret); None if the product predates that route."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/v1/players",
+            body=json.dumps({"consent": BENCH_CONSENT}),
+            headers={"Content-Type": "application/json", "X-API-Key": CLIENT_KEY},
+        )
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    if response.status in (404, 405):
+        return None
+    if response.status != 201:
+        raise SystemExit(f"POST /v1/players answered {response.status}: {data[:200]!r}")
+    made = json.loads(data)
+    return made["player_id"], made["player_secret"]
