@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import ClassVar
 
 import redis
 from flask import current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from api.rate_limits import Limiter
-from services.connections import Connections
+from services.connections import Connections, Role
 
 EXTENSION = "doodle"
 
@@ -16,11 +19,20 @@ EXTENSION = "doodle"
 class Resources(Connections):
     """Created lazily, so a forked gunicorn worker opens its own connections."""
 
+    role: ClassVar[Role] = "api"  # short database timeouts: a frozen Postgres is a 503
+
     @cached_property
     def redis(self) -> redis.Redis:
-        # Blocking waits (Prefer: wait) each hold a connection; size the pool for threads.
+        settings = self.settings
         return redis.Redis.from_url(
-            self.settings.broker_url, socket_connect_timeout=2, health_check_interval=30
+            settings.broker_url,
+            socket_connect_timeout=settings.redis_connect_timeout_seconds,
+            # A Prefer: wait's BLPOP holds its reply up to max_wait_seconds: the socket must
+            # wait longer, or an expected timeout becomes an error (redis-py's default is 5 s).
+            socket_timeout=settings.max_wait_seconds + settings.redis_reply_margin_seconds,
+            # Never resend: a pipeline that publishes a doodle would publish it twice.
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=30,
         )
 
     @cached_property

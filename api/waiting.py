@@ -13,6 +13,8 @@ from typing import Any
 
 import redis
 
+# A blocking pop's reply comes at most this long after its own timeout (a busy server).
+_REPLY_MARGIN_SECONDS = 1.0
 _WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
 
 
@@ -38,6 +40,10 @@ def publish_and_wait(
     if seconds <= 0:
         client.lpush(queue, message)
         return None
+    # The wait ends by the BLPOP's timeout, never the socket's: that one is an error.
+    socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+    if socket_timeout:
+        seconds = max(0.1, min(seconds, socket_timeout - _REPLY_MARGIN_SECONDS))
     pipe = client.pipeline(transaction=False)
     pipe.lpush(queue, message)
     pipe.blpop([channel], timeout=seconds)

@@ -180,6 +180,33 @@ class Settings:
     # document states them).
     max_coordinate: float = 100_000.0
     max_wait_seconds: float = 10.0
+    # Bounded waits on Postgres (db.session.DatabaseTimeouts), by role: the API answers
+    # 503 + Retry-After within about two seconds when Postgres is down or frozen; workers
+    # and flows run longer statements. A statement timeout is Postgres' statement_timeout
+    # (0: none); the client gives up on a silent server that plus the reply margin later.
+    # After one silence the API refuses connections for the cooldown (an instant 503).
+    db_connect_timeout_seconds: float = env("DOODLE_DB_CONNECT_TIMEOUT_SECONDS", _float, 2.0)
+    db_reply_margin_seconds: float = env("DOODLE_DB_REPLY_MARGIN_SECONDS", _float, 0.25)
+    api_db_statement_timeout_seconds: float = env(
+        "DOODLE_API_DB_STATEMENT_TIMEOUT_SECONDS", _float, 1.5
+    )
+    api_db_lock_timeout_seconds: float = env("DOODLE_API_DB_LOCK_TIMEOUT_SECONDS", _float, 1.0)
+    api_db_pool_timeout_seconds: float = env("DOODLE_API_DB_POOL_TIMEOUT_SECONDS", _float, 1.0)
+    api_db_cooldown_seconds: float = env("DOODLE_API_DB_COOLDOWN_SECONDS", _float, 1.0)
+    worker_db_statement_timeout_seconds: float = env(
+        "DOODLE_WORKER_DB_STATEMENT_TIMEOUT_SECONDS", _float, 60.0
+    )
+    worker_db_lock_timeout_seconds: float = env(
+        "DOODLE_WORKER_DB_LOCK_TIMEOUT_SECONDS", _float, 10.0
+    )
+    flow_db_statement_timeout_seconds: float = env(
+        "DOODLE_FLOW_DB_STATEMENT_TIMEOUT_SECONDS", _float, 3600.0
+    )
+    flow_db_lock_timeout_seconds: float = env("DOODLE_FLOW_DB_LOCK_TIMEOUT_SECONDS", _float, 60.0)
+    # Redis: a dead server is found within the connect timeout; a reply may take the longest
+    # Prefer: wait (max_wait_seconds, the BLPOP's own bound) plus this margin.
+    redis_connect_timeout_seconds: float = env("DOODLE_REDIS_CONNECT_TIMEOUT_SECONDS", _float, 2.0)
+    redis_reply_margin_seconds: float = env("DOODLE_REDIS_REPLY_MARGIN_SECONDS", _float, 2.0)
     # Ports of the embedded services (make run / make test on a bare machine).
     embedded_postgres_port: int = env("DOODLE_EMBEDDED_POSTGRES_PORT", _int, 5439)
     embedded_redis_port: int = env("DOODLE_EMBEDDED_REDIS_PORT", _int, 6390)

@@ -10,15 +10,14 @@ import json
 import logging
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from core.tasks import RESULT_TTL_SECONDS
-from db.session import make_engine
-from services.connections import Connections
+from services.connections import Connections, Role
 from workers.model_cache import ModelCache
 from workers.objects import ObjectWriter, StoragePause
 
@@ -26,14 +25,15 @@ log = logging.getLogger(__name__)
 
 
 class WorkerRuntime(Connections):
+    role: ClassVar[Role] = "worker"
+
     @cached_property
     def autocommit(self) -> Engine:
         """As `Connections.autocommit`, without waiting for the WAL flush at each commit:
         a claim, a result or an object record that a database crash loses is redone by
         the sweeper (the doodle is still queued or running, its strokes still in its row).
         The API's INSERT, the promise behind a 202, stays synchronous."""
-        return make_engine(
-            self.settings.db_url,
+        return self.make_engine(
             isolation_level="AUTOCOMMIT",
             connect_args={"options": "-c synchronous_commit=off"},
             pool_size=4,
