@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify
+from gunicorn.http.errors import NoMoreData, ParseException
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -54,6 +56,21 @@ class Unprocessable(ApiError):
 
     status = 422
     code = "unprocessable"
+
+
+# What the server raises while a view, or Werkzeug's form parser, reads a body whose framing
+# is broken: a bad chunk size or extension, the connection closed mid-chunk or before
+# Content-Length bytes came. The client's fault, whoever reads the body.
+BODY_FRAMING_ERRORS: tuple[type[Exception], ...] = (ParseException, NoMoreData)
+
+
+def malformed_body(exc: Exception | None) -> InvalidRequest:
+    """`exc`: the server's complaint, if it had one (else: fewer bytes than announced)."""
+    reason = "ShorterThanContentLength" if exc is None else type(exc).__name__
+    return InvalidRequest(
+        "malformed request body: its framing is broken or it ended early",
+        {"field": "body", "reason": reason},
+    )
 
 
 class UnsupportedMediaType(ApiError):
@@ -111,6 +128,24 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(status, _http_code(exc), exc.description or exc.name, details)
         if status == 405:
             response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 must send it
+        return response
+
+    @app.errorhandler(ParseException)
+    @app.errorhandler(NoMoreData)
+    def _malformed_body(exc: Exception) -> Response:
+        return _api_error(malformed_body(exc))
+
+    @app.after_request
+    def _relative_redirects(response: Response) -> Response:
+        # Routing's own redirects (/admin -> /admin/, merged slashes) never reach a handler
+        # and are built from the Host header: keep only the path, never the client's host.
+        location = response.headers.get("Location")
+        if location and response.status_code in range(300, 400):
+            parts = urlsplit(location)
+            if parts.scheme or parts.netloc:
+                # One leading slash: "//host/..." would name a host again.
+                path = "/" + parts.path.lstrip("/")
+                response.headers["Location"] = path + (f"?{parts.query}" if parts.query else "")
         return response
 
     @app.errorhandler(OperationalError)  # Postgres unreachable, or gone mid-statement

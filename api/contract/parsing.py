@@ -8,7 +8,7 @@ from flask import Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.errors import InvalidRequest
+from api.errors import BODY_FRAMING_ERRORS, InvalidRequest, malformed_body
 
 T = TypeVar("T")
 
@@ -16,15 +16,28 @@ _CHUNK = 64 * 1024
 
 
 def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, never more than `max_bytes`: a longer one is a 413, even when sent chunked.
+    """The body, never more than `max_bytes`: a longer one is a 413, even when sent chunked;
+    a body whose framing is broken (a bad chunk size, the connection closed mid-chunk or
+    before Content-Length bytes came) is a 400, never a 500.
 
     With a Content-Length, Werkzeug has already refused a body over the limit. Without one
     (chunked), Werkzeug's stream stops quietly at the limit, so a 2 MB body would look like
     truncated JSON: read from the server's stream ourselves, at most one byte past it.
     """
-    if request.content_length is not None:
-        return request.get_data()
-    environ = request.environ
+    announced = request.content_length
+    try:
+        if announced is None:
+            return _read_unsized(request.environ, max_bytes)
+        data = request.get_data()
+    except BODY_FRAMING_ERRORS as exc:
+        raise malformed_body(exc) from None
+    if len(data) < announced:
+        # The connection closed early; what came may still parse (`{}` of a longer body).
+        raise malformed_body(None)
+    return data
+
+
+def _read_unsized(environ: dict[str, Any], max_bytes: int) -> bytes:
     if "wsgi.input_terminated" not in environ:  # the server cannot tell where it ends
         return b""
     stream = environ["wsgi.input"]

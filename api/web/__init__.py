@@ -11,7 +11,9 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.auth import Forbidden
+from api.contract.parsing import read_body
 from api.errors import Unauthorized
+from api.resources import resources
 from api.web import login
 
 bp = Blueprint(
@@ -34,6 +36,9 @@ _CSP = (
 
 @bp.before_request
 def _authenticate() -> BaseResponse | None:
+    if request.method == "POST" and request.content_length is not None:
+        # Read it whole now: a form cut short would parse quietly into fewer fields.
+        read_body(request, resources().settings.max_body_bytes)
     if request.endpoint in _OPEN:
         return None
     session = login.current()

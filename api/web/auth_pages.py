@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Response, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -9,10 +11,14 @@ from api.auth import Forbidden, admit_attempt, role_for_token
 from api.resources import resources
 from api.web import bp, login, web_session
 
+# A path of this page, in visible ASCII without backslashes: never another site (an open
+# redirect), never a CR/LF that would end the Location header. url_for's own paths match.
+_ADMIN_PATH = re.compile(r"/admin(?:[/?#][!-\[\]-~]*)?")
+
 
 def _safe_next(target: str | None) -> str:
-    # Only a path of this page: never an open redirect to another site.
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    """Where to go after logging in; anything else than a path of this page goes home."""
+    if target and _ADMIN_PATH.fullmatch(target):
         return target
     return url_for("web.doodles")
 

@@ -3,7 +3,6 @@ decisions the keyboard sends (one doodle or a selection)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 from flask import Response, jsonify, render_template, request
 
 from api import reviews as review_api
+from api.contract.doodles import DecideDoodles, DoodleDecisions, LabelDoodles
+from api.contract.parsing import Parser, read_body
 from api.doodles import LIST_QUERY, filters_of
 from api.errors import Conflict, InvalidRequest, NotFound
 from api.resources import resources
@@ -18,14 +19,14 @@ from api.reviews import word_refused
 from api.web import bp, web_session
 from db import doodle_listing, review_listing
 from db.doodle_listing import DoodleFilters, ReviewState
-from db.labels import InvalidLabel, normalize_word
 from db.models import LabelSource
 from services import labels as labelling
 from services.vocabulary import WordRefused
 
 PAGE_SIZE = 48
-MAX_DECISIONS = 200  # doodles in one bulk decision
-ACTIONS = ("confirm", "discard", "label")
+# The API's bulk decision's contract (api.contract.doodles), so the page refuses what
+# the API refuses, with the same answers.
+_DECISIONS: Parser[LabelDoodles | DecideDoodles] = Parser(DoodleDecisions)
 
 
 @dataclass(frozen=True)
@@ -146,28 +147,12 @@ def _listed_or_404(raw_ids: list[Any]) -> list[uuid.UUID]:
     return ids
 
 
-def _decision_body() -> tuple[list[Any], str, str | None, bool]:
-    try:
-        body = json.loads(request.get_data() or b"null")
-    except ValueError:
-        raise InvalidRequest("send the body as JSON", {"field": "body"}) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("send a JSON object", {"field": "body"})
-    ids, action = body.get("ids"), body.get("action")
-    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_DECISIONS:
-        raise InvalidRequest(f"ids must list 1 to {MAX_DECISIONS} doodles", {"field": "ids"})
-    if action not in ACTIONS:
-        raise InvalidRequest(f"action must be one of {list(ACTIONS)}", {"field": "action"})
-    new_word = body.get("new_word", False)
-    if not isinstance(new_word, bool):
-        raise InvalidRequest("new_word must be true or false", {"field": "new_word"})
-    label = None
-    if action == "label":
-        try:
-            label = normalize_word(body.get("label"))
-        except InvalidLabel as exc:
-            raise InvalidRequest(str(exc), {"field": "label", "reason": "not_a_word"}) from None
-    return ids, action, label, new_word
+def _decision_body() -> LabelDoodles | DecideDoodles:
+    """The body, checked as `POST /v1/admin/doodles/decisions` checks it: one contract, one
+    parser, the same 400s (and 413 or 400 for a body too long or broken)."""
+    if request.mimetype != "application/json":
+        raise InvalidRequest("send the body as application/json", {"field": "body"})
+    return _DECISIONS.json(read_body(request, resources().settings.max_body_bytes))
 
 
 @bp.post("/doodles/decisions")
@@ -181,11 +166,16 @@ def decide() -> Response:
     erased player's), 409 the doodles that cannot take the decision, 422 a label that is
     not a known word (with suggestions): the page then asks whether to propose it as a
     new word, and sends the decision again with "new_word": true."""
-    raw_ids, action, label, new_word = _decision_body()
-    ids = [_uuid(raw) for raw in raw_ids]
+    body = _decision_body()
+    label = body.label if isinstance(body, LabelDoodles) else None
     try:
         decided = labelling.decide_many(
-            resources().sessions, ids, action, label, actor=web_session().actor, new_word=new_word
+            resources().sessions,
+            body.ids,
+            body.action,
+            label,
+            actor=web_session().actor,
+            new_word=body.new_word,
         )
     except WordRefused as exc:
         raise word_refused(exc) from None
@@ -205,4 +195,4 @@ def decide() -> Response:
         }
         for d in decided
     }
-    return jsonify({"action": action, "results": results, "failed": 0})
+    return jsonify({"action": body.action, "results": results, "failed": 0})
