@@ -116,9 +116,10 @@ def run_command(name: str) -> None:
     """Run one flow now, in this process, and print its headline figures as JSON."""
     with resolved_settings(redis=name == "retention") as settings:
         _export(settings)
-        from flows.context import FlowContext, use_context
+        from flows.context import FlowContext, use_context, yield_cpu_to_serving
         from flows.schedules import FLOWS
 
+        yield_cpu_to_serving(settings)  # beside `make run`, as its scheduled runs do
         context = FlowContext(settings)
         use_context(context)
         try:

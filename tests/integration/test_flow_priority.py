@@ -1,0 +1,84 @@
+"""Flow runs yield the CPU to serving (flows.context.yield_cpu_to_serving): in a process of
+its own, as a flow run has, every thread ends up at DOODLE_FLOW_NICE, threads started later
+inherit it, and torch uses DOODLE_FLOW_TORCH_THREADS at most. (The effect on recognition
+latency during a cycle: scripts/serving_during_training.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from core.settings import PROJECT_ROOT
+
+# A thread that exists before, and one started after, the call; then what each one's
+# niceness is (on Linux a niceness belongs to a thread).
+PROBE = """
+import json, os, threading, torch
+from core.settings import Settings
+from flows.context import yield_cpu_to_serving
+
+torch.set_num_threads(2)
+go = threading.Event()
+niceness = {}
+
+def report(name):
+    go.wait()
+    niceness[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+before = threading.Thread(target=report, args=("before",), daemon=True)
+before.start()
+yield_cpu_to_serving(Settings.from_env())
+after = threading.Thread(target=report, args=("after",), daemon=True)
+after.start()
+go.set()
+before.join()
+after.join()
+niceness["main"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+print(json.dumps({"niceness": niceness, "torch_threads": torch.get_num_threads()}))
+"""
+
+
+def _probe(**env: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_flow_process_runs_nicer_with_bounded_torch_threads():
+    start = os.getpriority(os.PRIO_PROCESS, 0)
+    result = _probe(DOODLE_FLOW_NICE="12", DOODLE_FLOW_TORCH_THREADS="1")
+    assert result["torch_threads"] == 1
+    assert result["niceness"] == {
+        "before": max(12, start),
+        "after": max(12, start),
+        "main": max(12, start),
+    }
+
+
+def test_nice_zero_leaves_the_priority_alone():
+    start = os.getpriority(os.PRIO_PROCESS, 0)
+    result = _probe(DOODLE_FLOW_NICE="0", DOODLE_FLOW_TORCH_THREADS="2")
+    assert set(result["niceness"].values()) == {start}
+    assert result["torch_threads"] == 2
+
+
+def test_an_out_of_range_niceness_is_refused_with_its_name():
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DOODLE_FLOW_NICE": "40"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "DOODLE_FLOW_NICE must be 0-19" in done.stderr
