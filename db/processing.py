@@ -102,6 +102,30 @@ def claim_abandoned(
     return found[0] if found else None
 
 
+_EXTEND_LEASE = text(
+    """
+UPDATE recognitions SET started_at = now()
+WHERE id = ANY(:ids) AND status = 'running' AND started_at = :claimed_at
+RETURNING started_at
+"""
+)
+
+
+def extend_lease(
+    conn: Connection | Session, ids: Sequence[uuid.UUID], claimed_at: dt.datetime
+) -> tuple[dt.datetime | None, int]:
+    """Renew the lease of the running doodles among `ids` that are still held by the claim
+    made at `claimed_at` (their started_at, which the claim set): it starts again now.
+
+    Returns the claim's new time (None when none is held any longer) and how many were
+    renewed. Finished doodles, and those another worker took over after the lease lapsed
+    (their started_at is that worker's claim), are left alone. The row's started_at is thus
+    when its lease last began; a doodle's queue time is in its timings.
+    """
+    rows = conn.execute(_EXTEND_LEASE, {"ids": list(ids), "claimed_at": claimed_at}).all()
+    return (rows[0].started_at if rows else None), len(rows)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a worker finished a doodle: a prediction, or an error (then status failed)."""

@@ -7,7 +7,10 @@ typical 256 px doodle. Prints one line each: bytes, outcome (a label of sorts: "
 the refusal's reason), CPU ms (user + system, of the call only) and peak RSS growth over the
 process before the call (MB).
 
-    .venv/bin/python scripts/png_cost.py [--rounds 3]
+    .venv/bin/python scripts/png_cost.py [--rounds 3] [--cases ...]
+
+To measure another checkout (the code before the limits: copy this script and
+tests/fixtures/pngs.py into it), run its copy of the script with this venv.
 """
 
 from __future__ import annotations
@@ -50,31 +53,48 @@ def _image(case: str) -> bytes:
     raise ValueError(f"unknown case {case}")
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS now, VmHWM its peak).
+    Not ru_maxrss: that keeps the peak of the process this one was forked from (a test
+    runner with torch loaded) across exec."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Start VmHWM afresh (Linux: "5" to clear_refs), so the peak is the call's, not that
+    of making the image."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def measure(case: str) -> dict:
     """Run in the child: decode once, report the call's cost."""
     data = _image(case)
-    from core.png import PngLimits
     from ml.raster import bitmap_from_png
 
-    limits = PngLimits(*RAISED[case]) if case in RAISED else None
+    args: tuple = ()
+    if case in RAISED:
+        from core.png import PngLimits
+
+        args = (PngLimits(*RAISED[case]),)
 
     bitmap_from_png(_image("typical-256"))  # warm: imports and first-call setup
-    before_rss = _rss_mb()
+    _reset_peak()
+    before_rss = _status_mb("VmRSS")
     before = resource.getrusage(resource.RUSAGE_SELF)
     try:
-        bitmap_from_png(data, limits)
+        bitmap_from_png(data, *args)
         outcome = "bitmap"
     except ValueError as exc:
         outcome = f"refused: {exc}"
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_ms = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
-    # ru_maxrss is in KB on Linux: the process's high-water mark.
-    peak_growth = max(after.ru_maxrss / 1024 - before_rss, 0.0)
+    # The process's peak RSS since just before the call, over its RSS then.
+    peak_growth = max(_status_mb("VmHWM") - before_rss, 0.0)
     return {
         "case": case,
         "bytes": len(data),
@@ -87,12 +107,13 @@ def measure(case: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per image")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child)))
         return
-    for case in CASES:
+    for case in args.cases:
         runs = [
             json.loads(
                 subprocess.run(

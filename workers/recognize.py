@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from core import keys
+from core.png import PngLimits
 from core.tasks import (
     QUEUE,
     RECOGNITION_WAIT_KEY,
@@ -63,9 +64,11 @@ class BatchReport:
     outcomes: dict[uuid.UUID, rec.Outcome] = field(default_factory=dict)
 
 
-def _bitmaps(claimed: Sequence[rec.Claimed]) -> tuple[list[tuple[rec.Claimed, np.ndarray]], dict]:
+def _bitmaps(
+    claimed: Sequence[rec.Claimed], png_limits: PngLimits
+) -> tuple[list[tuple[rec.Claimed, np.ndarray]], dict]:
     """(doodle, 28x28 bitmap) of the readable doodles, rasterised in one batch, and
-    {id: error} of the others."""
+    {id: error} of the others. PNGs over `png_limits` are refused from their header."""
     errors: dict[uuid.UUID, str] = {}
     images: list[tuple[rec.Claimed, np.ndarray]] = []
     strokes: list[tuple[rec.Claimed, list]] = []
@@ -74,7 +77,7 @@ def _bitmaps(claimed: Sequence[rec.Claimed]) -> tuple[list[tuple[rec.Claimed, np
             if c.input_format is InputFormat.png:
                 if c.payload_png is None:
                     raise ValueError("recognition has no image")
-                images.append((c, bitmap_from_png(c.payload_png)))
+                images.append((c, bitmap_from_png(c.payload_png, png_limits)))
             else:
                 strokes.append((c, to_simplified(c.payload)))
         except (ValueError, TypeError, IndexError) as exc:
@@ -84,11 +87,13 @@ def _bitmaps(claimed: Sequence[rec.Claimed]) -> tuple[list[tuple[rec.Claimed, np
     return images + [(c, r) for (c, _), r in zip(strokes, rasters, strict=True)], errors
 
 
-def recognize_claimed(model: LoadedModel, claimed: Sequence[rec.Claimed]) -> list[rec.Outcome]:
+def recognize_claimed(
+    model: LoadedModel, claimed: Sequence[rec.Claimed], png_limits: PngLimits | None = None
+) -> list[rec.Outcome]:
     """Outcomes of claimed doodles: one raster pass, one forward pass; an unreadable drawing
-    fails alone."""
+    fails alone (a PNG over `png_limits`, core.png's defaults if None, too)."""
     t0 = time.perf_counter()
-    readable, errors = _bitmaps(claimed)
+    readable, errors = _bitmaps(claimed, png_limits or PngLimits())
     t1 = time.perf_counter()
     outcomes = {rid: rec.Outcome(rid, error=error) for rid, error in errors.items()}
     if readable:
@@ -196,8 +201,12 @@ def _process(
     report: BatchReport,
     request_ids: Mapping[uuid.UUID, str | None],
 ) -> None:
-    outcomes = _with_png_keys(claimed, recognize_claimed(model, claimed))
-    finished = _finish(runtime, outcomes)
+    # The claims' leases are renewed while the batch works (workers.leases): a slow batch
+    # is not resent as if its worker had died.
+    with runtime.leases.holding(claimed):
+        png_limits = PngLimits.of(runtime.settings)
+        outcomes = _with_png_keys(claimed, recognize_claimed(model, claimed, png_limits))
+        finished = _finish(runtime, outcomes)
     done = [(c, o) for c, o in zip(claimed, outcomes, strict=True) if o.id in finished]
     _log_outcomes([o for _, o in done], request_ids)
     _notify(

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from core.tasks import RESULT_TTL_SECONDS
 from services.connections import Connections, Role
+from workers.leases import LeaseKeeper
 from workers.model_cache import ModelCache
 from workers.objects import ObjectWriter, StoragePause
 
@@ -54,6 +55,14 @@ class WorkerRuntime(Connections):
         )
 
     @cached_property
+    def leases(self) -> LeaseKeeper:
+        """Renews the claims of the batches in hand; a batch working longer than the task
+        time limit is presumed stuck and left to lapse."""
+        return LeaseKeeper(
+            self.autocommit, self.settings.lease_seconds, self.settings.task_soft_time_limit
+        )
+
+    @cached_property
     def storage_pause(self) -> StoragePause:
         return StoragePause(self.settings.storage_retry_seconds)
 
@@ -82,6 +91,8 @@ class WorkerRuntime(Connections):
         return True
 
     def close(self) -> None:
+        if "leases" in self.__dict__:
+            self.leases.stop()
         if "objects" in self.__dict__:
             self.objects.flush(timeout=10)
         super().close()
