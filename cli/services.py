@@ -39,6 +39,25 @@ def _gunicorn(app: Any, options: dict[str, Any]) -> None:
     Server().run()
 
 
+def _worker_class(settings: Settings) -> type[Any]:
+    """gthread that gives a connection a thread only once its request is read, within the
+    settings' deadlines (slow clients never hold the threads: cli.http_worker)."""
+    from cli.http_worker import BufferedThreadWorker
+
+    if settings.api_header_timeout <= 0 or settings.api_body_timeout <= 0:
+        raise click.UsageError(
+            "DOODLE_API_HEADER_TIMEOUT and DOODLE_API_BODY_TIMEOUT must be positive seconds"
+        )
+    if settings.api_connections_per_address < 0:
+        raise click.UsageError("DOODLE_API_CONNECTIONS_PER_ADDRESS must be 0 (no limit) or more")
+    return BufferedThreadWorker.configured(
+        header_timeout=settings.api_header_timeout,
+        body_timeout=settings.api_body_timeout,
+        connections_per_address=settings.api_connections_per_address,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
 @click.command("api")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", type=int, default=None, help="Defaults to $PORT, else 8000.")
@@ -65,7 +84,7 @@ def api_command(host: str, port: int | None, workers: int, threads: int) -> None
                 "bind": f"{host}:{port or settings.port}",
                 "workers": workers,
                 "threads": threads,
-                "worker_class": "gthread",
+                "worker_class": _worker_class(settings),
                 "timeout": 30,
                 "graceful_timeout": 15,
                 # No gunicorn access log: its lines carry paths, and paths carry player

@@ -157,6 +157,12 @@ class Settings:
     # Reviewers label, confirm and discard doodles; admins can do that and more (api.auth).
     reviewer_tokens: tuple[str, ...] = env("DOODLE_REVIEWER_TOKENS", _csv, ())
     port: int = env("PORT", _int, 8000)
+    # Slow clients (cli.http_worker): a request's head and body must arrive within these
+    # seconds, or 408; one address holds at most this many connections of an API process
+    # (0: no limit, e.g. behind a proxy that limits), or 429.
+    api_header_timeout: float = env("DOODLE_API_HEADER_TIMEOUT", _float, 10.0)
+    api_body_timeout: float = env("DOODLE_API_BODY_TIMEOUT", _float, 15.0)
+    api_connections_per_address: int = env("DOODLE_API_CONNECTIONS_PER_ADDRESS", _int, 256)
     # Rate limits (api.rate_limits): a client key's recognitions and guesses, and failed
     # authentications from one address; None is no limit.
     rate_recognitions: Rate | None = env(  # noqa: RUF009
