@@ -15,6 +15,7 @@ from sqlalchemy import select
 from api.auth import key_id
 from db.models import Label, LabelSource, ModelAliasHistory
 from tests.fixtures.app import ADMIN_TOKEN, post_recognition, recognize
+from tests.fixtures.players import secret_for
 
 REVIEWER_TOKEN = "test-reviewer-token"
 COOKIE = "doodle_admin_session"
@@ -68,7 +69,8 @@ def kept_doodle(client, worker_runtime, sample_drawings, seed_version):
             "player_id": player or f"page-player-{n}",
             "consent": {"store": True, "train": True, "version": "2026-11"},
         }
-        rid = uuid.UUID(post_recognition(client, body)["id"])
+        secret = secret_for(client, body["player_id"])
+        rid = uuid.UUID(post_recognition(client, body, secret)["id"])
         assert recognize(worker_runtime, rid) == "done"
         return rid
 

@@ -30,6 +30,7 @@ from db.models import (
     ReviewStatus,
 )
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, post_recognition, recognize
+from tests.fixtures.players import secret_for
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ACTOR = f"admin:{key_id(ADMIN_TOKEN)}"
@@ -56,7 +57,8 @@ def doodle(client, worker_runtime, sample_drawings, seed_version):
         if consent:
             body["player_id"] = player or f"player-{n}"
             body["consent"] = {"store": store, "train": train, "version": "2026-11"}
-        rid = uuid.UUID(post_recognition(client, body)["id"])
+        secret = secret_for(client, body["player_id"]) if "player_id" in body else None
+        rid = uuid.UUID(post_recognition(client, body, secret)["id"])
         if finish:
             assert recognize(worker_runtime, rid) == "done"
         return rid

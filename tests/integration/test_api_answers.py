@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from db import reviews
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, recognize
+from tests.fixtures.players import as_player, secret_for
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -49,7 +50,7 @@ def finished(client, worker_runtime, sample_drawings, seed_version):
             response = client.post(
                 "/v1/recognitions",
                 data=json.dumps(body),
-                headers=HEADERS,
+                headers={**HEADERS, **as_player(secret_for(client, body["player_id"]))},
                 content_type="application/json",
             )
             rid = uuid.UUID(response.get_json()["id"])

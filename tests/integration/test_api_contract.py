@@ -65,7 +65,7 @@ def test_bad_text_is_400_naming_the_field(client, db_session_factory, name, body
 
 def test_a_64_character_word_that_stays_64_is_accepted_lower_cased(client, db_session_factory):
     word = "Ä" * limits.MAX_WORD_LENGTH
-    response = _post(client, {"drawing": LINE, "word": word, "player_id": "player-1"})
+    response = _post(client, {"drawing": LINE, "word": word})
     assert response.status_code == 202, response.get_data(as_text=True)
     assert response.get_json()["word"] == word.lower()
     assert_error(_post(client, {"drawing": LINE, "word": word + "a"}), 400)

@@ -16,6 +16,7 @@ from core.drawings import render_png
 from core.storage import open_storage
 from db.models import Consent, Player, Recognition, RecognitionStatus
 from tests.fixtures.app import CLIENT_KEY, assert_error, recognize
+from tests.fixtures.players import as_player, seeded_player
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
 
@@ -79,13 +80,14 @@ def test_worker_recognises_and_get_returns_the_result(
 def test_consent_to_store_keeps_the_strokes_in_a_segment(
     client, worker_runtime, db_session_factory, apple, seed_version, settings
 ):
+    player = {**HEADERS, **as_player(seeded_player(db_session_factory, "player-1"))}
     body = {
         "drawing": apple,
         "word": "apple",
         "player_id": "player-1",
         "consent": {"store": True, "train": True, "version": "2026-11"},
     }
-    rid = _post(client, body).get_json()["id"]
+    rid = _post(client, body, player).get_json()["id"]
     assert recognize(worker_runtime, uuid.UUID(rid)) == "done"
     storage = open_storage(settings.object_store_url)
     assert client.get(f"/v1/recognitions/{rid}", headers=HEADERS).get_json()["stored"] is True
@@ -111,8 +113,10 @@ def test_consent_to_store_keeps_the_strokes_in_a_segment(
             True,
         )
     # The same grant again reuses the consent row; a new one records a new grant.
-    _post(client, body)
-    _post(client, {**body, "consent": {"store": True, "train": False, "version": "2026-11"}})
+    _post(client, body, player)
+    _post(
+        client, {**body, "consent": {"store": True, "train": False, "version": "2026-11"}}, player
+    )
     with db_session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Consent)) == 2
         assert s.scalar(select(func.count()).select_from(Player)) == 1

@@ -16,21 +16,21 @@ from db.labels import relabel_candidates
 from db.models import Consent, Label, LabelSource, Recognition
 from services import players
 from tests.fixtures.app import CLIENT_KEY, assert_error, post_recognition, recognize
+from tests.fixtures.players import as_player, secret_for
 from tests.integration.test_labels import game_doodle
 
 GRANT = {"version": "2026-11", "store": True, "train": True}
 
 
 def post(client, sample_drawings, player: str, consent: dict | None = GRANT) -> dict:
+    """A doodle of the player (made on first use), with their secret; the answer, and the
+    secret as `player_secret`."""
     body: dict = {"drawing": sample_drawings["apple"][2]["drawing"], "word": "apple"}
     body["player_id"] = player
     if consent is not None:
         body["consent"] = consent
-    return post_recognition(client, body)
-
-
-def as_player(secret: str) -> dict:
-    return {"X-Player-Secret": secret}
+    secret = secret_for(client, player)
+    return {**post_recognition(client, body, secret), "player_secret": secret}
 
 
 # -- the routes ---------------------------------------------------------------------------

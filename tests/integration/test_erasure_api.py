@@ -12,6 +12,7 @@ import redis
 from core.tasks import MAINTENANCE_QUEUE
 from services.erasure import work_erasure
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error
+from tests.fixtures.players import as_player, secret_for
 from tests.integration.test_erasure_removal import CIRCLE
 from workers.runtime import WorkerRuntime
 
@@ -20,14 +21,16 @@ CONSENT = {"store": True, "train": True, "version": "2026-11"}
 
 
 def _new_player(client, player_id: str) -> str:
+    """The player (with this id), and a first doodle of theirs; returns their secret."""
+    secret = secret_for(client, player_id)
     response = client.post(
         "/v1/recognitions",
         data=json.dumps({"drawing": CIRCLE, "player_id": player_id, "consent": CONSENT}),
-        headers={"X-API-Key": CLIENT_KEY},
+        headers={"X-API-Key": CLIENT_KEY, **as_player(secret)},
         content_type="application/json",
     )
     assert response.status_code == 202
-    return response.get_json()["player_secret"]
+    return secret
 
 
 def _queued_erasures(redis_client: redis.Redis) -> list[str]:

@@ -22,6 +22,7 @@ from db import recognitions as records
 from db.labels import add_label
 from db.models import AuditLog, InputFormat, LabelSource, Recognition
 from services.removal import remove_doodles
+from tests.fixtures.players import ensure_player
 from workers.objects import write_objects, writes_for
 from workers.recognize import recognize_batch
 from workers.runtime import WorkerRuntime
@@ -49,7 +50,8 @@ def post(
         consent=records.ConsentGrant("v1", store=store, train=store),
     )
     with sessions.begin() as s:
-        return records.insert_recognition(s, new).id
+        ensure_player(s, player)
+        return records.insert_recognition(s, new, trusted=True).id
 
 
 def test_removes_rows_lines_pngs_and_redis_keeping_other_players(

@@ -21,21 +21,25 @@ from db.models import Label, LabelSource, ModelVersionExample, Recognition
 from services import players
 from services.errors import UnknownPlayer
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, post_recognition
+from tests.fixtures.players import as_player, secret_for
 from workers.recognize import recognize_batch
 
 GRANT = {"version": "2026-11", "store": True, "train": True}
 
 
 def post_strokes(client, drawing, player: str) -> dict:
+    """A doodle of the player (made on first use), with their secret; the answer, and the
+    secret as `player_secret`."""
     body = {"drawing": drawing, "word": "apple", "player_id": player, "consent": GRANT}
-    return post_recognition(client, body)
+    secret = secret_for(client, player)
+    return {**post_recognition(client, body, secret), "player_secret": secret}
 
 
 def post_png(client, png: bytes, player: str) -> uuid.UUID:
     response = client.post(
         f"/v1/recognitions?player_id={player}&word=apple",
         data=png,
-        headers={"X-API-Key": CLIENT_KEY},
+        headers={"X-API-Key": CLIENT_KEY, **as_player(secret_for(client, player))},
         content_type="image/png",
     )
     assert response.status_code == 202, response.get_data(as_text=True)

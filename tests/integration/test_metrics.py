@@ -14,6 +14,7 @@ import pytest
 from db.models import TrainingRun
 from tests.fixtures.app import CLIENT_KEY, assert_error, recognize
 from tests.fixtures.metrics import Samples, parse, value
+from tests.fixtures.players import as_player, secret_for
 from tests.fixtures.proxy import TcpProxy
 from workers.metrics import Heartbeat, observe_batch
 
@@ -35,7 +36,8 @@ def _post(client, drawing) -> dict:
         "player_id": PLAYER,
         "consent": {"store": True, "train": True, "version": "2026-11"},
     }
-    response = client.post("/v1/recognitions", json=body, headers=HEADERS)
+    headers = {**HEADERS, **as_player(secret_for(client, PLAYER))}
+    response = client.post("/v1/recognitions", json=body, headers=headers)
     assert response.status_code == 202, response.get_data(as_text=True)
     return response.get_json()
 

@@ -1,5 +1,5 @@
-"""Who may act on a player's data: the player, with the secret issued with their first
-recognition, or an admin acting for them (audited). Every player route refuses another
+"""Who may act on a player's data: the player, with the secret POST /v1/players issued
+with their id, or an admin acting for them (audited). Every player route refuses another
 player's secret, a client key alone and no credential. Real Postgres, Redis and S3."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from api.auth import key_id
 from db.models import AuditLog, Player
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, assert_error, post_recognition
+from tests.fixtures.players import new_player as issue_player
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CONSENT = {"version": "2026-11", "store": True, "train": False}
@@ -25,19 +26,21 @@ ROUTES = [
 ]
 
 
-def post_doodle(client, sample_drawings, player: str, consent: dict | None = CONSENT):
+def post_doodle(client, sample_drawings, player: str, secret: str, consent: dict | None = CONSENT):
     body: dict = {"drawing": sample_drawings["apple"][0]["drawing"], "player_id": player}
     if consent is not None:
         body["consent"] = consent
-    return post_recognition(client, body)
+    return post_recognition(client, body, secret)
 
 
 @pytest.fixture
 def new_player(client, sample_drawings):
-    """A player made by their first recognition; returns (id, secret)."""
+    """A player as a game makes one (POST /v1/players), with a first doodle; returns
+    (id, secret). The name is the test's, for reading: the server picks the id."""
 
-    def make(player: str) -> tuple[str, str]:
-        secret = post_doodle(client, sample_drawings, player)["player_secret"]
+    def make(name: str) -> tuple[str, str]:
+        player, secret = issue_player(client)
+        post_doodle(client, sample_drawings, player, secret)
         return player, secret
 
     return make
@@ -52,8 +55,8 @@ def call(client, method: str, path: str, body, headers: dict):
 def test_the_secret_is_issued_once_and_only_its_hash_is_kept(
     client, sample_drawings, db_session_factory
 ):
-    first = post_doodle(client, sample_drawings, "zoe-one")
-    again = post_doodle(client, sample_drawings, "zoe-one")
+    player, secret = issue_player(client)
+    first = post_doodle(client, sample_drawings, player, secret)
     anonymous = client.post(
         "/v1/recognitions",
         data=json.dumps({"drawing": sample_drawings["apple"][1]["drawing"]}),
@@ -61,14 +64,13 @@ def test_the_secret_is_issued_once_and_only_its_hash_is_kept(
         content_type="application/json",
     ).get_json()
 
-    secret = first["player_secret"]
     assert len(secret) >= 40  # token_urlsafe(32): 256 bits
-    assert "player_secret" not in again
+    assert "player_secret" not in first
     assert "player_secret" not in anonymous
     read = client.get(f"/v1/recognitions/{first['id']}", headers={"X-API-Key": CLIENT_KEY})
     assert "player_secret" not in read.get_json()
     with db_session_factory() as s:
-        stored = s.scalar(select(Player.secret_hash).where(Player.id == "zoe-one"))
+        stored = s.scalar(select(Player.secret_hash).where(Player.id == player))
     assert stored == hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -114,9 +116,9 @@ def test_an_admin_acts_for_a_player_and_is_audited(
 
 
 def test_the_audit_ref_is_the_same_for_the_same_player(client, new_player, db_session_factory):
-    new_player("zoe-one")
-    new_player("quill-two")
-    for player in ("zoe-one", "zoe-one", "quill-two"):
+    zoe, _ = new_player("zoe-one")
+    quill, _ = new_player("quill-two")
+    for player in (zoe, zoe, quill):
         assert client.get(f"/v1/players/{player}/consent", headers=ADMIN).status_code == 200
     with db_session_factory() as s:
         subjects = [r.subject for r in s.scalars(select(AuditLog).order_by(AuditLog.id))]
@@ -151,7 +153,13 @@ def test_a_player_made_before_secrets_has_none_that_works(
 ):
     with db_session_factory.begin() as s:
         s.add(Player(id="old-timer"))  # secret_hash NULL: made before secrets were issued
-    post_doodle(client, sample_drawings, "old-timer")  # not new: no secret handed out
+    # No secret names them in a recognition either (and none is handed out).
+    refused = client.post(
+        "/v1/recognitions",
+        json={"drawing": sample_drawings["apple"][0]["drawing"], "player_id": "old-timer"},
+        headers={"X-API-Key": CLIENT_KEY, "X-Player-Secret": "guess"},
+    )
+    assert_error(refused, 401)
 
     assert_error(client.get("/v1/players/old-timer/consent", headers={"X-Player-Secret": ""}), 401)
     assert_error(

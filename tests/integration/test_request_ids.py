@@ -12,6 +12,7 @@ import redis
 from core.tasks import QUEUE
 from db import recognitions as rec
 from db.models import InputFormat
+from db.players import create_player
 from tests.fixtures.app import CLIENT_KEY
 from workers.recognize import recognize_batch
 
@@ -55,12 +56,14 @@ def test_the_worker_logs_a_failed_doodle_with_its_request_id(
     worker_runtime, db_session_factory, seed_version, caplog
 ):
     # A drawing the API would refuse (see test_durability), slipped in beside the API.
-    new = rec.NewRecognition(
-        input_format=InputFormat.simplified,
-        payload=[[["x", "y"], [1, 2]]],
-        player_id="player-secret-7",
-    )
     with db_session_factory.begin() as s:
+        player = create_player(s, "player-secret-7")
+        new = rec.NewRecognition(
+            input_format=InputFormat.simplified,
+            payload=[[["x", "y"], [1, 2]]],
+            player_id=player.id,
+            player_secret=player.secret,
+        )
         rid = rec.insert_recognition(s, new).id
     with caplog.at_level(logging.DEBUG, logger="workers.recognize"):
         report = recognize_batch(worker_runtime, [rid], request_ids={rid: "req-failing-1"})

@@ -112,5 +112,10 @@ def test_a_retention_of_zero_days_keeps_everything(
 
     headline = _run_retention()
 
-    assert headline == {"retention_days": 0, "removed": {}, "model_versions": {}}
+    assert headline == {
+        "retention_days": 0,
+        "removed": {},
+        "model_versions": {},
+        "idempotency_keys_pruned": 0,
+    }
     assert _count(worker_runtime.sessions) == 1

@@ -23,6 +23,7 @@ from ml.artifacts import ArtifactCorrupt
 from ml.network import seed_classes, seed_weights_path
 from ml.raster import rasterize
 from tests.fixtures.app import import_version
+from tests.fixtures.players import ensure_player
 from workers import objects
 from workers.recognize import recognize_batch, store_pending, sweep
 
@@ -32,7 +33,8 @@ KEEP = rec.ConsentGrant(version="2026-11", store=True, train=True)
 def _queue(session_factory, drawing, **kw) -> uuid.UUID:
     with session_factory.begin() as s:
         new = rec.NewRecognition(input_format=InputFormat.simplified, payload=drawing, **kw)
-        return rec.insert_recognition(s, new).id
+        ensure_player(s, new.player_id)
+        return rec.insert_recognition(s, new, trusted=True).id
 
 
 def _row(session_factory, rid: uuid.UUID) -> Recognition:
