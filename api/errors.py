@@ -148,14 +148,19 @@ def register_error_handlers(app: Flask) -> None:
                 response.headers["Location"] = path + (f"?{parts.query}" if parts.query else "")
         return response
 
-    @app.errorhandler(OperationalError)  # Postgres unreachable, or gone mid-statement
+    # Postgres unreachable, gone mid-statement, or over a timeout (db.session): silent past
+    # the reply deadline (DatabaseSilent), statement_timeout (QueryCanceled), lock_timeout
+    # (LockNotAvailable), connect_timeout (ConnectionTimeout); all OperationalErrors.
+    @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     @app.errorhandler(PoolTimeout)  # every pooled connection is stuck waiting on it
     @app.errorhandler(RedisError)
     @app.errorhandler(StorageUnavailable)
     def _dependency_down(exc: Exception) -> Response:
-        # An outage, not a bug: the client may try again; nothing was accepted.
-        log.warning("dependency unavailable: %s", type(exc).__name__)
+        # An outage, not a bug: the client may try again; nothing was accepted. The driver's
+        # error names which wait ran out (its message may name hosts: left out).
+        cause = getattr(exc, "orig", None) or exc
+        log.warning("dependency unavailable: %s (%s)", type(exc).__name__, type(cause).__name__)
         unavailable = ServiceUnavailable("a backing service is unavailable; try again shortly")
         return _api_error(unavailable)
 
