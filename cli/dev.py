@@ -16,6 +16,8 @@
    stops, is started again with back-off; the rest keep serving.
 6. Ctrl-C, SIGTERM or SIGHUP: children get SIGTERM, then SIGKILL after a grace period (a
    second Ctrl-C skips the wait), then the embedded services stop.
+7. Killed outright (SIGKILL, the OOM killer): a watchdog started first (devtools/watchdog.py)
+   sees it die and stops every process it started, then the embedded servers.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from db.registry import Alias, get_alias
 from devtools.embedded import EmbeddedServices
 from devtools.net import port_open, wait_http
 from devtools.supervisor import Child, Output, Server, Supervisor
+from devtools.watchdog import MARKER, Watchdog
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -353,7 +356,7 @@ def run_command(flows: bool) -> None:
         )
     try:
         embedded = EmbeddedServices(settings)
-        with _signals_raise(), embedded as resolved:
+        with _signals_raise(), Watchdog() as run_id, embedded as resolved:
             _say(f"database {redact_url(resolved.db_url)}")
             _say(f"redis    {redact_url(resolved.broker_url)}")
             _say(f"objects  {redact_url(resolved.object_store_url)}")
@@ -376,6 +379,7 @@ def run_command(flows: bool) -> None:
                         f"{resolved.home / DEV_ADMIN_TOKEN_FILE} (Authorization: Bearer ...)"
                     )
             env = child_env(resolved, client_keys, admin_tokens)
+            env[MARKER] = run_id  # how the watchdog finds them and their forks
             prefect_port = use_prefect(resolved, env) if flows else None
             ensure_seed_model(resolved)
 

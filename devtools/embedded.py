@@ -144,6 +144,23 @@ class EmbeddedServices:
         with _flock(self.home / LOCK_FILE):
             self._services()[name].up()
 
+    def stop_unheld(self, patience: float) -> list[str]:
+        """Stop each server of ours that runs while no live process holds it: what a
+        killed `doodle run` left (devtools.watchdog). Returns the names of those stopped."""
+        services = self._services()
+        if not services or not self.home.exists():
+            return []
+        stopped = []
+        with _flock(self.home / LOCK_FILE):
+            handles = self._read_handles()  # live holders only
+            for name, service in reversed(services.items()):
+                if handles.get(name) or not service.alive():
+                    continue
+                service.stop(patience)
+                stopped.append(name)
+            self._write_handles(handles)
+        return stopped
+
     def _release(self, handles: dict[str, list[str]]) -> None:
         """Drop our handles; stop each server nobody else holds (in reverse order)."""
         services = self._services()

@@ -262,8 +262,9 @@ class EmbeddedPostgres:
             )
         return port
 
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT to the postmaster, what `pg_ctl -m fast stop` sends).
+    def stop(self, patience: float = STOP_TIMEOUT) -> None:
+        """Fast shutdown (SIGINT to the postmaster, what `pg_ctl -m fast stop` sends); after
+        `patience` seconds, immediate shutdown (SIGQUIT), then SIGKILL.
 
         Signalled directly rather than through pg_ctl: as root, pg_ctl runs as the system
         user, which may have lost access to the folders above the data directory since
@@ -274,7 +275,7 @@ class EmbeddedPostgres:
             return
         log.info("stopping PostgreSQL (pid %s, data %s)", pid, self.datadir)
         for sig, wait in (
-            (signal.SIGINT, STOP_TIMEOUT),
+            (signal.SIGINT, patience),
             (signal.SIGQUIT, 5.0),
             (signal.SIGKILL, 5.0),
         ):

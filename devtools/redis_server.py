@@ -165,7 +165,8 @@ class EmbeddedRedis:
             time.sleep(0.05)
         raise EmbeddedServiceError(f"Redis did not come up:\n{log_tail(self.log_file)}")
 
-    def stop(self) -> None:
+    def stop(self, patience: float = STOP_TIMEOUT) -> None:
+        """SIGTERM (redis' own save and exit); SIGKILL after `patience` seconds."""
         pid = self._pid()
         if pid is None:
             return
@@ -174,7 +175,7 @@ class EmbeddedRedis:
         log.info("stopping Redis (pid %s)", pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + patience
         while pid_alive(pid):
             if time.monotonic() > deadline:
                 log.warning("Redis (pid %s) did not stop in time; killing it", pid)
