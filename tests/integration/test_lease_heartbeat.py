@@ -6,16 +6,19 @@ if its worker had died)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
 from db import processing
 from db import recognitions as rec
 from db.models import InputFormat, Recognition, RecognitionStatus
+from ml.predict import Predictor
 from workers.model_cache import LoadedModel
 from workers.recognize import BatchReport, recognize_batch, sweep
 from workers.runtime import WorkerRuntime
@@ -45,6 +48,13 @@ def _row(db_session_factory, rid: uuid.UUID) -> Recognition:
         return row
 
 
+def _started_at(db_session_factory, rid: uuid.UUID) -> dt.datetime:
+    """When the doodle's lease last began (its claim or the last renewal)."""
+    started_at = _row(db_session_factory, rid).started_at
+    assert started_at is not None
+    return started_at
+
+
 def _sweep_while(runtime: WorkerRuntime, busy, at_least: float) -> list[uuid.UUID]:
     """Sweep again and again while `busy()` and for at least `at_least` seconds: what the
     sweeper resent."""
@@ -68,7 +78,7 @@ def test_a_claim_renewed_past_its_lease_is_not_swept_and_is_once_renewals_stop(
         assert _sweep_while(runtime, lambda: False, at_least=3 * LEASE) == []
         with runtime.engine.begin() as conn:
             assert processing.claim_abandoned(conn, rid, LEASE) is None
-        renewed = _row(db_session_factory, rid).started_at
+        renewed = _started_at(db_session_factory, rid)
         assert (renewed - claimed[0].started_at).total_seconds() >= 2 * LEASE
         # The worker dies: its renewals stop (its process, thread and all, is gone).
         runtime.leases.stop()
@@ -81,6 +91,7 @@ def test_a_claim_renewed_past_its_lease_is_not_swept_and_is_once_renewals_stop(
         # Resent a lease after the last renewal, which was the last: the row is as it was.
         row = _row(db_session_factory, rid)
         assert row.status is RecognitionStatus.running and row.started_at == renewed
+        assert row.enqueued_at is not None
         assert (row.enqueued_at - renewed).total_seconds() >= LEASE
         # The resent doodle is claimed again by the next worker, counting the attempt.
         with runtime.engine.begin() as conn:
@@ -99,7 +110,7 @@ def test_a_claim_taken_over_after_a_lapse_is_no_longer_renewed(
             "UPDATE recognitions SET started_at = now() - interval '1 minute' WHERE id = %s",
             (rid,),
         )
-        theirs = _row(db_session_factory, rid).started_at
+        theirs = _started_at(db_session_factory, rid)
         assert processing.extend_lease(conn, [rid], claimed.started_at) == (None, 0)
         # Its owner's renewal does renew it.
         new_time, count = processing.extend_lease(conn, [rid], theirs)
@@ -124,9 +135,8 @@ def test_a_batch_slower_than_the_lease_is_recognised_once_and_never_resent(
     ids = [_queue(db_session_factory, sample_drawings["star"][i]["drawing"]) for i in range(3)]
     model = runtime.models.current()
     started = threading.Event()
-    slow = LoadedModel(
-        model.version_id, model.classes, _SlowPredictor(model.predictor, 3 * LEASE, started)
-    )
+    predictor = cast(Predictor, _SlowPredictor(model.predictor, 3 * LEASE, started))
+    slow = LoadedModel(model.version_id, model.classes, predictor)
     monkeypatch.setattr(runtime.models, "current", lambda: slow)
     reports: list[BatchReport] = []
     worker = threading.Thread(target=lambda: reports.append(recognize_batch(runtime, ids)))
