@@ -153,7 +153,7 @@ PLAYER_SECRET = {
     "in": "header",
     "description": "the secret POST /v1/players issued with the player_id; needed when the "
     "recognition names a player_id, else ignored",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    "schema": {"type": "string"},
 }
 REPLAYED_HEADER = {
     REPLAYED: {

@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -22,11 +23,19 @@ from api.openapi import openapi_document
 from core.settings import Settings
 from core.tasks import GUESS_QUEUE
 from db.labels import is_word
+from db.players import hash_secret, insert_player
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY
 from workers.guess import GuessRequest, guess_batch
 from workers.runtime import WorkerRuntime
 
 AUTH = {"X-API-Key": CLIENT_KEY, "Authorization": f"Bearer {ADMIN_TOKEN}"}
+# The player every generated doodle names, made before the run with a known secret.
+PLAYER = "player-1"
+PLAYER_SECRET = "schemathesis-player-secret"
+# Links lead to players POST /v1/players made: the calls then carry every credential
+# explicitly (the admin's token authorises the player routes; probes drop them all), so
+# that the auth checks never judge a generated X-Player-Secret to be the one that worked.
+STATEFUL_AUTH = {**AUTH, "X-Player-Secret": PLAYER_SECRET}
 
 # Hypothesis warns when the global `random` state moves while it draws a case; in a full
 # run, background threads of other fixtures (Prefect's server, object writers) do that.
@@ -69,8 +78,11 @@ def contract_app(settings: Settings, seed_version: int, guess_worker: None) -> I
         rate_recognitions=None,
         rate_guesses=None,
         rate_auth_failures=None,
+        ready_min_workers=0,  # no batch worker runs here: readiness judges the services
     )
     app = create_app(quick)
+    with app.extensions[EXTENSION].sessions.begin() as s:
+        insert_player(s, PLAYER, hash_secret(PLAYER_SECRET))
     yield app
     app.extensions[EXTENSION].close()
 
@@ -151,8 +163,15 @@ def follow_rules_stated_in_words(case: Case, cursors: set[str] | None = None) ->
         if isinstance(consent, dict):
             consent["version"] = _text(consent.get("version"), "2026-11")
             consent["store"] = consent.get("store") or consent.get("train")  # train needs store
-            body.setdefault("player_id", "player-1")  # consent needs a player
-            body["player_id"] = body["player_id"] or "player-1"
+            if "drawing" in body:
+                body["player_id"] = PLAYER  # consent needs a player
+        if "drawing" in body and "player_id" in body:
+            _as_the_player(case, body)  # a player_id needs the player's secret
+    if case.query and "player_id" in case.query and case.operation.path == "/v1/recognitions":
+        _as_the_player(case, case.query)
+    if case.headers and "Idempotency-Key" in case.headers:
+        # Stated in words: a key is sent again only with the same request.
+        case.headers["Idempotency-Key"] = str(uuid.uuid4())
     if case.query:
         if case.query.get("after") not in (cursors or set()):
             case.query.pop("after", None)  # a cursor is only ever one the list made
@@ -166,6 +185,12 @@ def follow_rules_stated_in_words(case: Case, cursors: set[str] | None = None) ->
     if case.path_parameters and "word" in case.path_parameters:
         case.path_parameters["word"] = _word(case.path_parameters["word"], "kiwi")
     return case
+
+
+def _as_the_player(case: Case, named: dict[str, Any]) -> None:
+    """Stated in words: a recognition names the player issued the id, with their secret."""
+    named["player_id"] = PLAYER
+    case.headers = {**(case.headers or {}), "X-Player-Secret": PLAYER_SECRET}
 
 
 def _in_order(query: dict[str, Any], low: str, high: str, parse: Any) -> None:
@@ -221,14 +246,14 @@ def test_linked_calls_keep_the_contract(api_schema):
             checked.append(case.operation.label)
 
         def get_call_kwargs(self, case: Case) -> dict[str, Any]:
-            return {"headers": AUTH}
+            return {"headers": STATEFUL_AUTH}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
             # Told the headers sent, the auth checks know the keys are valid ones.
             case.validate_response(
                 response,
                 additional_checks=additional_checks,
-                headers=AUTH,
+                headers=STATEFUL_AUTH,
                 transport_kwargs=kwargs or None,
                 recorder=self.recorder,
             )
