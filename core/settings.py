@@ -286,6 +286,13 @@ class Settings:
     # starts a cycle once this many new labels arrived since the last one started.
     flywheel_min_new_labels: int = env("DOODLE_FLYWHEEL_MIN_NEW_LABELS", _int, 200)
     flywheel_poll_seconds: int = env("DOODLE_FLYWHEEL_POLL_SECONDS", _int, 60)
+    # Flow runs (relabel, training, evaluation) yield the CPU to serving on a shared host
+    # (flows.context.yield_cpu_to_serving): this niceness (0-19; 0: as started), Linux's
+    # SCHED_IDLE policy (serving preempts them at once on waking), and at most this many
+    # torch threads.
+    flow_nice: int = env("DOODLE_FLOW_NICE", _int, 10)
+    flow_sched_idle: bool = env("DOODLE_FLOW_SCHED_IDLE", _bool, True)
+    flow_torch_threads: int = env("DOODLE_FLOW_TORCH_THREADS", _int, 1)
     # The Prefect server (API and UI) that `doodle run` starts, and `doodle flows` looks
     # for when PREFECT_API_URL is unset.
     prefect_port: int = env("DOODLE_PREFECT_PORT", _int, 4200)

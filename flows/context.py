@@ -44,11 +44,13 @@ class FlowContext(Connections):
 
 
 def yield_cpu_to_serving(settings: Settings) -> None:
-    """Make this process background work: every thread at `flow_nice` (new threads inherit
-    it), torch at `flow_torch_threads` at most. Flows run beside the API and the workers
-    (`make run`, a small host); a cycle's relabelling, training and evaluation at the same
-    priority took their CPU (recognition p50 23 -> 34 ms, issue 18). Niceness only ever
-    goes up here: a process already nicer is left as it is."""
+    """Make this process background work: every thread at `flow_nice` and, on Linux, under
+    the SCHED_IDLE policy (threads started later inherit both); torch at
+    `flow_torch_threads` at most. Flows run beside the API and the workers (`make run`, a
+    small host); a cycle's relabelling, training and evaluation at the same priority took
+    their CPU (recognition p50 23 -> 34 ms, issue 18). Niceness alone still let training
+    hold a core for a while when a request's thread woke; SCHED_IDLE is preempted at once.
+    Priority only ever goes down here: a process already nicer is left as it is."""
     if not 0 <= settings.flow_nice <= 19:
         raise ValueError(f"DOODLE_FLOW_NICE must be 0-19, got {settings.flow_nice}")
     if settings.flow_torch_threads < 1:
@@ -56,18 +58,18 @@ def yield_cpu_to_serving(settings: Settings) -> None:
             f"DOODLE_FLOW_TORCH_THREADS must be 1 or more: {settings.flow_torch_threads}"
         )
     torch.set_num_threads(min(torch.get_num_threads(), settings.flow_torch_threads))
-    if settings.flow_nice == 0:
-        return
-    # On Linux a niceness belongs to a thread: set each one's (the process's own id names
-    # the main thread only). Elsewhere the process's is all there is.
+    idle = settings.flow_sched_idle and hasattr(os, "SCHED_IDLE")
+    # On Linux niceness and policy belong to a thread: set each one's (the process's own id
+    # names the main thread only). Elsewhere the process's is all there is.
     tasks = Path("/proc/self/task")
-    ids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
-    for tid in ids:
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]:
         try:
             if os.getpriority(os.PRIO_PROCESS, tid) < settings.flow_nice:
                 os.setpriority(os.PRIO_PROCESS, tid, settings.flow_nice)
+            if idle:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
         except (ProcessLookupError, PermissionError) as exc:  # a thread that just ended
-            log.debug("niceness of thread %s unchanged: %s", tid, exc)
+            log.debug("priority of thread %s unchanged: %s", tid, exc)
 
 
 _current: FlowContext | None = None

@@ -1,7 +1,7 @@
 """Flow runs yield the CPU to serving (flows.context.yield_cpu_to_serving): in a process of
-its own, as a flow run has, every thread ends up at DOODLE_FLOW_NICE, threads started later
-inherit it, and torch uses DOODLE_FLOW_TORCH_THREADS at most. (The effect on recognition
-latency during a cycle: scripts/serving_during_training.py.)"""
+its own, as a flow run has, every thread ends up at DOODLE_FLOW_NICE and under SCHED_IDLE,
+threads started later inherit both, and torch uses DOODLE_FLOW_TORCH_THREADS at most. (The
+effect on recognition latency during a cycle: scripts/serving_during_training.py.)"""
 
 from __future__ import annotations
 
@@ -23,9 +23,12 @@ torch.set_num_threads(2)
 go = threading.Event()
 niceness = {}
 
+policy = {}
+
 def report(name):
     go.wait()
     niceness[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    policy[name] = os.sched_getscheduler(threading.get_native_id())
 
 before = threading.Thread(target=report, args=("before",), daemon=True)
 before.start()
@@ -36,7 +39,9 @@ go.set()
 before.join()
 after.join()
 niceness["main"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-print(json.dumps({"niceness": niceness, "torch_threads": torch.get_num_threads()}))
+policy["main"] = os.sched_getscheduler(threading.get_native_id())
+threads = torch.get_num_threads()
+print(json.dumps({"niceness": niceness, "policy": policy, "torch_threads": threads}))
 """
 
 
@@ -53,21 +58,22 @@ def _probe(**env: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_a_flow_process_runs_nicer_with_bounded_torch_threads():
+def test_a_flow_process_runs_nicer_idle_scheduled_with_bounded_torch_threads():
     start = os.getpriority(os.PRIO_PROCESS, 0)
     result = _probe(DOODLE_FLOW_NICE="12", DOODLE_FLOW_TORCH_THREADS="1")
     assert result["torch_threads"] == 1
-    assert result["niceness"] == {
-        "before": max(12, start),
-        "after": max(12, start),
-        "main": max(12, start),
-    }
+    nice = max(12, start)
+    assert result["niceness"] == {"before": nice, "after": nice, "main": nice}
+    assert set(result["policy"].values()) == {os.SCHED_IDLE}
 
 
-def test_nice_zero_leaves_the_priority_alone():
+def test_both_can_be_turned_off():
     start = os.getpriority(os.PRIO_PROCESS, 0)
-    result = _probe(DOODLE_FLOW_NICE="0", DOODLE_FLOW_TORCH_THREADS="2")
+    result = _probe(
+        DOODLE_FLOW_NICE="0", DOODLE_FLOW_SCHED_IDLE="false", DOODLE_FLOW_TORCH_THREADS="2"
+    )
     assert set(result["niceness"].values()) == {start}
+    assert set(result["policy"].values()) == {os.sched_getscheduler(0)}
     assert result["torch_threads"] == 2
 
 
