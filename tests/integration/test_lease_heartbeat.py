@@ -19,6 +19,7 @@ from db import processing
 from db import recognitions as rec
 from db.models import InputFormat, Recognition, RecognitionStatus
 from ml.predict import Predictor
+from workers.leases import LeaseKeeper
 from workers.model_cache import LoadedModel
 from workers.recognize import BatchReport, recognize_batch, sweep
 from workers.runtime import WorkerRuntime
@@ -154,3 +155,38 @@ def test_a_batch_slower_than_the_lease_is_recognised_once_and_never_resent(
         row = _row(db_session_factory, rid)
         assert row.status is RecognitionStatus.done and row.label == "star"
         assert row.attempts == 1
+
+
+def test_a_batch_that_finishes_within_a_third_of_a_lease_costs_no_statement(
+    runtime, db_session_factory, sample_drawings
+):
+    # A keeper without its thread (stopped before use): renewals only when the test asks.
+    keeper = LeaseKeeper(runtime.autocommit, LEASE, max_hold_seconds=60)
+    keeper.stop()
+    rid = _queue(db_session_factory, sample_drawings["tree"][2]["drawing"])
+    with runtime.autocommit.connect() as conn:
+        claimed = processing.claim_batch(conn, [rid])
+    with keeper.holding(claimed):
+        assert keeper.renew_due() == 0  # not due yet: no statement
+        time.sleep(keeper.renew_after)
+        assert keeper.renew_due() == 1
+        assert _started_at(db_session_factory, rid) > claimed[0].started_at
+    # Finished: nothing of it is renewed any more.
+    time.sleep(keeper.renew_after)
+    assert keeper.renew_due() == 0
+
+
+def test_a_batch_held_past_the_task_time_limit_is_left_to_lapse(
+    runtime, db_session_factory, sample_drawings
+):
+    # Stuck (held longer than max_hold_seconds): no more renewals, so the sweeper resends
+    # it and a doodle that keeps hanging workers is failed after max_attempts.
+    keeper = LeaseKeeper(runtime.autocommit, LEASE, max_hold_seconds=LEASE / 3)
+    keeper.stop()
+    rid = _queue(db_session_factory, sample_drawings["tree"][3]["drawing"])
+    with runtime.autocommit.connect() as conn:
+        claimed = processing.claim_batch(conn, [rid])
+    with keeper.holding(claimed):
+        time.sleep(keeper.renew_after)
+        assert keeper.renew_due() == 0
+        assert _started_at(db_session_factory, rid) == claimed[0].started_at
