@@ -115,12 +115,13 @@ def posts(
     ]
 
 
-def recognition_body(post: Post) -> dict[str, Any]:
-    """A game client's `POST /v1/recognitions` body: the strokes, the prompt and consent."""
+def recognition_body(post: Post, player_id: str | None = None) -> dict[str, Any]:
+    """A game client's `POST /v1/recognitions` body: the strokes, the prompt and consent.
+    `player_id`: the id the product issued the simulated player (else their name)."""
     return {
         "drawing": post.drawing,
         "word": post.word,
-        "player_id": post.player,
+        "player_id": player_id or post.player,
         "consent": {"store": True, "train": True, "version": "bench"},
     }
 

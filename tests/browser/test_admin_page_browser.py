@@ -19,6 +19,7 @@ from ml.network import seed_classes
 from services.datasets import import_sources
 from tests.browser.conftest import REVIEWER_TOKEN, screenshot
 from tests.fixtures.app import ADMIN_TOKEN, post_recognition, recognize
+from tests.fixtures.players import secret_for
 
 FINISHED = ("promoted", "rejected", "skipped", "failed")
 
@@ -34,7 +35,8 @@ def doodles(client, worker_runtime, sample_drawings, seed_version):
             "player_id": f"browser-player-{n}",
             "consent": {"store": True, "train": True, "version": "2026-11"},
         }
-        rid = uuid.UUID(post_recognition(client, body)["id"])
+        secret = secret_for(client, body["player_id"])
+        rid = uuid.UUID(post_recognition(client, body, secret)["id"])
         assert recognize(worker_runtime, rid) == "done"
         made.setdefault(word, []).append(rid)
     return made

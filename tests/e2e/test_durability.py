@@ -23,6 +23,7 @@ from core.tasks import enqueue_recognition
 from db import recognitions as rec
 from db.models import InputFormat, Recognition, RecognitionStatus
 from tests.fixtures.app import CLIENT_KEY
+from tests.fixtures.players import seeded_player
 from tests.fixtures.proxy import TcpProxy
 
 HEADERS = {"X-API-Key": CLIENT_KEY}
@@ -38,11 +39,18 @@ def _counts(session_factory) -> dict[RecognitionStatus, int]:
     return {status: n for status, n in rows}
 
 
-def _post_all(base_url: str, bodies: list[dict], wait: float = 0) -> list[requests.Response]:
+def _post_all(
+    base_url: str, bodies: list[dict], wait: float = 0, secrets: dict[str, str] | None = None
+) -> list[requests.Response]:
+    """Every body at once; a body naming a player carries their secret (`secrets`)."""
     headers = {**HEADERS, **({"Prefer": f"wait={wait:g}"} if wait else {})}
 
     def post(body: dict) -> requests.Response:
-        return requests.post(f"{base_url}/v1/recognitions", json=body, headers=headers, timeout=30)
+        player = body.get("player_id")
+        own = {"X-Player-Secret": (secrets or {})[player]} if player else {}
+        return requests.post(
+            f"{base_url}/v1/recognitions", json=body, headers={**headers, **own}, timeout=30
+        )
 
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(post, bodies))
@@ -57,7 +65,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_is_replaced_fast(
     bodies = [
         {"drawing": d, "player_id": f"p{i % 7}", "consent": KEEP} for i, d in enumerate(drawings)
     ]
-    responses = _post_all(stack.base_url, bodies)
+    secrets = {f"p{i}": seeded_player(db_session_factory, f"p{i}") for i in range(7)}
+    responses = _post_all(stack.base_url, bodies, secrets=secrets)
     assert all(r.status_code == 202 for r in responses)
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == len(drawings)
@@ -119,7 +128,8 @@ def test_object_storage_down_answers_all_and_writes_later(
         proxy.stop()  # connections refused from now on
         drawings = [d["drawing"] for ds in sample_drawings.values() for d in ds[:4]]
         bodies = [{"drawing": d, "player_id": "p-outage", "consent": KEEP} for d in drawings]
-        responses = _post_all(stack.base_url, bodies, wait=10)
+        secrets = {"p-outage": seeded_player(db_session_factory, "p-outage")}
+        responses = _post_all(stack.base_url, bodies, wait=10, secrets=secrets)
         assert [r.status_code for r in responses] == [200] * len(bodies), stack.tail("worker")
         assert all(r.json()["status"] == "done" and r.json()["stored"] for r in responses)
         ids = [uuid.UUID(r.json()["id"]) for r in responses]

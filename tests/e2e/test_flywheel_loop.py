@@ -25,6 +25,7 @@ from ml.predict import Predictor
 from ml.raster import rasterize
 from services.datasets import import_sources
 from tests.fixtures.app import ADMIN_TOKEN, CLIENT_KEY, recognize
+from tests.fixtures.players import as_player, secret_for
 
 # Words the seed model rarely mistakes, with confidence, for one of its own (a
 # confident "that is a bowtie" sends a doodle to review instead of into training).
@@ -76,15 +77,16 @@ def test_players_teach_the_model_new_words(
         drawings = _ndjson(shared_data / "quickdraw" / "simplified" / f"{word}.ndjson")
         held_out[word] = [d["drawing"] for d in drawings[POSTED:]]
         for i, drawing in enumerate(d["drawing"] for d in drawings[:POSTED]):
+            player = f"player-{word.replace(' ', '-')}-{i % 3}"
             response = client.post(
                 "/v1/recognitions",
                 json={
                     "drawing": drawing,
                     "word": word,
-                    "player_id": f"player-{word.replace(' ', '-')}-{i % 3}",
+                    "player_id": player,
                     "consent": {"store": True, "train": True, "version": "2026-11"},
                 },
-                headers=HEADERS,
+                headers={**HEADERS, **as_player(secret_for(client, player))},
             )
             assert response.status_code == 202, response.get_data(as_text=True)
             rid = response.get_json()["id"]
