@@ -18,6 +18,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT, Settings
 from tests.fixtures.app import CLIENT_KEY, recognize
+from tests.fixtures.players import as_player, secret_for
 from tests.integration.test_guesses import _serve_one_guess
 
 README = (PROJECT_ROOT / "README.md").read_text()
@@ -54,7 +55,10 @@ def test_the_recognition_example_answers_what_the_readme_shows(
 ):
     body = _curl_body("/v1/recognitions")
     assert body["word"] == "star" and body["consent"]["store"] is True
-    posted = client.post("/v1/recognitions", json=body, headers=HEADERS)
+    # The example's player, as POST /v1/players would have made them: their secret goes
+    # with the doodle (X-Player-Secret).
+    player = as_player(secret_for(client, body["player_id"])) if "player_id" in body else {}
+    posted = client.post("/v1/recognitions", json=body, headers={**HEADERS, **player})
     assert posted.status_code == 202, posted.get_data(as_text=True)
     rid = posted.get_json()["id"]
     assert recognize(worker_runtime, uuid.UUID(rid)) == "done"
