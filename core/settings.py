@@ -321,6 +321,10 @@ class Settings:
     # may make something new; the retention flow prunes it).
     idempotency_ttl_hours: float = env("DOODLE_IDEMPOTENCY_TTL_HOURS", _float, 24.0)
     erased_weights_history: int = env("DOODLE_ERASED_WEIGHTS_HISTORY", _int, 3)
+    # After erasures, tables up to this size (MB, with indexes and TOAST) are rewritten
+    # (VACUUM FULL: writes wait on the table meanwhile, about 6 s a 400 MB here) so their
+    # files keep nothing erased; larger ones get a plain VACUUM (services.erasure_scrub).
+    erasure_rewrite_max_mb: int = env("DOODLE_ERASURE_REWRITE_MAX_MB", _int, 256)
     # The admin page's (/admin) login sessions: the key that signs their cookie (None: a
     # random key kept in home/session.key) and how long one lasts without a new login.
     session_key: str | None = env("DOODLE_SESSION_KEY", _text, None)

@@ -363,3 +363,94 @@ def stale(conn: Conn, requested_before: dt.datetime, limit: int = 100) -> list[u
         {"before": requested_before, "n": limit},
     )
     return [r.public_id for r in rows]
+
+
+# --------------------------------------------------------------------------- the disk
+
+# The tables an erasure deletes rows from or rewrites rows of (audit_log, erasures), and
+# those whose rows go with them by foreign key. Their files keep the erased values after
+# the commit: in dead tuples, and in the free space a plain VACUUM leaves in a page (it
+# moves the live tuples together but never clears the gap), in their indexes too.
+ERASED_TABLES = (
+    "recognitions",
+    "labels",
+    "reviews",
+    "model_version_examples",
+    "audit_log",
+    "idempotency_keys",
+    "consents",
+    "players",
+    "erasures",
+)
+
+
+def latest_completion(conn: Conn) -> dt.datetime | None:
+    """When the last erasure was done (None: never)."""
+    found: dt.datetime | None = conn.execute(
+        text("SELECT max(completed_at) FROM erasures WHERE status = 'done'")
+    ).scalar()
+    return found
+
+
+def any_pending(conn: Conn) -> bool:
+    return bool(
+        conn.execute(
+            text("SELECT EXISTS (SELECT 1 FROM erasures WHERE status = 'pending')")
+        ).scalar()
+    )
+
+
+def database_now(conn: Conn) -> dt.datetime:
+    now: dt.datetime = conn.execute(text("SELECT now()")).scalar_one()
+    return now
+
+
+def existing_tables(conn: Connection, tables: Sequence[str]) -> list[str]:
+    """Those of `tables` in the current schema (a table a later migration adds may not be)."""
+    rows = conn.execute(
+        text("SELECT t FROM unnest(CAST(:t AS text[])) AS t WHERE to_regclass(t) IS NOT NULL"),
+        {"t": list(tables)},
+    )
+    return [str(name) for name in rows.scalars()]
+
+
+def table_bytes(conn: Connection, table: str) -> int:
+    """The table's size on disk, with its indexes and TOAST."""
+    size: int = conn.execute(
+        text("SELECT pg_total_relation_size(to_regclass(:t))"), {"t": table}
+    ).scalar_one()
+    return size
+
+
+def vacuum_table(conn: Connection, table: str, *, full: bool) -> None:
+    """VACUUM FULL: the table, its TOAST and its indexes written to new files, the old ones
+    truncated at commit; it holds an ACCESS EXCLUSIVE lock while it copies. A plain VACUUM
+    takes out the dead rows' index entries and line pointers, but leaves their bytes in the
+    pages' free space until new rows overwrite them. `conn` must be in autocommit (VACUUM
+    refuses a transaction); a lock is waited for up to the session's lock_timeout."""
+    if table not in ERASED_TABLES:  # a name from our list only: it is quoted into SQL
+        raise ValueError(f"not a table erasures touch: {table}")
+    options = "FULL, ANALYZE" if full else "ANALYZE"
+    conn.execute(text(f'VACUUM ({options}) "{table}"'))
+
+
+def checkpoint(conn: Connection) -> None:
+    """A checkpoint (superuser or pg_checkpoint): WAL before it may then be recycled."""
+    conn.execute(text("CHECKPOINT"))
+
+
+def sessions_with_older_snapshots(conn: Connection, since: dt.datetime) -> int:
+    """Other sessions of this database in a transaction begun before `since` that holds a
+    snapshot or a transaction id (a long query, a transaction left open after a write, an
+    autovacuum's ANALYZE): rows deleted after it began may still be visible to it, so no
+    VACUUM removes them while it lasts."""
+    found: int = conn.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() "
+            "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) "
+            "AND coalesce(xact_start, query_start, backend_start) < :since"
+        ),
+        {"since": since},
+    ).scalar_one()
+    return found

@@ -11,6 +11,8 @@
   marked `erased_data_at`), then the doodles from every store (services.removal; the
   dataset manifests of those versions count them under "removed": {"erasure": n}), then,
   in one transaction, the consents, the player, and the request made a receipt.
+- Once done, the files are rewritten too (services.erasure_scrub): Postgres' tables
+  and Redis' append-only file still hold the erased values until then.
 - The receipt keeps no personal data: the player is named by HMAC-SHA256(receipt key,
   player id), the ref services.players gives audit rows; `player_id` is cleared when
   done. Audit rows naming the player in clear name the ref instead.
@@ -34,6 +36,7 @@ from db import erasures as q
 from db import lineage as db_lineage
 from db.erasures import ErasureRow
 from services.connections import Connections
+from services.erasure_scrub import scrub_erased_data
 from services.errors import UnknownErasure, UnknownPlayer
 from services.players import player_ref
 from services.removal import remove_doodles
@@ -211,5 +214,7 @@ def erase_player(
         enqueue_erasure(redis_client, state.public_id)
         return state
     work_erasure(connections, redis_client, state.public_id)
+    # The files too, unless other erasures are pending (their worker does it then).
+    scrub_erased_data(connections, redis_client)
     # None from work_erasure: a worker holds it; its state says how far it got.
     return get_erasure(connections, state.public_id)

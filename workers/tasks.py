@@ -29,8 +29,9 @@ from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from core.storage import StorageError
-from core.tasks import ERASE, GUESS_QUEUE, QUEUE, SWEEP, enqueue_recognition
+from core.tasks import ERASE, GUESS_QUEUE, MAINTENANCE_QUEUE, QUEUE, SWEEP, enqueue_recognition
 from services.erasure import work_erasure
+from services.erasure_scrub import scrub_erased_data
 from workers.celery_app import make_celery
 from workers.consumer import BatchConsumer, consumer_step
 from workers.guess import guess_batch, guess_requests
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 # Infrastructure that is down: the work waits (in Postgres) and is resent; never counted.
 TRANSIENT = (OperationalError, RedisError, StorageError, NoModel, ConnectionError)
 MAX_BACKOFF_SECONDS = 5.0
+# How long before an erasure's scrub that left something over is asked again.
+SCRUB_RETRY_SECONDS = 60
 
 
 class Backoff:
@@ -174,5 +177,26 @@ def make_worker_app(settings: Settings, batch_queues: Collection[str] = ()) -> C
         except TRANSIENT as exc:
             # The kind only: a database error's text quotes its statement's parameters.
             log.warning("erasure %s left for the sweeper: %s", request, type(exc).__name__)
+        finally:
+            _scrub(str(public_id))
+
+    def _scrub(public_id: str) -> None:
+        # The files still hold what was erased: rewritten once the burst of erasures is
+        # over (services.erasure_scrub). An erasure that failed runs it too, so that one
+        # stuck request delays it by at most its MAX_DELAY. What is left over is asked
+        # again in a while by this message's copy (the erasure itself does nothing twice).
+        try:
+            runtime = runtimes.get()
+            report = scrub_erased_data(runtime, runtime.redis)
+            if report is None or report.complete:
+                return
+        except Exception as exc:  # the erasure itself stands
+            log.warning("erasure scrub failed: %s", type(exc).__name__)
+        try:
+            erase_task.apply_async(
+                args=[public_id], queue=MAINTENANCE_QUEUE, countdown=SCRUB_RETRY_SECONDS
+            )
+        except Exception as exc:  # the broker is down: the next erasure asks again
+            log.warning("erasure scrub not rescheduled: %s", type(exc).__name__)
 
     return app
