@@ -175,9 +175,7 @@ def test_keys_are_scoped_per_client_key(client, db_session_factory):
     assert "Idempotent-Replayed" not in theirs.headers
     assert _count(db_session_factory, Recognition) == 2
     # Neither client can read the other's recognition through its key.
-    read = client.get(
-        f"/v1/recognitions/{mine.get_json()['id']}", headers={"X-API-Key": OTHER_KEY}
-    )
+    read = client.get(f"/v1/recognitions/{mine.get_json()['id']}", headers={"X-API-Key": OTHER_KEY})
     assert read.status_code == 404
 
 
@@ -253,9 +251,7 @@ def test_racing_new_players_with_one_key_make_one_player(apps, db_session_factor
 def _age_keys(sessions: sessionmaker[Session], hours: float) -> None:
     with sessions.begin() as s:
         s.execute(
-            text(
-                "UPDATE idempotency_keys SET created_at = now() - make_interval(secs => :secs)"
-            ),
+            text("UPDATE idempotency_keys SET created_at = now() - make_interval(secs => :secs)"),
             {"secs": hours * 3600},
         )
 

@@ -47,8 +47,13 @@ def _post(client: FlaskClient, body: dict, key: str = CLIENT_KEY, **headers: str
 
 def _doodles_of(sessions: sessionmaker[Session], player_id: str) -> int:
     with sessions() as s:
-        return s.scalar(
-            select(func.count()).select_from(Recognition).where(Recognition.player_id == player_id)
+        return (
+            s.scalar(
+                select(func.count())
+                .select_from(Recognition)
+                .where(Recognition.player_id == player_id)
+            )
+            or 0
         )
 
 
