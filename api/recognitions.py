@@ -146,7 +146,7 @@ def _replay(stored: StoredKey, new: NewRecognition) -> Response:
     """The recognition the key made, as it is now; its player's secret is asked again."""
     with resources().sessions() as s:
         row = get_recognition(s, stored.recognition_id) if stored.recognition_id else None
-        if row is None:  # not a recognition's key: the fingerprint check refused it already
+        if row is None:  # removed since (erasure, retention): as if it never was
             raise NotFound("no such recognition", {})
         if row.player_id is not None and not player_secret_matches(
             s, row.player_id, new.player_secret
