@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.rates import Rate
 from core.settings import Settings
 from db.models import Consent, Player, Recognition
 from tests.fixtures.app import CLIENT_KEY, assert_error
@@ -240,3 +241,29 @@ def test_an_erased_player_cannot_be_named_any_more(client, db_session_factory):
 
     assert_error(response, 401, "unauthorized")
     assert _doodles_of(db_session_factory, player) == 0
+
+
+def test_new_players_are_rate_limited_per_client_key_and_wrong_secrets_per_address(
+    settings: Settings,
+):
+    """A client key may ask for players as often as it may send doodles; refused secrets
+    count as failed authentications of the address, as on the player routes."""
+    from api import create_app
+    from api.resources import EXTENSION
+
+    limited = replace(settings, rate_recognitions=Rate(3, 60), rate_auth_failures=Rate(2, 60))
+    app = create_app(limited)
+    try:
+        client = app.test_client()
+        answers = [client.post("/v1/players", headers={"X-API-Key": CLIENT_KEY}) for _ in range(4)]
+        assert [r.status_code for r in answers] == [201, 201, 201, 429]
+        assert answers[-1].headers["Retry-After"]
+        player = answers[0].get_json()["player_id"]
+        guesses = [
+            _post(client, {"drawing": LINE, "player_id": player}, **as_player(f"guess-{n}"))
+            for n in range(3)
+        ]
+        assert [r.status_code for r in guesses] == [401, 401, 429]
+        assert "failed authentications" in guesses[-1].get_json()["error"]["message"]
+    finally:
+        app.extensions[EXTENSION].close()
