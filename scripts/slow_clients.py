@@ -180,7 +180,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "phases": phases,
     }
     write_json(args.out, result)
-    print(f"wrote {args.out}")
     slow = phases["slow"]
     ok = slow["healthz"]["failed"] == 0 and slow["recognitions"]["errors"] == 0
     if not ok:
