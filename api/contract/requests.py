@@ -162,8 +162,9 @@ Label = Annotated[
 NewWord = Annotated[
     bool,
     Field(
+        strict=True,  # "yes" or 1 is not true: the grid's lax bodies would take them
         description="propose the label as a new word: it is recorded, and trains once an "
-        "admin confirms the word (POST /v1/admin/words/{word}); a known word needs none"
+        "admin confirms the word (POST /v1/admin/words/{word}); a known word needs none",
     ),
 ]
 
