@@ -48,9 +48,10 @@ def yield_cpu_to_serving(settings: Settings) -> None:
     the SCHED_IDLE policy (threads started later inherit both); torch at
     `flow_torch_threads` at most. Flows run beside the API and the workers (`make run`, a
     small host); a cycle's relabelling, training and evaluation at the same priority took
-    their CPU (recognition p50 23 -> 34 ms, issue 18). Niceness alone still let training
-    hold a core for a while when a request's thread woke; SCHED_IDLE is preempted at once.
-    Priority only ever goes down here: a process already nicer is left as it is."""
+    their CPU (recognition p50 23 -> 34 ms, issue 18). Niceness weighs the flows' share of
+    a busy CPU; under SCHED_IDLE a request's thread that wakes preempts them at once. Neither
+    helps where training runs in idle CPU time and slows serving through the core's shared
+    caches (scripts/serving_during_training.py). Priority only ever goes down here."""
     if not 0 <= settings.flow_nice <= 19:
         raise ValueError(f"DOODLE_FLOW_NICE must be 0-19, got {settings.flow_nice}")
     if settings.flow_torch_threads < 1:
