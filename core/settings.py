@@ -299,11 +299,6 @@ class Settings:
     # Metrics (api/metrics.py): the folder the processes' counters share (None: home/metrics),
     # an optional bearer token /metrics asks for, and worker heartbeats: a worker counts as
     # alive for three beats after its last. /readyz is 503 while fewer live workers than
-    # Flow runs (relabel, training, evaluation) yield the CPU to serving on a shared host
-    # (flows.context.yield_cpu_to_serving): this niceness (0-19; 0: as started) and at
-    # most this many torch threads.
-    flow_nice: int = env("DOODLE_FLOW_NICE", _int, 10)
-    flow_torch_threads: int = env("DOODLE_FLOW_TORCH_THREADS", _int, 1)
     # ready_min_workers consume recognitions, or guesses (0: ready without any worker).
     metrics_dir: Path | None = env("DOODLE_METRICS_DIR", Path, None)  # noqa: RUF009
     metrics_token: str | None = env("DOODLE_METRICS_TOKEN", _text, None)
