@@ -130,7 +130,15 @@ class BufferedThreadWorker(ThreadWorker):
         limit = self.connections_per_address
         if limit and self.per_address[conn.address] >= limit:
             message = f"more than {limit} connections from one address"
-            self._refuse(conn, _answer("429 Too Many Requests", "too_many_connections", message))
+            self._refuse(
+                conn,
+                _answer(
+                    "429 Too Many Requests",
+                    "too_many_connections",
+                    message,
+                    "Retry-After: 1\r\n",
+                ),
+            )
             return
         self.nr_conns += 1
         self.per_address[conn.address] += 1

@@ -132,7 +132,9 @@ def test_one_address_gets_at_most_its_connections_and_the_rest_429(stack):
                 answer = sock.recv(4096)
             except TimeoutError:
                 continue  # held: it waits for its request
-            refused += answer.startswith(b"HTTP/1.1 429 ")
+            if answer.startswith(b"HTTP/1.1 429 "):
+                refused += 1
+                assert b"\r\nRetry-After: 1\r\n" in answer, answer
         # Two processes hold at most 5 each; the others were answered 429 at once.
         assert refused >= 30 - 2 * per_process, refused
         r = requests.get(f"{stack.base_url}/healthz", timeout=2)  # another address: served
