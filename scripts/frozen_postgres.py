@@ -5,15 +5,17 @@
 Starts the product (`doodle api` 2 processes x 8 threads, a worker, the beat) on a private
 PostgreSQL (devtools.postgres_freeze; never the machine's), Redis from REDIS_URL (its db is
 flushed before and after) or an embedded one, objects in a temporary folder. --clients
-threads post recognitions back to back (no Prefer: wait, so 202 is the normal answer);
+threads post recognitions back to back (no Prefer: wait, so 202 is the normal answer), each
+doodle with an Idempotency-Key of its own that its retries (after a 503) send again;
 after --before seconds every Postgres process is SIGSTOPped for --freeze seconds, then
 SIGCONTed, and the load goes on for --after seconds.
 
 Reports, by phase (before, frozen, after), the answers' statuses and times (max, p50, p99),
 and at the end whether every accepted doodle (202) ended done, and how many rows no client
-was told about (a 503 whose INSERT waited in the frozen server and ran at the thaw: the
-sweeper finishes them too). Exit status 1 on a 500, an answer during the freeze slower than
---bound seconds, or an accepted doodle not done within --finish seconds.
+was told about: a 503 whose INSERT waited in the frozen server and ran at the thaw would be
+one, a duplicate, unless the retry's Idempotency-Key answers with it (0 expected). Exit
+status 1 on a 500, an answer during the freeze slower than --bound seconds, an accepted
+doodle not done within --finish seconds, or a row no client was told about.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,20 +76,27 @@ class Load:
     origin: float = field(default_factory=time.monotonic)
 
     def _client(self) -> None:
+        """Posts doodles back to back, as a careful game would: each with an Idempotency-Key
+        of its own, sent again with every retry of that doodle (after a 503 or no answer), so
+        a row committed for a client that was told 503 is answered to its retry, not
+        recorded twice."""
         session = requests.Session()
+        key: str | None = None
         while not self.stop.is_set():
+            key = key or uuid.uuid4().hex
             started = time.monotonic()
             status, rid = 0, None
             try:
                 r = session.post(
                     self.url,
                     json={"drawing": self.drawing},
-                    headers={"X-API-Key": CLIENT_KEY},
+                    headers={"X-API-Key": CLIENT_KEY, "Idempotency-Key": key},
                     timeout=30,
                 )
                 status = r.status_code
                 if status in (200, 202):
                     rid = r.json()["id"]
+                    key = None  # this doodle is accepted: the next one gets a new key
             except requests.RequestException:
                 session = requests.Session()
             end = time.monotonic()
@@ -307,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         report["status_500"] > 0
         or report["max_answer_s_while_frozen"] > args.bound
         or not report["outcome"]["all_done"]
+        or report["outcome"]["rows_no_client_was_told_of"] > 0
     )
     return 1 if failed else 0
 
