@@ -289,10 +289,12 @@ class Settings:
     # Flow runs (relabel, training, evaluation) yield the CPU to serving on a shared host
     # (flows.context.yield_cpu_to_serving): this niceness (0-19; 0: as started), Linux's
     # SCHED_IDLE policy (serving preempts them at once on waking), and at most this many
-    # torch threads.
+    # torch threads; while the rest of the machine is busy, training runs at most this share
+    # of the time (flows.throttle; 1: flat out).
     flow_nice: int = env("DOODLE_FLOW_NICE", _int, 10)
     flow_sched_idle: bool = env("DOODLE_FLOW_SCHED_IDLE", _bool, True)
     flow_torch_threads: int = env("DOODLE_FLOW_TORCH_THREADS", _int, 1)
+    flow_train_duty: float = env("DOODLE_FLOW_TRAIN_DUTY", _float, 0.25)
     # The Prefect server (API and UI) that `doodle run` starts, and `doodle flows` looks
     # for when PREFECT_API_URL is unset.
     prefect_port: int = env("DOODLE_PREFECT_PORT", _int, 4200)

@@ -16,6 +16,7 @@ import redis
 import torch
 
 from core.settings import Settings
+from flows.throttle import Throttle
 from ml.network import QuickDrawNet
 from services import artifacts
 from services.connections import Connections
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class FlowContext(Connections):
+    # Set where flows share the machine with serving (flow_context): training steps aside.
+    training_throttle: Throttle | None = None
+
     @cached_property
     def redis(self) -> redis.Redis:
         """What removing doodles clears in Redis (the retention flow)."""
@@ -88,10 +92,12 @@ def use_context(context: FlowContext | None) -> None:
 def flow_context() -> FlowContext:
     """The context of this process's flow runs. Made on first use in a process that runs
     flows and nothing else (a flow run that Prefect's runner started for `doodle flows
-    serve`), which therefore yields the CPU to serving from then on."""
+    serve`), which therefore yields the CPU to serving from then on, and whose training
+    runs at most DOODLE_FLOW_TRAIN_DUTY of the time while the machine is busy otherwise."""
     global _current
     if _current is None:
         settings = Settings.from_env()
         yield_cpu_to_serving(settings)
         _current = FlowContext(settings)
+        _current.training_throttle = Throttle(settings.flow_train_duty)
     return _current

@@ -113,7 +113,10 @@ def train_candidate(
         train_set.labels,
         config,
         progress=lambda p: log.info("epoch %(epoch)s: loss %(loss).4f, accuracy %(accuracy).3f", p),
+        pause=ctx.training_throttle.step if ctx.training_throttle else None,
     )
+    if ctx.training_throttle and ctx.training_throttle.slept:
+        log.info("training stepped aside for serving %.1f s", ctx.training_throttle.slept)
     version_id, _ = add_version(
         ctx.sessions,
         ctx.storage,

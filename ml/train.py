@@ -228,13 +228,15 @@ def fine_tune(
     config: TrainConfig = TrainConfig(),
     *,
     progress: Progress | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> TrainResult:
     """A new model fine-tuned from `parent` on uint8 (N, 28, 28) bitmaps and their words.
 
     Words not in `parent_classes` become new classes, appended in sorted order. The parent is
     not modified. `progress`, when given, is called after each epoch with a dict of `epoch`
     (1-based), `epochs`, `loss` (mean training loss), `accuracy` (training top-1, dropout on),
-    `examples` and `seconds` (since the start).
+    `examples` and `seconds` (since the start). `pause`, when given, is called after each
+    step (it may sleep: flows.throttle steps aside for serving; the weights do not change).
     """
     if config.epochs < 0 or config.batch_size < 1 or config.temperature <= 0:
         raise ValueError(f"bad training config: {config}")
@@ -348,6 +350,8 @@ def fine_tune(
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
+                if pause is not None:
+                    pause()
                 total_loss += float(loss.detach()) * len(idx)
                 correct += int((logits.detach().argmax(1) == y).sum())
             record = {

@@ -19,10 +19,11 @@ a flushed Redis db, the seed model and the shipped sample imported by `doodle ru
 3. the same load again after the cycle: "idle after".
 
 Modes: `niced` is the product as configured (the flow process yields the CPU,
-flows.context.yield_cpu_to_serving: niceness 10, SCHED_IDLE, one torch thread);
-`nice-only` leaves SCHED_IDLE out; `unniced` is as before (niceness 0, torch's own
-threads). Prints a table and writes JSON (--out). The target (issue 18): recognition p99
-while training within 20 % of without.
+flows.context.yield_cpu_to_serving: niceness 10, SCHED_IDLE, one torch thread; and its
+training steps aside while the machine serves, flows.throttle); `unthrottled` leaves the
+throttle out, `nice-only` SCHED_IDLE too; `unniced` is as before (niceness 0, torch's own
+threads, no throttle). Prints a table and writes JSON (--out). The target (issue 18):
+recognition p99 while training within 20 % of without.
 """
 
 from __future__ import annotations
@@ -48,11 +49,13 @@ from benchkit.summaries import Sample
 
 MODES = {
     "niced": {},  # the product's defaults
-    "nice-only": {"DOODLE_FLOW_SCHED_IDLE": "false"},
+    "unthrottled": {"DOODLE_FLOW_TRAIN_DUTY": "1"},
+    "nice-only": {"DOODLE_FLOW_SCHED_IDLE": "false", "DOODLE_FLOW_TRAIN_DUTY": "1"},
     "unniced": {
         "DOODLE_FLOW_NICE": "0",
         "DOODLE_FLOW_SCHED_IDLE": "false",
         "DOODLE_FLOW_TORCH_THREADS": "64",
+        "DOODLE_FLOW_TRAIN_DUTY": "1",
     },
 }
 WARMUP_SECONDS = 3.0

@@ -88,3 +88,21 @@ def test_an_out_of_range_niceness_is_refused_with_its_name():
     )
     assert done.returncode != 0
     assert "DOODLE_FLOW_NICE must be 0-19" in done.stderr
+
+
+def test_a_flow_runs_process_trains_at_the_settings_duty():
+    # flow_context() is what a flow run's process makes first: it steps its training aside.
+    code = (
+        "from flows.context import flow_context; ctx = flow_context(); "
+        "print(ctx.training_throttle.duty); ctx.close()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DOODLE_FLOW_TRAIN_DUTY": "0.5"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0.5"

@@ -235,3 +235,13 @@ def test_prototype_mix_pulls_new_rows_towards_their_drawings_mean() -> None:
             cos = F.cosine_similarity(w_mixed[k], mean, dim=0)
             assert float(cos) > 0.999
             assert torch.allclose(w_mixed[k].norm(), w_plain[k].norm(), rtol=1e-4)
+
+
+def test_a_pause_runs_after_every_step_and_changes_nothing_learnt() -> None:
+    bitmaps, labels = _data()
+    pauses: list[int] = []
+    paused = fine_tune(_parent(), OLD, bitmaps, labels, FAST, pause=lambda: pauses.append(1))
+    plain = fine_tune(_parent(), OLD, bitmaps, labels, FAST)
+    steps_per_epoch = -(-paused.history[0]["examples"] // FAST.batch_size)
+    assert len(pauses) == FAST.epochs * steps_per_epoch
+    assert _same(paused.model.state_dict(), plain.model.state_dict())
