@@ -205,12 +205,20 @@ def _inputs(bitmaps: np.ndarray, labels: Sequence[str]) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.float32) / 255.0).unsqueeze(1)
 
 
-def _features(model: QuickDrawNet, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """The convolutions' flattened output (N, 1024), no gradients."""
+def _features(
+    model: QuickDrawNet,
+    x: torch.Tensor,
+    batch: int = 1024,
+    pause: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """The convolutions' flattened output (N, 1024), no gradients; `pause` between batches."""
+    out = []
     with torch.no_grad():
-        return torch.cat(
-            [model.conv2(model.conv1(x[i : i + batch])).flatten(1) for i in range(0, len(x), batch)]
-        )
+        for i in range(0, len(x), batch):
+            out.append(model.conv2(model.conv1(x[i : i + batch])).flatten(1))
+            if pause is not None:
+                pause()
+    return torch.cat(out)
 
 
 def _class_weights(targets: torch.Tensor, num_classes: int, power: float) -> torch.Tensor:
@@ -297,10 +305,12 @@ def fine_tune(
         # Frozen convolutions and unshifted inputs: conv features and the teacher's logits are
         # the same every epoch, so compute them once.
         cached = config.freeze_convs and config.max_shift == 0
-        feats = _features(model, x_all) if cached else None
+        feats = _features(model, x_all, pause=pause) if cached else None
         distill = config.distill_weight > 0 and old > 0
         teacher_logits = (
-            head_logits(teacher, _features(teacher, x_all)) if cached and distill else None
+            head_logits(teacher, _features(teacher, x_all, pause=pause))
+            if cached and distill
+            else None
         )
         if config.imprint and len(classes) > old:
             model.eval()

@@ -237,11 +237,13 @@ def test_prototype_mix_pulls_new_rows_towards_their_drawings_mean() -> None:
             assert torch.allclose(w_mixed[k].norm(), w_plain[k].norm(), rtol=1e-4)
 
 
-def test_a_pause_runs_after_every_step_and_changes_nothing_learnt() -> None:
+def test_a_pause_runs_after_every_step_and_feature_batch_and_changes_nothing_learnt() -> None:
     bitmaps, labels = _data()
     pauses: list[int] = []
     paused = fine_tune(_parent(), OLD, bitmaps, labels, FAST, pause=lambda: pauses.append(1))
     plain = fine_tune(_parent(), OLD, bitmaps, labels, FAST)
-    steps_per_epoch = -(-paused.history[0]["examples"] // FAST.batch_size)
-    assert len(pauses) == FAST.epochs * steps_per_epoch
+    examples = paused.history[0]["examples"]
+    steps_per_epoch = -(-examples // FAST.batch_size)
+    feature_batches = 2 * -(-examples // 1024)  # the model's and the teacher's, cached once
+    assert len(pauses) == FAST.epochs * steps_per_epoch + feature_batches
     assert _same(paused.model.state_dict(), plain.model.state_dict())
