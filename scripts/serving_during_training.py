@@ -20,7 +20,8 @@ a flushed Redis db, the seed model and the shipped sample imported by `doodle ru
 
 Modes: `niced` is the product as configured (the flow process yields the CPU,
 flows.context.yield_cpu_to_serving: niceness 10, SCHED_IDLE, one torch thread; and its
-training steps aside while the machine serves, flows.throttle); `unthrottled` leaves the
+training steps aside while the machine serves, flows.throttle); `duty10` steps aside more
+(10 %); `unthrottled` leaves the
 throttle out, `nice-only` SCHED_IDLE too; `unniced` is as before (niceness 0, torch's own
 threads, no throttle). Prints a table and writes JSON (--out). The target (issue 18):
 recognition p99 while training within 20 % of without.
@@ -49,6 +50,7 @@ from benchkit.summaries import Sample
 
 MODES = {
     "niced": {},  # the product's defaults
+    "duty10": {"DOODLE_FLOW_TRAIN_DUTY": "0.1"},
     "unthrottled": {"DOODLE_FLOW_TRAIN_DUTY": "1"},
     "nice-only": {"DOODLE_FLOW_SCHED_IDLE": "false", "DOODLE_FLOW_TRAIN_DUTY": "1"},
     "unniced": {
