@@ -31,22 +31,12 @@ import requests
 from cli.flows import local_prefect_api
 from core.processes import pid_alive
 from core.settings import PROJECT_ROOT
-from devtools.net import free_port
+from tests.fixtures.doodle_run import doodle_run_env
 
 START_SECONDS = 240  # a first start: initdb, migrations, the seed model and sample import
 RESTART_SECONDS = 30
 STOP_SECONDS = 15
 STAR = [[[0, 100, 200, 100, 0], [0, 200, 0, 0, 0]]]
-# What `doodle run` must not inherit: it would use those servers instead of its own.
-NOT_INHERITED = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "STORAGE_URL",
-    "PREFECT_API_URL",
-    "PREFECT_HOME",
-    "DOODLE_CLIENT_KEYS",
-    "DOODLE_ADMIN_TOKENS",
-)
 
 
 def _children(pid: int) -> dict[int, str]:
@@ -129,14 +119,7 @@ def home() -> Iterator[Path]:
 
 @pytest.fixture
 def run(home: Path) -> Iterator[Run]:
-    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
-    ports = {
-        "PORT": free_port(),
-        "DOODLE_EMBEDDED_POSTGRES_PORT": free_port(),
-        "DOODLE_EMBEDDED_REDIS_PORT": free_port(),
-        "DOODLE_PREFECT_PORT": free_port(),
-    }
-    env.update({k: str(v) for k, v in ports.items()}, DOODLE_HOME=str(home))
+    env, ports = doodle_run_env(home)
     home.mkdir(parents=True)
     log = home.parent / "doodle-run.log"
     with open(log, "wb") as out:

@@ -26,26 +26,12 @@ import pytest
 
 from core.processes import pid_alive
 from core.settings import PROJECT_ROOT
-from devtools.net import free_port, port_open
+from devtools.net import port_open
+from tests.fixtures.doodle_run import PORTS, doodle_run_env
 
 START_SECONDS = 240  # a first start: initdb, migrations, the seed model and sample import
 KILLED_SECONDS = 20  # the watchdog: 5 s grace for the children, a fast Postgres shutdown
 STOP_SECONDS = 20
-NOT_INHERITED = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "STORAGE_URL",
-    "PREFECT_API_URL",
-    "PREFECT_HOME",
-    "DOODLE_CLIENT_KEYS",
-    "DOODLE_ADMIN_TOKENS",
-)
-PORTS = (
-    "PORT",
-    "DOODLE_EMBEDDED_POSTGRES_PORT",
-    "DOODLE_EMBEDDED_REDIS_PORT",
-    "DOODLE_PREFECT_PORT",
-)
 
 
 def _proc_pids() -> list[int]:
@@ -92,9 +78,7 @@ class Runs:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
-        self.ports = {name: free_port() for name in PORTS}
-        self.env.update({k: str(v) for k, v in self.ports.items()}, DOODLE_HOME=str(home))
+        self.env, self.ports = doodle_run_env(home)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.log = home.parent / "doodle-run.log"
 

@@ -45,15 +45,20 @@ print(json.dumps({"niceness": niceness, "policy": policy, "torch_threads": threa
 """
 
 
-def _probe(**env: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a Python process of its own, as a flow run has, with `env` added."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         cwd=PROJECT_ROOT,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _probe(**env: str) -> dict:
+    done = _python(PROBE, **env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -78,14 +83,7 @@ def test_both_can_be_turned_off():
 
 
 def test_an_out_of_range_niceness_is_refused_with_its_name():
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "DOODLE_FLOW_NICE": "40"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _python(PROBE, DOODLE_FLOW_NICE="40")
     assert done.returncode != 0
     assert "DOODLE_FLOW_NICE must be 0-19" in done.stderr
 
@@ -96,13 +94,6 @@ def test_a_flow_runs_process_trains_at_the_settings_duty():
         "from flows.context import flow_context; ctx = flow_context(); "
         "print(ctx.training_throttle.duty); ctx.close()"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "DOODLE_FLOW_TRAIN_DUTY": "0.5"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _python(code, DOODLE_FLOW_TRAIN_DUTY="0.5")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0.5"

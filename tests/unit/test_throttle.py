@@ -22,14 +22,21 @@ class FakeMachine:
         self.own += seconds
         self.busy += seconds * (1 + others_cores)
 
+    def train(self, throttle: Throttle, steps: int, others_cores: float) -> None:
+        """`steps` training steps of 50 ms, each followed by the throttle's step."""
+        for _ in range(steps):
+            self.work(0.05, others_cores)
+            throttle.step()
+
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
-    def throttle(self, duty: float) -> Throttle:
+    def throttle(self, duty: float, *, proc_stat: bool = True) -> Throttle:
+        """A throttle reading this machine (`proc_stat` False: one without /proc/stat)."""
         return Throttle(
             duty,
-            busy_seconds=lambda: self.busy,
+            busy_seconds=(lambda: self.busy) if proc_stat else (lambda: None),
             cpu_seconds=lambda: self.own,
             clock=lambda: self.now,
             sleep=self.sleep,
@@ -39,18 +46,14 @@ class FakeMachine:
 def test_an_otherwise_idle_machine_trains_flat_out():
     machine = FakeMachine()
     throttle = machine.throttle(0.25)
-    for _ in range(50):
-        machine.work(0.05, others_cores=0.0)
-        throttle.step()
+    machine.train(throttle, 50, others_cores=0.0)
     assert machine.sleeps == []
 
 
 def test_a_busy_machine_gets_training_down_to_its_duty():
     machine = FakeMachine()
     throttle = machine.throttle(0.25)
-    for _ in range(200):
-        machine.work(0.05, others_cores=1.0)
-        throttle.step()
+    machine.train(throttle, 200, others_cores=1.0)
     worked = 200 * 0.05
     assert machine.sleeps, "never stepped aside"
     share = worked / machine.now
@@ -61,9 +64,7 @@ def test_a_busy_machine_gets_training_down_to_its_duty():
 def test_duty_one_never_sleeps_and_bad_duties_are_refused():
     machine = FakeMachine()
     throttle = machine.throttle(1.0)
-    for _ in range(20):
-        machine.work(0.05, others_cores=2.0)
-        throttle.step()
+    machine.train(throttle, 20, others_cores=2.0)
     assert machine.sleeps == []
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError):
@@ -73,13 +74,8 @@ def test_duty_one_never_sleeps_and_bad_duties_are_refused():
 def test_no_proc_stat_means_no_throttle(tmp_path):
     assert machine_busy_seconds(tmp_path / "missing") is None
     machine = FakeMachine()
-    throttle = Throttle(
-        0.25, busy_seconds=lambda: None, cpu_seconds=lambda: machine.own,
-        clock=lambda: machine.now, sleep=machine.sleep,
-    )  # fmt: skip
-    for _ in range(20):
-        machine.work(0.05, others_cores=2.0)
-        throttle.step()
+    throttle = machine.throttle(0.25, proc_stat=False)
+    machine.train(throttle, 20, others_cores=2.0)
     assert machine.sleeps == []
 
 
