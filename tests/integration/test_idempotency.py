@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.test import TestResponse
 
 from core.settings import Settings
 from db.idempotency import prune_expired
@@ -118,26 +120,34 @@ def test_a_retry_with_the_players_consent_changes_nothing_more(client, db_sessio
     assert _count(db_session_factory, Consent) == 1
 
 
-def test_racing_retries_on_two_instances_make_one_recognition(apps, db_session_factory):
-    """Two threads, two app instances, the same key at once: one row, one id for both."""
-    key = str(uuid.uuid4())
+def _race(
+    apps: tuple[Flask, ...], send: Callable[[FlaskClient], TestResponse]
+) -> list[tuple[int, Any]]:
+    """`send` from two threads on each app at once (a barrier lines them up): the answers'
+    statuses and bodies."""
     barrier = threading.Barrier(len(apps) * 2)
-    answers: list = []
+    answers: list[tuple[int, Any]] = []
     lock = threading.Lock()
 
-    def send(app: Flask) -> None:
+    def one(app: Flask) -> None:
         client = app.test_client()
         barrier.wait()
-        response = _post(client, {"drawing": CIRCLE}, key)
+        response = send(client)
         with lock:
             answers.append((response.status_code, response.get_json()))
 
-    threads = [threading.Thread(target=send, args=(app,)) for app in apps for _ in range(2)]
+    threads = [threading.Thread(target=one, args=(app,)) for app in apps for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return answers
 
+
+def test_racing_retries_on_two_instances_make_one_recognition(apps, db_session_factory):
+    """Two threads, two app instances, the same key at once: one row, one id for both."""
+    key = str(uuid.uuid4())
+    answers = _race(apps, lambda client: _post(client, {"drawing": CIRCLE}, key))
     assert [status for status, _ in answers] == [202] * 4, answers
     assert len({body["id"] for _, body in answers}) == 1, answers
     assert _count(db_session_factory, Recognition) == 1
@@ -226,23 +236,7 @@ def test_a_retried_new_player_gets_the_same_id_and_a_working_secret(apps, db_ses
 
 def test_racing_new_players_with_one_key_make_one_player(apps, db_session_factory):
     key = str(uuid.uuid4())
-    barrier = threading.Barrier(4)
-    answers: list = []
-    lock = threading.Lock()
-
-    def send(app: Flask) -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = _new_player(client, key)
-        with lock:
-            answers.append((response.status_code, response.get_json()))
-
-    threads = [threading.Thread(target=send, args=(app,)) for app in apps for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    answers = _race(apps, lambda client: _new_player(client, key))
     assert [status for status, _ in answers] == [201] * 4, answers
     assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
     assert _count(db_session_factory, Player) == 1
